@@ -1,0 +1,105 @@
+-- admit.lua: advance a sale's serving number. Called every tick by every
+-- server instance (and by the admin "admit N"); the budget and the clock live
+-- in Redis, so any number of callers share one admission rate, never double.
+--
+-- KEYS[1]  meta    hash    the sale's waiting-room state
+-- KEYS[2]  seen    string  u32 per join number: last poll (1 = abandoned)
+-- KEYS[3]  active  zset    join number -> admission deadline (unix ms)
+-- KEYS[4]  at      string  u32 per position: join number (pre-queue/lottery)
+-- ARGV[1]  now, unix milliseconds
+-- ARGV[2]  manual count: admit exactly this many now, ignoring the rate and
+--          max_active; -1 for a regular tick
+-- ARGV[3]  most queue numbers to look at in this call (bounds the script's
+--          run time when many visitors abandoned)
+--
+-- Returns {admitted, abandoned, serving, seq, active}
+local m = redis.call('HMGET', KEYS[1], 'state', 'wr', 'aps', 'max', 'attl', 'aband',
+  'pq', 'shuf', 'seq', 'serving', 'budget', 'tick', 'win_t', 'win_n', 'rate', 'hold_until')
+if not m[1] then
+  return {0, 0, 0, 0, 0}
+end
+local now = tonumber(ARGV[1])
+local manual = tonumber(ARGV[2])
+local max_steps = tonumber(ARGV[3])
+local seq = tonumber(m[9]) or 0
+local serving = tonumber(m[10]) or 0
+local pq = tonumber(m[7])
+
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
+local active = redis.call('ZCARD', KEYS[3])
+
+local last_tick = tonumber(m[12]) or now
+local budget = tonumber(m[11]) or 0
+local quota
+if manual >= 0 then
+  quota = manual
+else
+  local ready = m[1] == 'on_sale' and m[2] == '1' and pq ~= nil and (pq == 0 or m[8] == '1')
+  local hold_until = tonumber(m[16])
+  if hold_until and now < hold_until then
+    ready = false
+  end
+  if not ready then
+    redis.call('HSET', KEYS[1], 'tick', now, 'budget', 0)
+    return {0, 0, serving, seq, active}
+  end
+  local aps = tonumber(m[3]) or 0
+  local dt = math.min(math.max(now - last_tick, 0), 1000)
+  -- At most one second of inflow can be banked, so a quiet spell does not
+  -- turn into a burst on Postgres.
+  budget = math.min(budget + aps * dt / 1000, math.max(aps, 1))
+  local slots = (tonumber(m[4]) or 0) - active
+  quota = math.min(math.floor(budget), slots)
+end
+
+local now_s = math.floor(now / 1000)
+local abandon_before = now_s - (tonumber(m[6]) or 60)
+local ttl_ms = (tonumber(m[5]) or 300) * 1000
+local admitted, abandoned, steps = 0, 0, 0
+while admitted < quota and serving < seq and steps < max_steps do
+  local p = serving + 1
+  local n = p
+  if pq and p <= pq and pq > 0 then
+    n = redis.call('BITFIELD', KEYS[4], 'GET', 'u32', '#' .. p)[1]
+  end
+  local seen = redis.call('BITFIELD', KEYS[2], 'GET', 'u32', '#' .. n)[1]
+  if seen == 1 then
+    -- already given up
+  elseif seen < abandon_before then
+    redis.call('BITFIELD', KEYS[2], 'SET', 'u32', '#' .. n, 1)
+    abandoned = abandoned + 1
+  else
+    redis.call('ZADD', KEYS[3], now + ttl_ms, n)
+    admitted = admitted + 1
+  end
+  serving = p
+  steps = steps + 1
+end
+
+if manual < 0 then
+  budget = budget - admitted
+end
+-- Measured admission rate over windows of at least five seconds; feeds
+-- the estimated wait.
+local win_t = tonumber(m[13]) or now
+local win_n = (tonumber(m[14]) or 0) + admitted
+local rate = m[15] or ''
+if now - win_t >= 5000 then
+  local r = win_n * 1000 / (now - win_t)
+  if rate == '' or r == 0 then
+    rate = tostring(r)
+  else
+    rate = tostring(0.5 * tonumber(rate) + 0.5 * r)
+  end
+  win_t = now
+  win_n = 0
+end
+redis.call('HSET', KEYS[1], 'serving', serving, 'budget', tostring(budget), 'tick', now,
+  'win_t', win_t, 'win_n', win_n, 'rate', rate)
+if admitted > 0 then
+  redis.call('HINCRBY', KEYS[1], 'admitted', admitted)
+end
+if abandoned > 0 then
+  redis.call('HINCRBY', KEYS[1], 'abandoned', abandoned)
+end
+return {admitted, abandoned, serving, seq, active + admitted}

@@ -1,0 +1,58 @@
+-- status.lua: where a visitor stands, and a heartbeat proving they are still
+-- there. The hot path of a sale: one call, O(1), no Postgres.
+--
+-- KEYS[1]  meta    hash    the sale's waiting-room state
+-- KEYS[2]  seen    string  u32 per join number: last poll (1 = abandoned)
+-- KEYS[3]  active  zset    join number -> admission deadline (unix ms)
+-- KEYS[4]  pos     string  u32 per join number: position after the shuffle
+--                          (pre-queue and lottery entries only)
+-- ARGV[1]  join number n
+-- ARGV[2]  now, unix seconds
+--
+-- Returns {state, serving, position, standing, deadline_ms, rate, drawn, seq}
+--   state     the sale's state ('' if Redis does not know the sale)
+--   position  place in admission order; -1 while not yet known
+--             (pre-queue before the start or during the shuffle)
+--   standing  'waiting' | 'admitted' | 'expired' | 'abandoned'
+--   deadline  admission deadline in unix ms when admitted, else ''
+--   rate      measured admissions per second as text, '' when unknown
+--   drawn     lottery winners count as text, '' before a draw
+local m = redis.call('HMGET', KEYS[1], 'state', 'serving', 'pq', 'shuf', 'rate', 'drawn', 'seq')
+local state = m[1]
+if not state then
+  return {'', 0, -1, 'waiting', '', '', '', 0}
+end
+local n = tonumber(ARGV[1])
+local serving = tonumber(m[2]) or 0
+local rate = m[5] or ''
+local drawn = m[6] or ''
+local seq = tonumber(m[7]) or 0
+local seen = redis.call('BITFIELD', KEYS[2], 'GET', 'u32', '#' .. n)[1]
+if seen == 1 then
+  return {state, serving, -1, 'abandoned', '', rate, drawn, seq}
+end
+
+local position = n
+local pq = tonumber(m[3])
+if pq == nil then
+  -- Not started: everyone so far is in the pre-queue, order not drawn yet.
+  if state == 'scheduled' or redis.call('HGET', KEYS[1], 'mode') == 'lottery' then
+    position = -1
+  end
+elseif n <= pq then
+  if m[4] == '1' then
+    position = redis.call('BITFIELD', KEYS[4], 'GET', 'u32', '#' .. n)[1]
+  else
+    position = -1
+  end
+end
+
+if position > 0 and position <= serving then
+  local deadline = redis.call('ZSCORE', KEYS[3], n)
+  if deadline then
+    return {state, serving, position, 'admitted', deadline, rate, drawn, seq}
+  end
+  return {state, serving, position, 'expired', '', rate, drawn, seq}
+end
+redis.call('BITFIELD', KEYS[2], 'SET', 'u32', '#' .. n, ARGV[2])
+return {state, serving, position, 'waiting', '', rate, drawn, seq}

@@ -1,0 +1,171 @@
+//! The audit: recomputes invariants I1–I3 of a sale from its rows and says
+//! what it found, including that it found nothing.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::PgPool;
+use utoipa::ToSchema;
+
+use crate::error::AppResult;
+use crate::sales::Sale;
+
+/// One check and what it found.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Check {
+    /// Short name.
+    pub name: &'static str,
+    /// Invariant it guards (SPEC §2).
+    pub invariant: &'static str,
+    /// What it verifies.
+    pub description: &'static str,
+    /// Whether it passed.
+    pub ok: bool,
+    /// Violations found.
+    pub violations: i64,
+    /// Up to 20 examples of violations.
+    pub examples: Vec<String>,
+}
+
+/// The audit report of a sale.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditReport {
+    /// The sale.
+    pub sale_id: String,
+    /// Every check passed.
+    pub ok: bool,
+    /// When the audit ran.
+    pub checked_at: DateTime<Utc>,
+    /// Units by state; their sum equals `total`.
+    pub units: UnitTotals,
+    /// The checks.
+    pub checks: Vec<Check>,
+}
+
+/// Unit totals seen by the audit.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UnitTotals {
+    /// Units of the sale.
+    pub total: i64,
+    /// Released and free.
+    pub available: i64,
+    /// In active holds.
+    pub held: i64,
+    /// In confirmed orders.
+    pub sold: i64,
+    /// Not yet released.
+    pub unreleased: i64,
+}
+
+async fn examples(db: &PgPool, sale: &str, sql: &'static str) -> AppResult<(i64, Vec<String>)> {
+    let rows: Vec<(String,)> = sqlx::query_as(sql).bind(sale).fetch_all(db).await?;
+    let count = rows.len() as i64;
+    Ok((count, rows.into_iter().take(20).map(|(s,)| s).collect()))
+}
+
+/// Runs every check on `sale`. Each check is one statement, so it reads one
+/// consistent snapshot even while the sale is selling.
+pub async fn audit(db: &PgPool, sale: &Sale) -> AppResult<AuditReport> {
+    let (total, available, held, sold, unreleased): (i64, i64, i64, i64, i64) = sqlx::query_as(
+        "SELECT count(*), \
+                count(*) FILTER (WHERE status = 'available' AND id <= s.released_upto), \
+                count(*) FILTER (WHERE status = 'held'), \
+                count(*) FILTER (WHERE status = 'sold'), \
+                count(*) FILTER (WHERE status = 'available' AND id > s.released_upto) \
+         FROM units u JOIN sales s ON s.id = u.sale_id WHERE u.sale_id = $1 GROUP BY s.released_upto",
+    )
+    .bind(&sale.id)
+    .fetch_optional(db)
+    .await?
+    .unwrap_or((0, 0, 0, 0, 0));
+
+    let mut checks = Vec::new();
+    let balance_ok = total == i64::from(sale.total_units) && available + held + sold + unreleased == total;
+    checks.push(Check {
+        name: "units_balance",
+        invariant: "I1",
+        description: "available + held + sold + unreleased = total units of the sale",
+        ok: balance_ok,
+        violations: i64::from(!balance_ok),
+        examples: if balance_ok {
+            Vec::new()
+        } else {
+            vec![format!("{available} + {held} + {sold} + {unreleased} vs total {}", sale.total_units)]
+        },
+    });
+
+    let specs: [(&'static str, &'static str, &'static str, &'static str); 6] = [
+        (
+            "held_units_in_active_holds",
+            "I1",
+            "every held unit belongs to an active hold",
+            "SELECT 'unit ' || u.id FROM units u LEFT JOIN holds h ON h.id = u.hold_id \
+             WHERE u.sale_id = $1 AND u.status = 'held' AND (h.id IS NULL OR h.state <> 'active')",
+        ),
+        (
+            "sold_units_in_confirmed_orders",
+            "I1",
+            "every sold unit belongs to a confirmed order of its hold",
+            "SELECT 'unit ' || u.id FROM units u LEFT JOIN orders o ON o.id = u.order_id \
+             WHERE u.sale_id = $1 AND u.status = 'sold' \
+               AND (o.id IS NULL OR o.state <> 'confirmed' OR o.hold_id <> u.hold_id)",
+        ),
+        (
+            "no_unit_held_or_sold_twice",
+            "I1",
+            "no unit appears in two active holds or confirmed orders",
+            "SELECT 'unit ' || unit || ' in ' || count(*) || ' holds' FROM ( \
+                 SELECT unnest(unit_ids) AS unit FROM holds \
+                 WHERE sale_id = $1 AND state IN ('active', 'confirmed')) x \
+             GROUP BY unit HAVING count(*) > 1",
+        ),
+        (
+            "holds_all_or_nothing",
+            "I2",
+            "every active or confirmed hold owns exactly its quantity of units",
+            "SELECT 'hold ' || h.id || ' has ' || count(u.id) || ' of ' || h.quantity FROM holds h \
+             LEFT JOIN units u ON u.sale_id = h.sale_id AND u.hold_id = h.id AND u.status IN ('held', 'sold') \
+             WHERE h.sale_id = $1 AND h.state IN ('active', 'confirmed') \
+             GROUP BY h.id, h.quantity HAVING count(u.id) <> h.quantity",
+        ),
+        (
+            "per_user_limit",
+            "I3",
+            "no buyer holds or owns more units than the per-user limit",
+            "SELECT x.visitor_id || ' has ' || sum(x.q) FROM ( \
+                 SELECT visitor_id, quantity AS q FROM holds WHERE sale_id = $1 AND state = 'active' \
+                 UNION ALL \
+                 SELECT visitor_id, quantity FROM orders WHERE sale_id = $1 AND state = 'confirmed') x \
+             GROUP BY x.visitor_id HAVING sum(x.q) > (SELECT per_user_limit FROM sales WHERE id = $1)",
+        ),
+        (
+            "purchase_counts_match",
+            "I3",
+            "each buyer's running count equals their active holds plus confirmed orders",
+            "SELECT coalesce(p.visitor_id, x.visitor_id) || ': counted ' || coalesce(p.units, 0) \
+                    || ', actual ' || coalesce(x.q, 0) \
+             FROM (SELECT visitor_id, units FROM user_purchases WHERE sale_id = $1) p \
+             FULL JOIN ( \
+                 SELECT visitor_id, sum(q)::int AS q FROM ( \
+                     SELECT visitor_id, quantity AS q FROM holds WHERE sale_id = $1 AND state = 'active' \
+                     UNION ALL \
+                     SELECT visitor_id, quantity FROM orders WHERE sale_id = $1 AND state = 'confirmed') y \
+                 GROUP BY visitor_id) x ON x.visitor_id = p.visitor_id \
+             WHERE coalesce(p.units, 0) <> coalesce(x.q, 0)",
+        ),
+    ];
+    for (name, invariant, description, sql) in specs {
+        let (violations, examples) = examples(db, &sale.id, sql).await?;
+        checks.push(Check { name, invariant, description, ok: violations == 0, violations, examples });
+    }
+    let ok = checks.iter().all(|c| c.ok);
+    if !ok {
+        tracing::error!(sale = %sale.id, "audit found invariant violations");
+    }
+    Ok(AuditReport {
+        sale_id: sale.id.clone(),
+        ok,
+        checked_at: Utc::now(),
+        units: UnitTotals { total, available, held, sold, unreleased },
+        checks,
+    })
+}

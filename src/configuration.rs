@@ -1,0 +1,302 @@
+//! Layered settings: `config/default.toml`, then `config/<FLOODGATE_ENV>.toml`,
+//! then `FLOODGATE__SECTION__KEY` environment variables.
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+/// Which configuration file is layered on top of the defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    /// Local development: dev secrets and the demo sale are allowed.
+    Dev,
+    /// The test suite.
+    Test,
+    /// Anything real: every secret must be configured.
+    Production,
+}
+
+impl Environment {
+    fn file_stem(self) -> &'static str {
+        match self {
+            Environment::Dev => "dev",
+            Environment::Test => "test",
+            Environment::Production => "production",
+        }
+    }
+}
+
+impl TryFrom<String> for Environment {
+    type Error = String;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        match value.to_lowercase().as_str() {
+            "dev" | "development" | "local" => Ok(Environment::Dev),
+            "test" => Ok(Environment::Test),
+            "production" | "prod" => Ok(Environment::Production),
+            other => Err(format!(
+                "FLOODGATE_ENV={other} is not one of dev, test, production"
+            )),
+        }
+    }
+}
+
+/// Everything floodgate can be told at start-up.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    /// HTTP listener and request limits.
+    pub server: ServerSettings,
+    /// PostgreSQL, the truth for sales, units, holds and orders.
+    pub database: DatabaseSettings,
+    /// Redis, home of the waiting room.
+    pub redis: RedisSettings,
+    /// Signing keys and lifetimes of queue, admission and hold tokens.
+    pub tokens: TokenSettings,
+    /// Admin API keys.
+    pub admin: AdminSettings,
+    /// Payment provider webhook verification and the dev checkout.
+    pub payments: PaymentSettings,
+    /// Optional verification of the site's own login JWTs.
+    pub identity: IdentitySettings,
+    /// Intervals of the background loops.
+    pub jobs: JobSettings,
+    /// Per-IP limits and the per-instance load-shedding ceiling.
+    pub rate_limits: RateLimitSettings,
+    /// Demo data for the dev run command.
+    pub demo: DemoSettings,
+    /// Which environment file was loaded (not read from files).
+    #[serde(skip, default = "default_env")]
+    pub environment: Option<Environment>,
+}
+
+fn default_env() -> Option<Environment> {
+    None
+}
+
+/// HTTP listener settings.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServerSettings {
+    /// Interface to bind.
+    pub host: String,
+    /// Port to bind; 0 picks a free one (tests).
+    pub port: u16,
+    /// Actix worker threads; 0 means one per core.
+    pub workers: usize,
+    /// Largest accepted body in bytes.
+    pub max_body_bytes: usize,
+    /// Grace period for in-flight requests on shutdown.
+    pub shutdown_timeout_seconds: u64,
+    /// JSON logs (production) or human-readable ones.
+    pub json_logs: bool,
+    /// Base URL printed in links.
+    pub public_url: String,
+}
+
+/// PostgreSQL pool settings.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DatabaseSettings {
+    /// Connection URL, including the database name.
+    pub url: String,
+    /// Pool size.
+    pub max_connections: u32,
+    /// Wait for a pooled connection before giving up with 503.
+    pub acquire_timeout_ms: u64,
+    /// `statement_timeout` set on every connection.
+    pub statement_timeout_ms: u64,
+}
+
+/// Redis pool settings.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RedisSettings {
+    /// Connection URL.
+    pub url: String,
+    /// Prefix of every key floodgate writes.
+    pub key_prefix: String,
+    /// Pool size.
+    pub max_connections: usize,
+    /// Upper bound on one Redis round trip, pool wait included.
+    pub timeout_ms: u64,
+}
+
+/// One HMAC key of the token signer.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SigningKey {
+    /// Key id written into the token header (`kid`).
+    pub id: String,
+    /// HMAC secret.
+    pub secret: String,
+}
+
+/// Token signing settings.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TokenSettings {
+    /// Keys, newest first: the first signs, all verify.
+    #[serde(default)]
+    pub keys: Vec<SigningKey>,
+    /// Convenience for environment-only setups (`FLOODGATE__TOKENS__SECRET`):
+    /// when set it becomes the signing key, in front of `keys`.
+    #[serde(default)]
+    pub secret: Option<String>,
+    /// Key id of `secret`.
+    #[serde(default)]
+    pub secret_id: Option<String>,
+    /// Lifetime of a queue token.
+    pub queue_ttl_seconds: i64,
+}
+
+/// Admin API access.
+#[derive(Debug, Clone, Deserialize)]
+pub struct AdminSettings {
+    /// Accepted bearer keys.
+    #[serde(default)]
+    pub keys: Vec<String>,
+}
+
+/// Payment webhook settings.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PaymentSettings {
+    /// Shared HMAC secret of `Floodgate-Signature`.
+    #[serde(default)]
+    pub webhook_secret: Option<String>,
+    /// Accepted age of a signature timestamp.
+    pub signature_tolerance_seconds: i64,
+    /// Enables `POST /api/v1/holds/{hold}/dev-checkout`.
+    pub dev_checkout: bool,
+}
+
+/// Verification of the site's login JWTs.
+#[derive(Debug, Clone, Deserialize)]
+pub struct IdentitySettings {
+    /// HS256 secret of the site's login tokens.
+    #[serde(default)]
+    pub jwt_hs256_secret: Option<String>,
+    /// PEM public key of the site's login tokens.
+    #[serde(default)]
+    pub jwt_public_key_pem: Option<String>,
+    /// Algorithm used with the public key: RS256 or EdDSA.
+    pub jwt_algorithm: String,
+}
+
+/// Background loop intervals.
+#[derive(Debug, Clone, Deserialize)]
+pub struct JobSettings {
+    /// Admission ticker period.
+    pub admission_tick_ms: u64,
+    /// Hold expiry sweeper period.
+    pub expiry_sweep_ms: u64,
+    /// Sale state clock period (start, end, sold out, Redis sync).
+    pub sale_clock_ms: u64,
+}
+
+/// Rate limiting settings.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RateLimitSettings {
+    /// Joins per second per IP; 0 disables.
+    pub join_per_second: u32,
+    /// Status polls per second per IP; 0 disables.
+    pub status_per_second: u32,
+    /// Hold attempts per second per IP; 0 disables.
+    pub hold_per_second: u32,
+    /// Requests in flight per instance before 429.
+    pub max_in_flight: usize,
+    /// Use the first `X-Forwarded-For` address as the client IP.
+    pub trust_forwarded_for: bool,
+}
+
+/// Demo data.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DemoSettings {
+    /// Seed a demo sale at start-up when none exists.
+    pub seed: bool,
+}
+
+/// Reads the settings for `FLOODGATE_ENV` (default `dev`) from `config/`
+/// next to the working directory or the crate.
+pub fn get_configuration() -> Result<Settings, anyhow::Error> {
+    let environment: Environment = std::env::var("FLOODGATE_ENV")
+        .unwrap_or_else(|_| "dev".into())
+        .try_into()
+        .map_err(anyhow::Error::msg)?;
+    let dir = std::env::var("FLOODGATE_CONFIG_DIR").unwrap_or_else(|_| {
+        let local = Path::new("config");
+        if local.join("default.toml").exists() {
+            "config".into()
+        } else {
+            concat!(env!("CARGO_MANIFEST_DIR"), "/config").into()
+        }
+    });
+    load(Path::new(&dir), environment)
+}
+
+/// Loads and validates settings from `dir` for `environment`.
+pub fn load(dir: &Path, environment: Environment) -> Result<Settings, anyhow::Error> {
+    let settings = config::Config::builder()
+        .add_source(config::File::from(dir.join("default.toml")))
+        .add_source(config::File::from(dir.join(format!("{}.toml", environment.file_stem()))).required(false))
+        .add_source(
+            config::Environment::with_prefix("FLOODGATE")
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true)
+                .list_separator(",")
+                .with_list_parse_key("admin.keys"),
+        )
+        .build()?;
+    let mut settings: Settings = settings.try_deserialize()?;
+    if let Some(secret) = settings.tokens.secret.take() {
+        let id = settings.tokens.secret_id.clone().unwrap_or_else(|| "env".into());
+        settings.tokens.keys.insert(0, SigningKey { id, secret });
+    }
+    settings.environment = Some(environment);
+    settings.validate(environment)?;
+    Ok(settings)
+}
+
+/// Secrets shipped in `dev.toml`/`test.toml`; refused in production.
+const KNOWN_DEV_SECRETS: &[&str] = &[
+    "dev-token-secret-change-me-0123456789",
+    "test-token-secret-0123456789abcdef",
+    "dev-admin-key",
+    "test-admin-key",
+    "dev-webhook-secret",
+    "test-webhook-secret",
+];
+
+impl Settings {
+    fn validate(&self, environment: Environment) -> Result<(), anyhow::Error> {
+        let mut missing = Vec::new();
+        if self.tokens.keys.is_empty() || self.tokens.keys.iter().any(|k| k.secret.len() < 16) {
+            missing.push("tokens.keys or tokens.secret (FLOODGATE__TOKENS__SECRET, >= 16 bytes)");
+        }
+        if self.admin.keys.iter().all(|k| k.is_empty()) {
+            missing.push("admin.keys (FLOODGATE__ADMIN__KEYS)");
+        }
+        if self.payments.webhook_secret.as_deref().unwrap_or("").is_empty() {
+            missing.push("payments.webhook_secret (FLOODGATE__PAYMENTS__WEBHOOK_SECRET)");
+        }
+        if !missing.is_empty() {
+            anyhow::bail!("missing secrets, refusing to start: {}", missing.join(", "));
+        }
+        if environment == Environment::Production {
+            let secrets = self
+                .tokens
+                .keys
+                .iter()
+                .map(|k| k.secret.as_str())
+                .chain(self.admin.keys.iter().map(String::as_str))
+                .chain(self.payments.webhook_secret.as_deref());
+            for secret in secrets {
+                if KNOWN_DEV_SECRETS.contains(&secret) {
+                    anyhow::bail!("a dev/test secret is configured in production, refusing to start");
+                }
+            }
+            if self.payments.dev_checkout {
+                anyhow::bail!("payments.dev_checkout must be off in production");
+            }
+            if self.demo.seed {
+                anyhow::bail!("demo.seed must be off in production");
+            }
+        }
+        Ok(())
+    }
+}

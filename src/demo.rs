@@ -1,0 +1,54 @@
+//! The demo sale of the dev run command.
+
+use crate::error::AppResult;
+use crate::sales::create::{create_sale, AdmissionSpec, NewSale, UnitsSpec};
+use crate::startup::AppState;
+
+/// Name of the demo sale; seeded once.
+const DEMO_NAME: &str = "Demo: Spring tour, Tokyo";
+
+/// Creates the demo sale unless it exists, and prints how to use it.
+pub async fn seed(state: &AppState) -> AppResult<()> {
+    let existing: Option<(String,)> = sqlx::query_as("SELECT id FROM sales WHERE name = $1 AND state <> 'closed'")
+        .bind(DEMO_NAME)
+        .fetch_optional(&state.db)
+        .await?;
+    let id = match existing {
+        Some((id,)) => id,
+        None => {
+            let sale = create_sale(
+                &state.db,
+                NewSale {
+                    name: DEMO_NAME.into(),
+                    starts_at: None,
+                    ends_at: None,
+                    mode: Some("fifo".into()),
+                    units: UnitsSpec { count: Some(1000), sections: None },
+                    stages: Some(vec![30, 40, 30]),
+                    stage_opens_at: None,
+                    per_user_limit: Some(4),
+                    hold_ttl_seconds: Some(300),
+                    shuffle_prequeue: Some(true),
+                    waiting_room: Some(true),
+                    admission: Some(AdmissionSpec {
+                        admit_per_second: Some(2),
+                        max_active: Some(50),
+                        admission_ttl_seconds: Some(300),
+                        abandon_after_seconds: Some(60),
+                    }),
+                },
+            )
+            .await?;
+            sale.id
+        }
+    };
+    let base = &state.settings.server.public_url;
+    let admin_key = state.settings.admin.keys.first().map(String::as_str).unwrap_or("");
+    println!("floodgate demo sale: {base}/s/{id}");
+    println!("  sales page:    {base}/");
+    println!("  sale (API):    {base}/api/v1/sales/{id}");
+    println!("  admin stats:   curl -H 'Authorization: Bearer {admin_key}' {base}/admin/v1/sales/{id}");
+    println!("  next stage:    curl -X POST -H 'Authorization: Bearer {admin_key}' {base}/admin/v1/sales/{id}/stages/next");
+    println!("  dev admin key: {admin_key}");
+    Ok(())
+}

@@ -1,0 +1,217 @@
+//! One error type for the whole crate, mapped to an HTTP status and the JSON
+//! body of SPEC §5: `{"error": {"code": "...", "message": "..."}}`.
+//!
+//! 5xx bodies never carry internals; the cause chain goes to the log instead.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// Seconds a client is told to wait when a dependency is down.
+const UNAVAILABLE_RETRY_AFTER_SECONDS: u64 = 2;
+
+/// Every way a request can fail.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// 400: the request could not be parsed.
+    #[error("{0}")]
+    BadRequest(String),
+    /// 401: token or key missing, forged, tampered or expired.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// 403: the token is genuine but does not allow this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// 404.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// 409 with a specific code (`insufficient_stock`, `seat_taken`, ...).
+    #[error("{message}")]
+    Conflict {
+        /// Machine-readable code.
+        code: &'static str,
+        /// Human-readable explanation.
+        message: String,
+    },
+    /// 410 with a specific code (`sold_out`, `sale_closed`, `hold_expired`).
+    #[error("{message}")]
+    Gone {
+        /// Machine-readable code.
+        code: &'static str,
+        /// Human-readable explanation.
+        message: String,
+    },
+    /// 413.
+    #[error("request body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    /// 415.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// 422: well-formed but invalid values.
+    #[error("{0}")]
+    Invalid(String),
+    /// 429.
+    #[error("too many requests")]
+    TooManyRequests {
+        /// Seconds until a retry may succeed.
+        retry_after_seconds: u64,
+    },
+    /// 503: Postgres or Redis is unreachable or saturated.
+    #[error("service temporarily unavailable")]
+    Unavailable(#[source] anyhow::Error),
+    /// 500: a bug. Logged, never shown.
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl AppError {
+    /// A 409 with `code`.
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        AppError::Conflict { code, message: message.into() }
+    }
+
+    /// A 410 with `code`.
+    pub fn gone(code: &'static str, message: impl Into<String>) -> Self {
+        AppError::Gone { code, message: message.into() }
+    }
+
+    /// The snake_case code of the error body.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AppError::BadRequest(_) => "bad_request",
+            AppError::Unauthorized(_) => "unauthorized",
+            AppError::Forbidden(_) => "forbidden",
+            AppError::NotFound(_) => "not_found",
+            AppError::Conflict { code, .. } | AppError::Gone { code, .. } => code,
+            AppError::PayloadTooLarge(_) => "payload_too_large",
+            AppError::UnsupportedMediaType(_) => "unsupported_media_type",
+            AppError::Invalid(_) => "invalid_request",
+            AppError::TooManyRequests { .. } => "rate_limited",
+            AppError::Unavailable(_) => "service_unavailable",
+            AppError::Internal(_) => "internal_error",
+        }
+    }
+}
+
+/// The JSON error body.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// Code and message of an error.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable snake_case code clients branch on.
+    pub code: String,
+    /// Plain-words explanation for people.
+    pub message: String,
+}
+
+/// Builds an error response outside the `AppError` path (middleware).
+pub fn error_response(status: StatusCode, code: &str, message: &str) -> HttpResponse {
+    HttpResponse::build(status).json(ErrorBody {
+        error: ErrorDetail { code: code.into(), message: message.into() },
+    })
+}
+
+impl ResponseError for AppError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AppError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            AppError::Forbidden(_) => StatusCode::FORBIDDEN,
+            AppError::NotFound(_) => StatusCode::NOT_FOUND,
+            AppError::Conflict { .. } => StatusCode::CONFLICT,
+            AppError::Gone { .. } => StatusCode::GONE,
+            AppError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            AppError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        match self {
+            AppError::Internal(cause) => {
+                tracing::error!(error.cause_chain = ?cause, "internal error");
+            }
+            AppError::Unavailable(cause) => {
+                tracing::warn!(error.cause_chain = ?cause, "dependency unavailable");
+            }
+            _ => {}
+        }
+        let mut response = error_response(status, self.code(), &self.to_string());
+        let retry_after = match self {
+            AppError::TooManyRequests { retry_after_seconds } => Some(*retry_after_seconds),
+            AppError::Unavailable(_) => Some(UNAVAILABLE_RETRY_AFTER_SECONDS),
+            _ => None,
+        };
+        if let Some(seconds) = retry_after {
+            if let Ok(value) = header::HeaderValue::from_str(&seconds.max(1).to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+        }
+        response
+    }
+}
+
+impl From<sqlx::Error> for AppError {
+    fn from(error: sqlx::Error) -> Self {
+        match &error {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed => AppError::Unavailable(error.into()),
+            sqlx::Error::RowNotFound => AppError::NotFound("resource"),
+            sqlx::Error::Database(db) => match db.code().as_deref() {
+                // unique_violation, exclusion_violation: a conflicting write won.
+                Some("23505") | Some("23P01") => {
+                    AppError::conflict("conflict", "the request conflicts with the current state")
+                }
+                // check_violation, foreign_key_violation: values the schema refuses.
+                Some("23514") | Some("23503") | Some("22P02") | Some("22003") => {
+                    AppError::Invalid("the request has values the store refuses".into())
+                }
+                // serialization_failure, deadlock: safe to retry.
+                Some("40001") | Some("40P01") => AppError::Unavailable(error.into()),
+                // admin_shutdown, crash_shutdown, cannot_connect_now, query_canceled
+                Some("57P01") | Some("57P02") | Some("57P03") | Some("57014") => {
+                    AppError::Unavailable(error.into())
+                }
+                _ => AppError::Internal(error.into()),
+            },
+            _ => AppError::Internal(error.into()),
+        }
+    }
+}
+
+impl From<redis::RedisError> for AppError {
+    fn from(error: redis::RedisError) -> Self {
+        if error.is_io_error()
+            || error.is_connection_dropped()
+            || error.is_connection_refusal()
+            || error.is_timeout()
+            || error.is_cluster_error()
+        {
+            AppError::Unavailable(error.into())
+        } else {
+            AppError::Internal(error.into())
+        }
+    }
+}
+
+impl From<deadpool_redis::PoolError> for AppError {
+    fn from(error: deadpool_redis::PoolError) -> Self {
+        AppError::Unavailable(error.into())
+    }
+}
+
+/// Handler result.
+pub type AppResult<T> = Result<T, AppError>;

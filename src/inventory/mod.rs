@@ -1,0 +1,372 @@
+//! Inventory: claiming units into holds, releasing them, and putting expired
+//! holds back on sale. Postgres row locks are the only arbiter (I1, I2):
+//! a unit is claimed by flipping its row from `available` to `held` under
+//! `FOR UPDATE SKIP LOCKED`, inside the transaction that also records the
+//! hold, the buyer's count (I3) and the outbox event.
+
+pub mod routes;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::{PgConnection, PgPool};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::error::{AppError, AppResult};
+use crate::events;
+
+/// A hold as stored.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Hold {
+    /// Hold id.
+    pub id: Uuid,
+    /// Sale.
+    pub sale_id: String,
+    /// Owner.
+    pub visitor_id: String,
+    /// Join number of the admission used, if any.
+    pub queue_number: Option<i64>,
+    /// Units held.
+    pub quantity: i32,
+    /// The units, kept after release for late payments.
+    pub unit_ids: Vec<i32>,
+    /// `active`, `confirmed`, `released` or `expired`.
+    pub state: String,
+    /// Deadline for payment.
+    pub expires_at: DateTime<Utc>,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+}
+
+/// Column list matching [`Hold`].
+pub const HOLD_COLUMNS: &str =
+    "id, sale_id, visitor_id, queue_number, quantity, unit_ids, state, expires_at, created_at";
+
+/// A unit in an answer.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, ToSchema)]
+pub struct UnitView {
+    /// Unit id within the sale.
+    pub id: String,
+    /// `section/row/seat`, or `GA-<n>` for general admission.
+    pub label: String,
+}
+
+/// A unit row's label.
+pub fn unit_label(id: i32, label: Option<String>) -> String {
+    label.unwrap_or_else(|| format!("GA-{id}"))
+}
+
+/// A hold in an answer.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct HoldView {
+    /// Hold id.
+    pub id: String,
+    /// Sale.
+    pub sale_id: String,
+    /// `held`, `confirmed`, `released` or `expired`.
+    pub state: String,
+    /// Units held.
+    pub quantity: i32,
+    /// The units.
+    pub units: Vec<UnitView>,
+    /// Pay before this.
+    pub expires_at: DateTime<Utc>,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// The order, once paid.
+    pub order_id: Option<String>,
+    /// Bearer token to see, release or pay this hold and see its order
+    /// (only in the answer that created it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hold_token: Option<String>,
+}
+
+impl Hold {
+    /// Loads a hold; 404 when unknown.
+    pub async fn load(conn: &mut PgConnection, id: Uuid, for_update: bool) -> AppResult<Hold> {
+        let lock = if for_update { " FOR UPDATE" } else { "" };
+        sqlx::query_as::<_, Hold>(sqlx::AssertSqlSafe(format!("SELECT {HOLD_COLUMNS} FROM holds WHERE id = $1{lock}")))
+            .bind(id)
+            .fetch_optional(conn)
+            .await?
+            .ok_or(AppError::NotFound("hold"))
+    }
+
+    /// The state shown to clients: an active hold past its deadline is
+    /// expired even if the sweeper has not reached it yet.
+    pub fn visible_state(&self) -> &str {
+        match self.state.as_str() {
+            "active" if self.expires_at <= Utc::now() => "expired",
+            "active" => "held",
+            other => other,
+        }
+    }
+
+    /// The hold's units with labels.
+    pub async fn units(&self, conn: &mut PgConnection) -> AppResult<Vec<UnitView>> {
+        unit_views(conn, &self.sale_id, &self.unit_ids).await
+    }
+
+    /// The answer for this hold.
+    pub async fn view(&self, conn: &mut PgConnection) -> AppResult<HoldView> {
+        let order_id: Option<(Uuid,)> = sqlx::query_as("SELECT id FROM orders WHERE hold_id = $1")
+            .bind(self.id)
+            .fetch_optional(&mut *conn)
+            .await?;
+        Ok(HoldView {
+            id: self.id.to_string(),
+            sale_id: self.sale_id.clone(),
+            state: self.visible_state().to_owned(),
+            quantity: self.quantity,
+            units: self.units(conn).await?,
+            expires_at: self.expires_at,
+            created_at: self.created_at,
+            order_id: order_id.map(|(id,)| id.to_string()),
+            hold_token: None,
+        })
+    }
+}
+
+/// Labels of units by id.
+pub async fn unit_views(conn: &mut PgConnection, sale_id: &str, ids: &[i32]) -> AppResult<Vec<UnitView>> {
+    let rows: Vec<(i32, Option<String>)> =
+        sqlx::query_as("SELECT id, label FROM units WHERE sale_id = $1 AND id = ANY($2) ORDER BY id")
+            .bind(sale_id)
+            .bind(ids)
+            .fetch_all(conn)
+            .await?;
+    Ok(rows.into_iter().map(|(id, label)| UnitView { id: id.to_string(), label: unit_label(id, label) }).collect())
+}
+
+/// What a buyer asks to hold.
+#[derive(Debug, Clone)]
+pub enum Want {
+    /// The best `n` available units.
+    Best(i32),
+    /// These named seats, all or none.
+    Seats(Vec<String>),
+}
+
+impl Want {
+    /// Units asked for.
+    pub fn count(&self) -> i32 {
+        match self {
+            Want::Best(n) => *n,
+            Want::Seats(seats) => seats.len() as i32,
+        }
+    }
+}
+
+/// Adds `quantity` to the visitor's count in the sale unless that would pass
+/// `limit`. Concurrent requests of one visitor serialise on this row, so the
+/// limit holds across devices (I3).
+pub async fn reserve_allowance(
+    conn: &mut PgConnection,
+    sale_id: &str,
+    visitor_id: &str,
+    quantity: i32,
+    limit: i32,
+) -> AppResult<()> {
+    if quantity > limit {
+        return Err(limit_exceeded(limit));
+    }
+    let row: Option<(i32,)> = sqlx::query_as(
+        "INSERT INTO user_purchases AS p (sale_id, visitor_id, units) VALUES ($1, $2, $3) \
+         ON CONFLICT (sale_id, visitor_id) DO UPDATE SET units = p.units + EXCLUDED.units \
+         WHERE p.units + EXCLUDED.units <= $4 RETURNING units",
+    )
+    .bind(sale_id)
+    .bind(visitor_id)
+    .bind(quantity)
+    .bind(limit)
+    .fetch_optional(conn)
+    .await?;
+    row.map(|_| ()).ok_or_else(|| limit_exceeded(limit))
+}
+
+fn limit_exceeded(limit: i32) -> AppError {
+    AppError::conflict("limit_exceeded", format!("at most {limit} units per buyer in this sale"))
+}
+
+/// Claims units for `hold_id` in the caller's transaction. Returns the
+/// claimed `(id, label)` pairs; fewer than asked means the caller must roll
+/// back (all-or-nothing, I2).
+///
+/// The released bound and the on-sale check are read inside the statement,
+/// without locking the sale row, so a pause or a new stage applies to the
+/// very next claim without making every claim contend on one row.
+pub async fn claim_units(
+    conn: &mut PgConnection,
+    sale_id: &str,
+    hold_id: Uuid,
+    want: &Want,
+) -> AppResult<Vec<(i32, Option<String>)>> {
+    let rows = match want {
+        // The partial index units_available (sale_id, id) WHERE status =
+        // 'available' serves this as an ordered range scan that never visits
+        // held or sold rows; SKIP LOCKED lets concurrent buyers take the next
+        // free rows instead of queueing behind each other.
+        Want::Best(n) => sqlx::query_as(
+            "WITH picked AS ( \
+                 SELECT id FROM units \
+                 WHERE sale_id = $1 AND status = 'available' \
+                   AND id <= (SELECT released_upto FROM sales WHERE id = $1 AND state = 'on_sale') \
+                 ORDER BY id LIMIT $2 \
+                 FOR UPDATE SKIP LOCKED) \
+             UPDATE units u SET status = 'held', hold_id = $3 \
+             FROM picked WHERE u.sale_id = $1 AND u.id = picked.id \
+             RETURNING u.id, u.label",
+        )
+        .bind(sale_id)
+        .bind(n)
+        .bind(hold_id)
+        .fetch_all(conn)
+        .await?,
+        // A seat locked by a concurrent buyer is skipped, so it counts as
+        // taken: nobody waits on a seat someone else is about to get.
+        Want::Seats(labels) => sqlx::query_as(
+            "WITH picked AS ( \
+                 SELECT id FROM units \
+                 WHERE sale_id = $1 AND label = ANY($2) AND status = 'available' \
+                   AND id <= (SELECT released_upto FROM sales WHERE id = $1 AND state = 'on_sale') \
+                 FOR UPDATE SKIP LOCKED) \
+             UPDATE units u SET status = 'held', hold_id = $3 \
+             FROM picked WHERE u.sale_id = $1 AND u.id = picked.id \
+             RETURNING u.id, u.label",
+        )
+        .bind(sale_id)
+        .bind(labels)
+        .bind(hold_id)
+        .fetch_all(conn)
+        .await?,
+    };
+    Ok(rows)
+}
+
+/// Why a claim came up short, worked out after the rollback.
+pub async fn shortage_error(db: &PgPool, sale_id: &str, want: &Want, got: usize) -> AppResult<AppError> {
+    let sale = crate::sales::Sale::load(db, sale_id).await?;
+    if let Err(not_on_sale) = sale.ensure_on_sale() {
+        return Ok(not_on_sale);
+    }
+    match want {
+        Want::Seats(labels) => {
+            let known: Vec<(String, String, i32)> =
+                sqlx::query_as("SELECT label, status, id FROM units WHERE sale_id = $1 AND label = ANY($2)")
+                    .bind(sale_id)
+                    .bind(labels)
+                    .fetch_all(db)
+                    .await?;
+            let unknown: Vec<&String> = labels.iter().filter(|l| !known.iter().any(|(k, _, _)| k == *l)).collect();
+            if !unknown.is_empty() {
+                let list: Vec<&str> = unknown.iter().map(|s| s.as_str()).collect();
+                return Ok(AppError::Invalid(format!("no such seat in this sale: {}", list.join(", "))));
+            }
+            if let Some((label, _, _)) = known.iter().find(|(_, _, id)| *id > sale.released_upto) {
+                return Ok(AppError::conflict("seat_not_released", format!("seat {label} is not on sale yet")));
+            }
+            let taken: Vec<&str> = known.iter().map(|(l, _, _)| l.as_str()).collect();
+            Ok(AppError::conflict("seat_taken", format!("one or more seats are taken: {}", taken.join(", "))))
+        }
+        Want::Best(n) => {
+            let (held, available): (bool, bool) = sqlx::query_as(
+                "SELECT EXISTS (SELECT 1 FROM holds WHERE sale_id = $1 AND state = 'active'), \
+                        EXISTS (SELECT 1 FROM units WHERE sale_id = $1 AND status = 'available')",
+            )
+            .bind(sale_id)
+            .fetch_one(db)
+            .await?;
+            if got == 0 && !held && !available {
+                Ok(AppError::gone("sold_out", "the sale is sold out"))
+            } else {
+                Ok(AppError::conflict(
+                    "insufficient_stock",
+                    format!("fewer than {n} units are available right now; nothing was held"),
+                ))
+            }
+        }
+    }
+}
+
+/// Puts an active hold's units back on sale and gives the buyer their
+/// allowance back, ending the hold as `new_state` (`released`/`expired`).
+pub async fn return_hold(conn: &mut PgConnection, hold: &Hold, new_state: &str, event: &str) -> AppResult<()> {
+    sqlx::query("UPDATE units SET status = 'available', hold_id = NULL WHERE hold_id = $1 AND status = 'held'")
+        .bind(hold.id)
+        .execute(&mut *conn)
+        .await?;
+    give_back_allowance(conn, &hold.sale_id, &hold.visitor_id, hold.quantity).await?;
+    sqlx::query("UPDATE holds SET state = $2, updated_at = now() WHERE id = $1")
+        .bind(hold.id)
+        .bind(new_state)
+        .execute(&mut *conn)
+        .await?;
+    events::record(
+        conn,
+        event,
+        &hold.sale_id,
+        &hold.id.to_string(),
+        serde_json::json!({
+            "hold_id": hold.id, "sale_id": hold.sale_id, "visitor_id": hold.visitor_id,
+            "quantity": hold.quantity, "unit_ids": hold.unit_ids, "expires_at": hold.expires_at,
+        }),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Lowers a visitor's held-or-bought count.
+pub async fn give_back_allowance(conn: &mut PgConnection, sale_id: &str, visitor_id: &str, quantity: i32) -> AppResult<()> {
+    sqlx::query("UPDATE user_purchases SET units = units - $3 WHERE sale_id = $1 AND visitor_id = $2")
+        .bind(sale_id)
+        .bind(visitor_id)
+        .bind(quantity)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// An expired hold, as the sweeper reports it.
+#[derive(Debug, sqlx::FromRow)]
+pub struct ExpiredHold {
+    /// Hold id.
+    pub id: Uuid,
+    /// Sale.
+    pub sale_id: String,
+    /// Join number of its admission.
+    pub queue_number: Option<i64>,
+}
+
+/// Expires up to `batch` holds past their deadline in one statement and puts
+/// their units back on sale (I7). `SKIP LOCKED` lets any number of instances
+/// sweep at once without touching the same hold twice, and lets a payment
+/// that is confirming a hold right now win over the sweeper.
+pub async fn expire_due_holds(db: &PgPool, batch: i64) -> AppResult<Vec<ExpiredHold>> {
+    let expired = sqlx::query_as::<_, ExpiredHold>(
+        "WITH due AS ( \
+             SELECT id FROM holds WHERE state = 'active' AND expires_at <= now() \
+             ORDER BY expires_at LIMIT $1 FOR UPDATE SKIP LOCKED), \
+         h AS ( \
+             UPDATE holds SET state = 'expired', updated_at = now() FROM due WHERE holds.id = due.id \
+             RETURNING holds.id, holds.sale_id, holds.visitor_id, holds.queue_number, holds.quantity, \
+                       holds.unit_ids, holds.expires_at), \
+         freed AS ( \
+             UPDATE units SET status = 'available', hold_id = NULL FROM h \
+             WHERE units.hold_id = h.id AND units.status = 'held'), \
+         allowance AS ( \
+             UPDATE user_purchases p SET units = p.units - agg.quantity \
+             FROM (SELECT sale_id, visitor_id, sum(quantity)::int AS quantity FROM h GROUP BY 1, 2) agg \
+             WHERE p.sale_id = agg.sale_id AND p.visitor_id = agg.visitor_id), \
+         outbox AS ( \
+             INSERT INTO outbox_events (id, event_type, sale_id, subject_id, payload) \
+             SELECT gen_random_uuid(), 'hold.expired', h.sale_id, h.id::text, \
+                    jsonb_build_object('hold_id', h.id, 'sale_id', h.sale_id, 'visitor_id', h.visitor_id, \
+                                       'quantity', h.quantity, 'unit_ids', h.unit_ids, 'expires_at', h.expires_at) \
+             FROM h) \
+         SELECT id, sale_id, queue_number FROM h",
+    )
+    .bind(batch)
+    .fetch_all(db)
+    .await?;
+    Ok(expired)
+}

@@ -1,0 +1,265 @@
+//! Holding units, seeing a hold and releasing it.
+
+use std::time::Instant;
+
+use actix_web::http::StatusCode;
+use actix_web::{delete, get, post, web, HttpRequest, HttpResponse};
+use chrono::Utc;
+use serde::Deserialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::{claim_units, reserve_allowance, return_hold, shortage_error, unit_label, Hold, HoldView, UnitView, Want};
+use crate::error::{AppError, AppResult};
+use crate::idempotency::{self, Claim};
+use crate::rate_limit::Limit;
+use crate::startup::AppState;
+use crate::tokens::{self, Claims, Purpose};
+use crate::{events, metrics};
+
+/// How long a hold token stays valid: long enough to see the order later.
+const HOLD_TOKEN_DAYS: i64 = 30;
+
+/// `POST /api/v1/sales/{sale}/holds` body: exactly one of the two.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct HoldRequest {
+    /// Best available units, this many.
+    pub quantity: Option<i64>,
+    /// Named seats, `section/row/seat`.
+    pub seats: Option<Vec<String>>,
+}
+
+fn parse_want(body: HoldRequest) -> AppResult<Want> {
+    match (body.quantity, body.seats) {
+        (Some(quantity), None) => {
+            if !(1..=1000).contains(&quantity) {
+                return Err(AppError::Invalid("quantity must be between 1 and 1000".into()));
+            }
+            Ok(Want::Best(quantity as i32))
+        }
+        (None, Some(seats)) => {
+            if seats.is_empty() || seats.len() > 1000 {
+                return Err(AppError::Invalid("seats must list 1 to 1000 seats".into()));
+            }
+            let mut seen = std::collections::HashSet::new();
+            for seat in &seats {
+                if seat.is_empty() || seat.len() > 100 {
+                    return Err(AppError::Invalid("each seat is a section/row/seat label".into()));
+                }
+                if !seen.insert(seat.as_str()) {
+                    return Err(AppError::Invalid(format!("seat {seat} is listed twice")));
+                }
+            }
+            Ok(Want::Seats(seats))
+        }
+        _ => Err(AppError::Invalid("send exactly one of quantity or seats".into())),
+    }
+}
+
+/// Holds units for an admitted visitor: the best available `quantity`, or the
+/// named `seats`, all or nothing. Send an `Idempotency-Key` so a retry gets
+/// the first answer instead of a second hold.
+#[utoipa::path(
+    tag = "inventory",
+    params(
+        ("sale" = String, Path, description = "Sale id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Retry key")
+    ),
+    request_body = HoldRequest,
+    security(("admission_token" = [])),
+    responses(
+        (status = 201, body = HoldView),
+        (status = 401, body = crate::error::ErrorBody),
+        (status = 403, body = crate::error::ErrorBody),
+        (status = 409, description = "insufficient_stock, seat_taken, limit_exceeded, idempotency_key_reused, sale_paused", body = crate::error::ErrorBody),
+        (status = 410, description = "sold_out, sale_closed", body = crate::error::ErrorBody),
+        (status = 422, body = crate::error::ErrorBody),
+        (status = 503, body = crate::error::ErrorBody)
+    )
+)]
+#[post("/api/v1/sales/{sale}/holds")]
+#[tracing::instrument(name = "create hold", skip_all, fields(sale = %path))]
+pub async fn create_hold(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Json<HoldRequest>,
+) -> AppResult<HttpResponse> {
+    state.limits.check(Limit::Hold, &req)?;
+    let token = tokens::require_bearer(&req)?;
+    let claims = state.tokens.verify(token, Purpose::Admission, Some(&path))?;
+    let key = idempotency::key(&req)?;
+    let want = parse_want(body.into_inner())?;
+    let started = Instant::now();
+    let result = hold(&state, &claims, want, key).await;
+    let outcome = match &result {
+        Ok((status, _)) if *status == StatusCode::CREATED => "created",
+        Ok(_) => "replayed",
+        Err(e) => e.code(),
+    };
+    ::metrics::histogram!(metrics::HOLD_CLAIM_DURATION).record(started.elapsed().as_secs_f64());
+    ::metrics::counter!(metrics::HOLDS, "outcome" => outcome).increment(1);
+    let (status, body) = result?;
+    Ok(HttpResponse::build(status).json(body))
+}
+
+async fn hold(
+    state: &AppState,
+    claims: &Claims,
+    want: Want,
+    key: Option<String>,
+) -> AppResult<(StatusCode, serde_json::Value)> {
+    let sale = state.sales.get(&state.db, &claims.sale).await?;
+    let hold_id = Uuid::new_v4();
+    let scope = format!("hold:{}", claims.sub);
+    let request_hash = idempotency::fingerprint(&[&sale.id, &format!("{want:?}")]);
+
+    let mut tx = state.db.begin().await?;
+    if let Some(key) = &key {
+        if let Claim::Replay(status, body) = idempotency::claim(&mut tx, &scope, key, &request_hash).await? {
+            return Ok((status, body));
+        }
+    }
+    // Checked after the key, so a retry of a hold that succeeded just before
+    // the sale paused still gets its first answer back.
+    sale.ensure_on_sale()?;
+    reserve_allowance(&mut tx, &sale.id, &claims.sub, want.count(), sale.per_user_limit).await?;
+    let claimed = claim_units(&mut tx, &sale.id, hold_id, &want).await?;
+    if claimed.len() < want.count() as usize {
+        tx.rollback().await?;
+        return Err(shortage_error(&state.db, &sale.id, &want, claimed.len()).await?);
+    }
+
+    let now = Utc::now();
+    let expires_at = now + chrono::Duration::seconds(i64::from(sale.hold_ttl_seconds));
+    let unit_ids: Vec<i32> = claimed.iter().map(|(id, _)| *id).collect();
+    let hold_token = state.tokens.issue(
+        Purpose::Hold,
+        &sale.id,
+        &claims.sub,
+        claims.n,
+        Some(hold_id.to_string()),
+        now + chrono::Duration::days(HOLD_TOKEN_DAYS),
+    )?;
+    let view = HoldView {
+        id: hold_id.to_string(),
+        sale_id: sale.id.clone(),
+        state: "held".into(),
+        quantity: want.count(),
+        units: claimed.into_iter().map(|(id, label)| UnitView { id: id.to_string(), label: unit_label(id, label) }).collect(),
+        expires_at,
+        created_at: now,
+        order_id: None,
+        hold_token: Some(hold_token),
+    };
+    let body = serde_json::to_value(&view).map_err(|e| AppError::Internal(e.into()))?;
+    sqlx::query(
+        "INSERT INTO holds (id, sale_id, visitor_id, queue_number, quantity, unit_ids, state, expires_at, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, 'active', $7, $8)",
+    )
+    .bind(hold_id)
+    .bind(&sale.id)
+    .bind(&claims.sub)
+    .bind(claims.n.map(|n| n as i64))
+    .bind(want.count())
+    .bind(&unit_ids)
+    .bind(expires_at)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    events::record(
+        &mut tx,
+        events::kind::HOLD_CREATED,
+        &sale.id,
+        &hold_id.to_string(),
+        serde_json::json!({
+            "hold_id": hold_id, "sale_id": sale.id, "visitor_id": claims.sub,
+            "quantity": want.count(), "unit_ids": unit_ids, "expires_at": expires_at,
+        }),
+    )
+    .await?;
+    if let Some(key) = &key {
+        idempotency::store(&mut tx, &scope, key, StatusCode::CREATED, &body).await?;
+    }
+    tx.commit().await?;
+
+    // The admission slot now lasts as long as the hold; losing this update
+    // only means the slot frees a little early.
+    if let Some(n) = claims.n.filter(|_| sale.waiting_room) {
+        if let Err(e) = state.waiting_room.finish(&sale.id, n, Some(expires_at.timestamp_millis())).await {
+            tracing::warn!(error = %e, "could not extend admission slot");
+        }
+    }
+    Ok((StatusCode::CREATED, body))
+}
+
+/// The hold id of the path, which the hold token must name.
+pub fn authorize_hold(state: &AppState, req: &HttpRequest, path_id: &str) -> AppResult<(Uuid, Claims)> {
+    let token = tokens::require_bearer(req)?;
+    let claims = state.tokens.verify(token, Purpose::Hold, None)?;
+    let id = Uuid::parse_str(path_id).map_err(|_| AppError::NotFound("hold"))?;
+    if claims.hold.as_deref() != Some(&id.to_string()) {
+        return Err(AppError::Forbidden("this hold token is for another hold".into()));
+    }
+    Ok((id, claims))
+}
+
+/// A hold and its units.
+#[utoipa::path(
+    tag = "inventory",
+    params(("hold" = String, Path, description = "Hold id")),
+    security(("hold_token" = [])),
+    responses((status = 200, body = HoldView), (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody))
+)]
+#[get("/api/v1/holds/{hold}")]
+#[tracing::instrument(name = "get hold", skip_all, fields(hold = %path))]
+pub async fn get_hold(state: web::Data<AppState>, req: HttpRequest, path: web::Path<String>) -> AppResult<HttpResponse> {
+    let (id, _) = authorize_hold(&state, &req, &path)?;
+    let mut conn = state.db.acquire().await?;
+    let hold = Hold::load(&mut conn, id, false).await?;
+    Ok(HttpResponse::Ok().json(hold.view(&mut conn).await?))
+}
+
+/// Releases a hold: its units go back on sale at once.
+#[utoipa::path(
+    tag = "inventory",
+    params(("hold" = String, Path, description = "Hold id")),
+    security(("hold_token" = [])),
+    responses(
+        (status = 200, body = HoldView),
+        (status = 409, description = "hold_confirmed: cancel the order instead", body = crate::error::ErrorBody),
+        (status = 410, description = "hold_expired", body = crate::error::ErrorBody)
+    )
+)]
+#[delete("/api/v1/holds/{hold}")]
+#[tracing::instrument(name = "release hold", skip_all, fields(hold = %path))]
+pub async fn release_hold(state: web::Data<AppState>, req: HttpRequest, path: web::Path<String>) -> AppResult<HttpResponse> {
+    let (id, _) = authorize_hold(&state, &req, &path)?;
+    let mut tx = state.db.begin().await?;
+    let hold = Hold::load(&mut tx, id, true).await?;
+    match hold.state.as_str() {
+        "active" if hold.expires_at > Utc::now() => {
+            return_hold(&mut tx, &hold, "released", events::kind::HOLD_RELEASED).await?;
+        }
+        "released" => {}
+        "confirmed" => {
+            return Err(AppError::conflict("hold_confirmed", "this hold was paid; cancel the order instead"))
+        }
+        _ => return Err(AppError::gone("hold_expired", "this hold has expired")),
+    }
+    let hold = Hold::load(&mut tx, id, false).await?;
+    let view = hold.view(&mut tx).await?;
+    tx.commit().await?;
+    free_admission(&state, &hold).await;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+/// Frees the admission slot a finished hold used. Best effort: a slot left
+/// behind expires by its deadline anyway.
+pub async fn free_admission(state: &AppState, hold: &Hold) {
+    if let Some(n) = hold.queue_number.filter(|n| *n > 0) {
+        if let Err(e) = state.waiting_room.finish(&hold.sale_id, n as u64, None).await {
+            tracing::warn!(error = %e, "could not free admission slot");
+        }
+    }
+}

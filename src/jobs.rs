@@ -1,0 +1,163 @@
+//! Background work every instance runs: the admission ticker, the hold
+//! expiry sweeper and the sale clock. Each step is atomic in Redis or
+//! Postgres, so any number of instances can run them side by side.
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::error::AppResult;
+use crate::inventory::expire_due_holds;
+use crate::metrics;
+use crate::release::release_next_stage;
+use crate::sales::{state, Sale, SALE_COLUMNS};
+use crate::startup::{pause, AppState};
+
+/// Sales the admission ticker serves, refreshed by the clock.
+type LiveSales = Arc<RwLock<Vec<String>>>;
+
+/// Starts every loop; they end when `stopped` turns true.
+pub fn spawn_all(state: Arc<AppState>, stopped: watch::Receiver<bool>) {
+    let live: LiveSales = Arc::default();
+    tokio::spawn(sale_clock(state.clone(), live.clone(), stopped.clone()));
+    tokio::spawn(admission_ticker(state.clone(), live, stopped.clone()));
+    tokio::spawn(expiry_sweeper(state.clone(), stopped.clone()));
+    tokio::spawn(forget_idle_clients(state, stopped));
+}
+
+async fn admission_ticker(state: Arc<AppState>, live: LiveSales, mut stopped: watch::Receiver<bool>) {
+    let period = Duration::from_millis(state.settings.jobs.admission_tick_ms);
+    while pause(&mut stopped, period).await {
+        let sales = live.read().map(|l| l.clone()).unwrap_or_default();
+        for sale in sales {
+            match state.waiting_room.admit(&sale, None).await {
+                Ok(result) => {
+                    ::metrics::counter!(metrics::ADMISSIONS, "how" => "ticker").increment(result.admitted);
+                    ::metrics::counter!(metrics::ABANDONED).increment(result.abandoned);
+                    ::metrics::gauge!(metrics::QUEUE_WAITING, "sale" => sale.clone())
+                        .set(result.joined.saturating_sub(result.serving) as f64);
+                    ::metrics::gauge!(metrics::QUEUE_ACTIVE, "sale" => sale.clone()).set(result.active as f64);
+                }
+                Err(e) => tracing::warn!(sale = %sale, error = %e, "admission tick failed"),
+            }
+        }
+    }
+}
+
+async fn expiry_sweeper(state: Arc<AppState>, mut stopped: watch::Receiver<bool>) {
+    const BATCH: i64 = 500;
+    let period = Duration::from_millis(state.settings.jobs.expiry_sweep_ms);
+    while pause(&mut stopped, period).await {
+        loop {
+            match expire_due_holds(&state.db, BATCH).await {
+                Ok(expired) => {
+                    ::metrics::counter!(metrics::HOLD_EXPIRIES).increment(expired.len() as u64);
+                    for hold in &expired {
+                        if let Some(n) = hold.queue_number.filter(|n| *n > 0) {
+                            let _ = state.waiting_room.finish(&hold.sale_id, n as u64, None).await;
+                        }
+                    }
+                    if (expired.len() as i64) < BATCH {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "hold expiry sweep failed");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+async fn forget_idle_clients(state: Arc<AppState>, mut stopped: watch::Receiver<bool>) {
+    while pause(&mut stopped, Duration::from_secs(60)).await {
+        state.limits.forget_idle();
+    }
+}
+
+async fn sale_clock(state: Arc<AppState>, live: LiveSales, mut stopped: watch::Receiver<bool>) {
+    let period = Duration::from_millis(state.settings.jobs.sale_clock_ms);
+    loop {
+        match clock_tick(&state).await {
+            Ok(sales) => {
+                if let Ok(mut list) = live.write() {
+                    *list = sales;
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "sale clock tick failed"),
+        }
+        if !pause(&mut stopped, period).await {
+            break;
+        }
+    }
+}
+
+/// One pass of the sale clock. Returns the sales the ticker should serve.
+pub async fn clock_tick(state: &AppState) -> AppResult<Vec<String>> {
+    let db = &state.db;
+    // Starts, ends and sold-out changes are single conditional UPDATEs:
+    // whichever instance runs one first does it, the others change nothing.
+    sqlx::query(
+        "UPDATE sales SET state = 'on_sale', updated_at = now() \
+         WHERE state = 'scheduled' AND mode = 'fifo' AND starts_at <= now()",
+    )
+    .execute(db)
+    .await?;
+    sqlx::query("UPDATE sales SET state = 'closed', updated_at = now() WHERE state <> 'closed' AND ends_at <= now()")
+        .execute(db)
+        .await?;
+    let due: Vec<(String,)> = sqlx::query_as(
+        "SELECT DISTINCT st.sale_id FROM sale_stages st JOIN sales s ON s.id = st.sale_id \
+         WHERE s.state <> 'closed' AND st.released_at IS NULL AND st.opens_at <= now()",
+    )
+    .fetch_all(db)
+    .await?;
+    for (sale,) in due {
+        release_next_stage(db, &sale, true).await?;
+    }
+    sqlx::query(
+        "UPDATE sales s SET state = 'sold_out', updated_at = now() \
+         WHERE s.state = 'on_sale' \
+           AND s.released_stages = (SELECT count(*) FROM sale_stages st WHERE st.sale_id = s.id) \
+           AND NOT EXISTS (SELECT 1 FROM units u WHERE u.sale_id = s.id AND u.status = 'available') \
+           AND NOT EXISTS (SELECT 1 FROM holds h WHERE h.sale_id = s.id AND h.state = 'active')",
+    )
+    .execute(db)
+    .await?;
+    sqlx::query(
+        "UPDATE sales s SET state = 'on_sale', updated_at = now() WHERE s.state = 'sold_out' \
+         AND EXISTS (SELECT 1 FROM units u WHERE u.sale_id = s.id AND u.status = 'available' \
+                     AND u.id <= s.released_upto)",
+    )
+    .execute(db)
+    .await?;
+
+    // Copy every live (or just closed) sale to Redis: this is also how the
+    // waiting room recovers its settings after Redis lost its data.
+    let sales = sqlx::query_as::<_, Sale>(sqlx::AssertSqlSafe(format!(
+        "SELECT {SALE_COLUMNS} FROM sales WHERE state <> 'closed' OR updated_at > now() - interval '1 hour'"
+    )))
+    .fetch_all(db)
+    .await?;
+    let mut live = Vec::new();
+    for sale in &sales {
+        state.waiting_room.sync_sale(sale).await?;
+        if sale.waiting_room && sale.mode == "fifo" && sale.state != state::SCHEDULED && sale.state != state::CLOSED {
+            state.waiting_room.start(sale, sale.shuffle_prequeue).await?;
+            if !sale.seed_revealed {
+                // The pre-queue order is written: the seed may be shown.
+                sqlx::query("UPDATE sales SET seed_revealed = true WHERE id = $1").bind(&sale.id).execute(db).await?;
+            }
+        }
+        if sale.waiting_room && sale.state == state::ON_SALE {
+            live.push(sale.id.clone());
+        }
+        if sale.state == state::ON_SALE || sale.state == state::SOLD_OUT {
+            // Lets the next read see clock changes without waiting a second.
+            state.sales.invalidate(&sale.id);
+        }
+    }
+    Ok(live)
+}

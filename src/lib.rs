@@ -1,0 +1,58 @@
+//! floodgate: a flash-sale ticketing server with a virtual waiting room.
+//!
+//! Visitors join a fair queue in Redis, are admitted at the rate Postgres can
+//! absorb, claim units from one-row-per-unit inventory with
+//! `FOR UPDATE SKIP LOCKED`, hold them while they pay, and either confirm
+//! them into an order through a signed payment webhook or let them go back on
+//! sale. Postgres is the only truth for units; Redis holds the waiting room.
+//! The binary is stateless: run as many instances as you like.
+//!
+//! # Layout
+//!
+//! - [`startup`]: `Application::build(settings)`, routes, middleware, the
+//!   shared [`startup::AppState`], graceful shutdown.
+//! - [`configuration`]: layered settings (`config/*.toml`, `FLOODGATE__*`).
+//! - [`error`]: the one error type and its JSON body.
+//! - [`store`]: Postgres and Redis pools with bounded waits.
+//! - [`tokens`]: signed queue, admission and hold tokens; login JWTs.
+//! - [`sales`]: sale definitions, states, stages, availability; admin CRUD.
+//! - [`release`]: staged releases.
+//! - [`waiting_room`]: the Redis queue, admission control, status polling
+//!   (scripts in `lua/`).
+//! - [`fairness`]: the documented seeded shuffle behind pre-queues and
+//!   lotteries.
+//! - [`inventory`]: holds: claim, release, expiry.
+//! - [`payments`]: the signed webhook, confirmation, late payments.
+//! - [`orders`]: orders and cancellation.
+//! - [`idempotency`]: `Idempotency-Key` records.
+//! - [`events`]: the transactional outbox.
+//! - [`audit`]: invariant checks I1–I3.
+//! - [`jobs`]: admission ticker, expiry sweeper, sale clock.
+//! - [`rate_limit`]: per-IP limits and load shedding.
+//! - [`metrics`], [`telemetry`], [`ops`], [`openapi`]: operations.
+//! - [`web_pages`]: the embedded buyer pages from `web/`.
+//! - [`demo`]: the demo sale of the dev run command.
+
+pub mod audit;
+pub mod configuration;
+pub mod demo;
+pub mod error;
+pub mod events;
+pub mod fairness;
+pub mod idempotency;
+pub mod inventory;
+pub mod jobs;
+pub mod metrics;
+pub mod openapi;
+pub mod ops;
+pub mod orders;
+pub mod payments;
+pub mod rate_limit;
+pub mod release;
+pub mod sales;
+pub mod startup;
+pub mod store;
+pub mod telemetry;
+pub mod tokens;
+pub mod waiting_room;
+pub mod web_pages;

@@ -1,0 +1,79 @@
+//! Prometheus metrics: one process-wide recorder, a request-duration
+//! histogram per route template, and the names every module records under.
+
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// Request duration histogram, labelled by route template, method, status.
+pub const HTTP_REQUEST_DURATION: &str = "floodgate_http_request_duration_seconds";
+/// Requests shed by the per-instance ceiling or a per-IP limit.
+pub const REQUESTS_SHED: &str = "floodgate_requests_shed_total";
+/// Queue joins by outcome (`new`, `again`).
+pub const QUEUE_JOINS: &str = "floodgate_queue_joins_total";
+/// Visitors admitted by the ticker or by hand.
+pub const ADMISSIONS: &str = "floodgate_admissions_total";
+/// Visitors skipped because they stopped polling.
+pub const ABANDONED: &str = "floodgate_abandoned_total";
+/// Visitors waiting, per sale (gauge).
+pub const QUEUE_WAITING: &str = "floodgate_queue_waiting";
+/// Admitted visitors not yet finished, per sale (gauge).
+pub const QUEUE_ACTIVE: &str = "floodgate_queue_active";
+/// Estimated wait at the back of the queue, per sale (gauge).
+pub const QUEUE_ESTIMATED_WAIT: &str = "floodgate_queue_estimated_wait_seconds";
+/// Hold attempts by outcome.
+pub const HOLDS: &str = "floodgate_holds_total";
+/// Claim transaction latency.
+pub const HOLD_CLAIM_DURATION: &str = "floodgate_hold_claim_duration_seconds";
+/// Orders by outcome (`confirmed`, `cancelled`, `refund_required`).
+pub const ORDERS: &str = "floodgate_orders_total";
+/// Holds expired by the sweeper.
+pub const HOLD_EXPIRIES: &str = "floodgate_hold_expiries_total";
+/// Units by state, per sale (gauge).
+pub const UNITS: &str = "floodgate_units";
+/// Postgres pool connections by state (gauge).
+pub const PG_POOL: &str = "floodgate_pg_pool_connections";
+/// Redis pool connections by state (gauge).
+pub const REDIS_POOL: &str = "floodgate_redis_pool_connections";
+/// Redis script latency by script.
+pub const REDIS_DURATION: &str = "floodgate_redis_duration_seconds";
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// The process-wide recorder's handle, installing it on first call.
+pub fn handle() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let latency_buckets =
+                [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &latency_buckets)
+                .unwrap_or_else(|_| PrometheusBuilder::new());
+            let recorder = builder.build_recorder();
+            let handle = recorder.handle();
+            // Fails only if another recorder is installed, which floodgate never does.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+/// Middleware recording [`HTTP_REQUEST_DURATION`] for every request.
+pub async fn record_request(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let method = req.method().to_string();
+    let response = next.call(req).await?;
+    // Templates, not raw paths, keep label cardinality bounded.
+    let route = response.request().match_pattern().unwrap_or_else(|| "unmatched".into());
+    let status = response.status().as_u16().to_string();
+    ::metrics::histogram!(HTTP_REQUEST_DURATION, "route" => route, "method" => method, "status" => status)
+        .record(started.elapsed().as_secs_f64());
+    Ok(response)
+}

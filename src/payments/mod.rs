@@ -1,0 +1,330 @@
+//! Payments: verifying the provider's signed webhook and turning a paid hold
+//! into an order — exactly once per event and per payment (I5), committed
+//! before the 2xx (I6), and never by selling a unit twice (I7).
+
+pub mod routes;
+
+use actix_web::http::StatusCode;
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use sha2::Sha256;
+use sqlx::{PgConnection, PgPool};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::error::{AppError, AppResult};
+use crate::events;
+use crate::inventory::{reserve_allowance, return_hold, Hold};
+use crate::orders::Order;
+
+/// Header carrying `t=<unix>,v1=<hex>`.
+pub const SIGNATURE_HEADER: &str = "floodgate-signature";
+
+/// `Floodgate-Signature` value for `body` at `timestamp`: HMAC-SHA256 of
+/// `"<t>.<body>"`. Used to verify the provider and to sign outgoing events.
+pub fn sign(secret: &str, timestamp: i64, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any length");
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    format!("t={timestamp},v1={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// Checks a `Floodgate-Signature` header: a `t` within `tolerance` seconds of
+/// `now` and one `v1` equal (in constant time) to the expected HMAC.
+pub fn verify_signature(secret: &str, header: &str, body: &[u8], now: i64, tolerance: i64) -> AppResult<()> {
+    let refuse = |why: &str| AppError::Unauthorized(format!("bad Floodgate-Signature: {why}"));
+    let mut timestamp = None;
+    let mut candidates = Vec::new();
+    for part in header.split(',') {
+        match part.trim().split_once('=') {
+            Some(("t", value)) => timestamp = value.parse::<i64>().ok(),
+            Some(("v1", value)) => candidates.push(value),
+            _ => {}
+        }
+    }
+    let timestamp = timestamp.ok_or_else(|| refuse("no timestamp"))?;
+    if (now - timestamp).abs() > tolerance {
+        return Err(refuse("timestamp outside the tolerance"));
+    }
+    for candidate in candidates {
+        let Ok(expected) = hex::decode(candidate) else { continue };
+        let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any length");
+        mac.update(timestamp.to_string().as_bytes());
+        mac.update(b".");
+        mac.update(body);
+        if mac.verify_slice(&expected).is_ok() {
+            return Ok(());
+        }
+    }
+    Err(refuse("no matching v1 signature"))
+}
+
+/// The provider's webhook body.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+pub struct PaymentEvent {
+    /// The provider's unique event id (replays carry the same one).
+    pub event_id: String,
+    /// The hold being paid.
+    pub hold_id: String,
+    /// The provider's payment reference.
+    pub payment_reference: String,
+    /// `succeeded` or `failed`.
+    pub status: String,
+}
+
+impl PaymentEvent {
+    fn validate(&self) -> AppResult<Uuid> {
+        for (name, value) in [("event_id", &self.event_id), ("payment_reference", &self.payment_reference)] {
+            if value.is_empty() || value.len() > 200 {
+                return Err(AppError::Invalid(format!("{name} must be 1 to 200 characters")));
+            }
+        }
+        if self.status != "succeeded" && self.status != "failed" {
+            return Err(AppError::Invalid("status must be succeeded or failed".into()));
+        }
+        Uuid::parse_str(&self.hold_id).map_err(|_| AppError::Invalid("hold_id is not a hold id".into()))
+    }
+}
+
+/// What processing a payment event produced.
+pub struct Processed {
+    /// Status of the answer.
+    pub status: StatusCode,
+    /// Body of the answer.
+    pub body: Value,
+    /// The hold, when it finished (to free its admission slot).
+    pub finished_hold: Option<Hold>,
+}
+
+fn refund_body(message: &str) -> Value {
+    json!({ "error": { "code": "refund_required", "message": message } })
+}
+
+/// Applies a payment event in one transaction and stores its answer under
+/// the event id, so a replay returns the same answer and changes nothing.
+pub async fn process(db: &PgPool, event: &PaymentEvent) -> AppResult<Processed> {
+    let hold_id = event.validate()?;
+    let mut tx = db.begin().await?;
+    let inserted = sqlx::query(
+        "INSERT INTO payment_events (event_id, hold_id, payment_reference, status) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (event_id) DO NOTHING",
+    )
+    .bind(&event.event_id)
+    .bind(hold_id)
+    .bind(&event.payment_reference)
+    .bind(&event.status)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if inserted == 0 {
+        let (status, body): (Option<i16>, Option<Value>) =
+            sqlx::query_as("SELECT response_status, response_body FROM payment_events WHERE event_id = $1")
+                .bind(&event.event_id)
+                .fetch_one(&mut *tx)
+                .await?;
+        let status = status.and_then(|s| StatusCode::from_u16(s as u16).ok()).unwrap_or(StatusCode::OK);
+        return Ok(Processed { status, body: body.unwrap_or(Value::Null), finished_hold: None });
+    }
+
+    let hold = Hold::load(&mut tx, hold_id, true).await?;
+    let processed = if event.status == "failed" {
+        fail(&mut tx, hold).await?
+    } else {
+        succeed(&mut tx, hold, event).await?
+    };
+    sqlx::query("UPDATE payment_events SET response_status = $2, response_body = $3 WHERE event_id = $1")
+        .bind(&event.event_id)
+        .bind(processed.status.as_u16() as i16)
+        .bind(&processed.body)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(processed)
+}
+
+async fn fail(tx: &mut PgConnection, hold: Hold) -> AppResult<Processed> {
+    let finished = if hold.state == "active" {
+        return_hold(tx, &hold, "released", events::kind::HOLD_RELEASED).await?;
+        true
+    } else {
+        false
+    };
+    let hold = Hold::load(tx, hold.id, false).await?;
+    let view = hold.view(tx).await?;
+    Ok(Processed {
+        status: StatusCode::OK,
+        body: json!({ "order": null, "hold": view }),
+        finished_hold: finished.then_some(hold),
+    })
+}
+
+async fn succeed(tx: &mut PgConnection, hold: Hold, event: &PaymentEvent) -> AppResult<Processed> {
+    match hold.state.as_str() {
+        "confirmed" => {
+            let order = Order::for_hold(tx, hold.id).await?;
+            if order.payment_reference == event.payment_reference {
+                // The same payment again under a new event id: same order.
+                return Ok(Processed {
+                    status: StatusCode::OK,
+                    body: json!({ "order": order.view(tx).await? }),
+                    finished_hold: None,
+                });
+            }
+            return refund(tx, &hold, event, "this hold was already paid by another payment").await;
+        }
+        "active" if hold.expires_at > chrono::Utc::now() => {}
+        "active" => {
+            // Past its deadline but not yet swept: expire it here, then treat
+            // the payment as late like any other.
+            return_hold(tx, &hold, "expired", events::kind::HOLD_EXPIRED).await?;
+            return reclaim(tx, hold, event).await;
+        }
+        _ => return reclaim(tx, hold, event).await,
+    }
+    confirm(tx, hold, event).await
+}
+
+/// A payment for an expired or released hold takes back the same units if
+/// they are all still free (and the buyer's limit allows); otherwise nothing
+/// is sold and the payment must be refunded (I7).
+async fn reclaim(tx: &mut PgConnection, hold: Hold, event: &PaymentEvent) -> AppResult<Processed> {
+    let sale: (i32, String) = sqlx::query_as("SELECT per_user_limit, state FROM sales WHERE id = $1")
+        .bind(&hold.sale_id)
+        .fetch_one(&mut *tx)
+        .await?;
+    if sale.1 == crate::sales::state::CLOSED {
+        return refund(tx, &hold, event, "the hold expired and the sale is closed").await;
+    }
+    sqlx::query("SAVEPOINT reclaim").execute(&mut *tx).await?;
+    let allowed = match reserve_allowance(tx, &hold.sale_id, &hold.visitor_id, hold.quantity, sale.0).await {
+        Ok(()) => true,
+        Err(AppError::Conflict { code: "limit_exceeded", .. }) => false,
+        Err(other) => return Err(other),
+    };
+    let taken = if allowed {
+        sqlx::query(
+            "UPDATE units SET status = 'held', hold_id = $3 \
+             WHERE sale_id = $1 AND id = ANY($2) AND status = 'available'",
+        )
+        .bind(&hold.sale_id)
+        .bind(&hold.unit_ids)
+        .bind(hold.id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+    } else {
+        0
+    };
+    if taken != hold.unit_ids.len() as u64 {
+        sqlx::query("ROLLBACK TO SAVEPOINT reclaim").execute(&mut *tx).await?;
+        let why = if !allowed {
+            "the hold expired and re-claiming it would pass the buyer's limit"
+        } else {
+            "the hold expired and its units were sold to someone else"
+        };
+        return refund(tx, &hold, event, why).await;
+    }
+    sqlx::query("RELEASE SAVEPOINT reclaim").execute(&mut *tx).await?;
+    sqlx::query("UPDATE holds SET state = 'active', updated_at = now() WHERE id = $1")
+        .bind(hold.id)
+        .execute(&mut *tx)
+        .await?;
+    confirm(tx, hold, event).await
+}
+
+async fn refund(tx: &mut PgConnection, hold: &Hold, event: &PaymentEvent, why: &str) -> AppResult<Processed> {
+    events::record(
+        tx,
+        events::kind::PAYMENT_REFUND_REQUIRED,
+        &hold.sale_id,
+        &hold.id.to_string(),
+        json!({
+            "hold_id": hold.id, "sale_id": hold.sale_id, "visitor_id": hold.visitor_id,
+            "payment_reference": event.payment_reference, "event_id": event.event_id, "reason": why,
+        }),
+    )
+    .await?;
+    ::metrics::counter!(crate::metrics::ORDERS, "outcome" => "refund_required").increment(1);
+    Ok(Processed { status: StatusCode::CONFLICT, body: refund_body(why), finished_hold: None })
+}
+
+/// Turns an active hold into a confirmed order: its units become sold.
+async fn confirm(tx: &mut PgConnection, hold: Hold, event: &PaymentEvent) -> AppResult<Processed> {
+    let order_id = Uuid::new_v4();
+    let sold = sqlx::query("UPDATE units SET status = 'sold', order_id = $2 WHERE hold_id = $1 AND status = 'held'")
+        .bind(hold.id)
+        .bind(order_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    if sold != hold.quantity as u64 {
+        return Err(AppError::Internal(anyhow::anyhow!(
+            "hold {} has {sold} held units, expected {}",
+            hold.id,
+            hold.quantity
+        )));
+    }
+    let duplicate_reference: Option<(Uuid,)> = sqlx::query_as("SELECT id FROM orders WHERE payment_reference = $1")
+        .bind(&event.payment_reference)
+        .fetch_optional(&mut *tx)
+        .await?;
+    if duplicate_reference.is_some() {
+        return Err(AppError::conflict(
+            "payment_reference_reused",
+            "this payment reference already confirmed another order",
+        ));
+    }
+    sqlx::query(
+        "INSERT INTO orders (id, sale_id, hold_id, visitor_id, payment_reference, quantity, unit_ids, state) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'confirmed')",
+    )
+    .bind(order_id)
+    .bind(&hold.sale_id)
+    .bind(hold.id)
+    .bind(&hold.visitor_id)
+    .bind(&event.payment_reference)
+    .bind(hold.quantity)
+    .bind(&hold.unit_ids)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("UPDATE holds SET state = 'confirmed', updated_at = now() WHERE id = $1")
+        .bind(hold.id)
+        .execute(&mut *tx)
+        .await?;
+    events::record(
+        tx,
+        events::kind::ORDER_CONFIRMED,
+        &hold.sale_id,
+        &order_id.to_string(),
+        json!({
+            "order_id": order_id, "hold_id": hold.id, "sale_id": hold.sale_id, "visitor_id": hold.visitor_id,
+            "payment_reference": event.payment_reference, "quantity": hold.quantity, "unit_ids": hold.unit_ids,
+        }),
+    )
+    .await?;
+    ::metrics::counter!(crate::metrics::ORDERS, "outcome" => "confirmed").increment(1);
+    let order = Order::load(tx, order_id, false).await?;
+    Ok(Processed { status: StatusCode::OK, body: json!({ "order": order.view(tx).await? }), finished_hold: Some(hold) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signature_round_trip_and_refusals() {
+        let body = br#"{"event_id":"e1"}"#;
+        let header = sign("secret", 1_000, body);
+        assert!(verify_signature("secret", &header, body, 1_000, 300).is_ok());
+        assert!(verify_signature("secret", &header, body, 1_299, 300).is_ok());
+        assert!(verify_signature("secret", &header, body, 1_301, 300).is_err(), "stale");
+        assert!(verify_signature("other", &header, body, 1_000, 300).is_err(), "wrong secret");
+        assert!(verify_signature("secret", &header, b"{}", 1_000, 300).is_err(), "tampered body");
+        assert!(verify_signature("secret", "v1=00", body, 1_000, 300).is_err(), "no timestamp");
+        assert!(verify_signature("secret", "garbage", body, 1_000, 300).is_err());
+        let rotated = format!("{header},v1=deadbeef");
+        assert!(verify_signature("secret", &rotated, body, 1_000, 300).is_ok(), "any matching v1");
+    }
+}

@@ -1,0 +1,78 @@
+//! The payment provider's webhook and the dev-only checkout.
+
+use actix_web::{post, web, HttpRequest, HttpResponse};
+use chrono::Utc;
+
+use super::{process, verify_signature, PaymentEvent, SIGNATURE_HEADER};
+use crate::error::{AppError, AppResult};
+use crate::inventory::routes::{authorize_hold, free_admission};
+use crate::startup::AppState;
+
+async fn apply(state: &AppState, event: PaymentEvent) -> AppResult<HttpResponse> {
+    let processed = process(&state.db, &event).await?;
+    if let Some(hold) = &processed.finished_hold {
+        free_admission(state, hold).await;
+    }
+    Ok(HttpResponse::build(processed.status).json(processed.body))
+}
+
+/// The payment provider reports a payment. Signed with
+/// `Floodgate-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`.
+/// `succeeded` confirms the hold into an order; `failed` releases it. A
+/// replay (same event id) returns the first answer and changes nothing.
+#[utoipa::path(
+    tag = "payments",
+    request_body = PaymentEvent,
+    params(("Floodgate-Signature" = String, Header, description = "t=<unix>,v1=<hex hmac>")),
+    responses(
+        (status = 200, description = "{\"order\": {...}} or, for failed, {\"order\": null, \"hold\": {...}}"),
+        (status = 401, description = "bad or stale signature", body = crate::error::ErrorBody),
+        (status = 404, body = crate::error::ErrorBody),
+        (status = 409, description = "refund_required: the hold expired and its units are gone", body = crate::error::ErrorBody),
+        (status = 422, body = crate::error::ErrorBody)
+    )
+)]
+#[post("/api/v1/payments/webhook")]
+#[tracing::instrument(name = "payment webhook", skip_all)]
+pub async fn webhook(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> AppResult<HttpResponse> {
+    let secret = state.settings.payments.webhook_secret.as_deref().unwrap_or_default();
+    let header = req
+        .headers()
+        .get(SIGNATURE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| AppError::Unauthorized("missing Floodgate-Signature".into()))?;
+    verify_signature(secret, header, &body, Utc::now().timestamp(), state.settings.payments.signature_tolerance_seconds)?;
+    let event: PaymentEvent = serde_json::from_slice(&body).map_err(|e| {
+        if e.is_data() {
+            AppError::Invalid(format!("invalid payment event: {e}"))
+        } else {
+            AppError::BadRequest(format!("malformed JSON: {e}"))
+        }
+    })?;
+    tracing::info!(event_id = %event.event_id, hold_id = %event.hold_id, status = %event.status, "payment event");
+    apply(&state, event).await
+}
+
+/// Dev only (`payments.dev_checkout`): the hold's owner pays without a
+/// provider, through the same code path as the webhook.
+#[utoipa::path(
+    tag = "payments",
+    params(("hold" = String, Path, description = "Hold id")),
+    security(("hold_token" = [])),
+    responses((status = 200, description = "{\"order\": {...}}"), (status = 404, description = "dev checkout disabled", body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody))
+)]
+#[post("/api/v1/holds/{hold}/dev-checkout")]
+#[tracing::instrument(name = "dev checkout", skip_all, fields(hold = %path))]
+pub async fn dev_checkout(state: web::Data<AppState>, req: HttpRequest, path: web::Path<String>) -> AppResult<HttpResponse> {
+    if !state.settings.payments.dev_checkout {
+        return Err(AppError::NotFound("dev checkout"));
+    }
+    let (hold_id, _) = authorize_hold(&state, &req, &path)?;
+    let event = PaymentEvent {
+        event_id: format!("dev_{}", uuid::Uuid::new_v4().simple()),
+        hold_id: hold_id.to_string(),
+        payment_reference: format!("dev_{}", hold_id.simple()),
+        status: "succeeded".into(),
+    };
+    apply(&state, event).await
+}

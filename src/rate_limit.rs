@@ -1,0 +1,141 @@
+//! Per-IP rate limits on the public hot paths, and a per-instance ceiling on
+//! requests in flight that sheds load with 429 before latency collapses.
+
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::{header, StatusCode};
+use actix_web::middleware::Next;
+use actix_web::HttpRequest;
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+use crate::configuration::RateLimitSettings;
+use crate::error::{error_response, AppError};
+
+/// Which per-IP budget a request draws from.
+#[derive(Debug, Clone, Copy)]
+pub enum Limit {
+    /// Queue joins.
+    Join,
+    /// Status polls.
+    Status,
+    /// Hold attempts.
+    Hold,
+}
+
+/// The limiters of one instance.
+pub struct RateLimits {
+    join: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    status: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    hold: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    trust_forwarded_for: bool,
+    /// Requests in flight and the ceiling, shared with the middleware.
+    pub in_flight: Arc<InFlight>,
+}
+
+/// Requests in flight on this instance.
+pub struct InFlight {
+    current: AtomicUsize,
+    max: usize,
+}
+
+fn limiter(per_second: u32) -> Option<DefaultKeyedRateLimiter<IpAddr>> {
+    let rate = NonZeroU32::new(per_second)?;
+    let burst = NonZeroU32::new(per_second.saturating_mul(2)).unwrap_or(rate);
+    Some(RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst)))
+}
+
+impl RateLimits {
+    /// Limiters from settings; a rate of 0 turns that limit off.
+    pub fn new(settings: &RateLimitSettings) -> Self {
+        RateLimits {
+            join: limiter(settings.join_per_second),
+            status: limiter(settings.status_per_second),
+            hold: limiter(settings.hold_per_second),
+            trust_forwarded_for: settings.trust_forwarded_for,
+            in_flight: Arc::new(InFlight { current: AtomicUsize::new(0), max: settings.max_in_flight.max(1) }),
+        }
+    }
+
+    /// The client's IP: the peer, or the first `X-Forwarded-For` hop when
+    /// configured to trust a proxy.
+    pub fn client_ip(&self, req: &HttpRequest) -> Option<IpAddr> {
+        if self.trust_forwarded_for {
+            let forwarded = req
+                .headers()
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split(',').next())
+                .and_then(|v| v.trim().parse().ok());
+            if forwarded.is_some() {
+                return forwarded;
+            }
+        }
+        req.peer_addr().map(|a| a.ip())
+    }
+
+    /// 429 with `Retry-After` when the client's budget for `limit` is spent.
+    pub fn check(&self, limit: Limit, req: &HttpRequest) -> Result<(), AppError> {
+        let limiter = match limit {
+            Limit::Join => &self.join,
+            Limit::Status => &self.status,
+            Limit::Hold => &self.hold,
+        };
+        let (Some(limiter), Some(ip)) = (limiter, self.client_ip(req)) else {
+            return Ok(());
+        };
+        limiter.check_key(&ip).map_err(|not_until| {
+            ::metrics::counter!(crate::metrics::REQUESTS_SHED, "why" => "per_ip").increment(1);
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            AppError::TooManyRequests { retry_after_seconds: wait.as_secs() + 1 }
+        })
+    }
+
+    /// Drops limiter state of idle clients (called periodically).
+    pub fn forget_idle(&self) {
+        for limiter in [&self.join, &self.status, &self.hold].into_iter().flatten() {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+    }
+}
+
+struct Slot(Arc<InFlight>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.current.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Middleware: answers 429 at once when this instance already has
+/// `max_in_flight` requests running, so queued work never grows without bound.
+pub async fn shed_load(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let in_flight = req.app_data::<actix_web::web::Data<crate::startup::AppState>>().map(|s| s.limits.in_flight.clone());
+    let Some(in_flight) = in_flight else {
+        return Ok(next.call(req).await?.map_into_boxed_body());
+    };
+    let now = in_flight.current.fetch_add(1, Ordering::Relaxed) + 1;
+    let slot = Slot(in_flight.clone());
+    // Operations endpoints are never shed: they are how operators see trouble.
+    let exempt = matches!(req.path(), "/healthz" | "/readyz" | "/metrics");
+    if now > in_flight.max && !exempt {
+        drop(slot);
+        ::metrics::counter!(crate::metrics::REQUESTS_SHED, "why" => "ceiling").increment(1);
+        let mut response =
+            error_response(StatusCode::TOO_MANY_REQUESTS, "overloaded", "this server is at capacity; retry shortly");
+        response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        return Ok(req.into_response(response));
+    }
+    let response = next.call(req).await;
+    drop(slot);
+    Ok(response?.map_into_boxed_body())
+}

@@ -1,0 +1,402 @@
+//! Creating a sale: validating its definition, splitting stages into exact
+//! counts and writing one row per unit in a handful of bulk statements.
+
+use chrono::{DateTime, Utc};
+use rand::RngCore;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use sqlx::PgPool;
+use utoipa::ToSchema;
+
+use super::{state, Sale, SALE_COLUMNS};
+use crate::error::{AppError, AppResult};
+
+/// Largest sale floodgate accepts in one definition.
+const MAX_UNITS: i64 = 5_000_000;
+
+/// `POST /admin/v1/sales` body.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct NewSale {
+    /// Display name.
+    pub name: String,
+    /// When stage 1 opens; now when omitted.
+    pub starts_at: Option<DateTime<Utc>>,
+    /// When the sale closes by itself.
+    pub ends_at: Option<DateTime<Utc>>,
+    /// `fifo` (default) or `lottery`.
+    pub mode: Option<String>,
+    /// The units: `{"count": n}` or `{"sections": [...]}`.
+    pub units: UnitsSpec,
+    /// Percentages per stage, summing to 100; `[100]` when omitted.
+    pub stages: Option<Vec<i64>>,
+    /// Optional scheduled opening per stage (index 0 is stage 1, ignored).
+    pub stage_opens_at: Option<Vec<Option<DateTime<Utc>>>>,
+    /// Units one visitor may hold or own; 4 when omitted.
+    pub per_user_limit: Option<i64>,
+    /// Hold lifetime; 600 when omitted.
+    pub hold_ttl_seconds: Option<i64>,
+    /// Shuffle the pre-queue at the start; true when omitted.
+    pub shuffle_prequeue: Option<bool>,
+    /// Turn the waiting room off (joins are admitted at once); on by default.
+    pub waiting_room: Option<bool>,
+    /// Admission control settings.
+    pub admission: Option<AdmissionSpec>,
+}
+
+/// The units of a sale.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct UnitsSpec {
+    /// General admission: this many numbered units.
+    pub count: Option<i64>,
+    /// Reserved seating: sections of rows of seats.
+    pub sections: Option<Vec<SectionSpec>>,
+}
+
+/// A block of reserved seats, labelled `name/row/seat`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct SectionSpec {
+    /// Section name (no `/`).
+    pub name: String,
+    /// Rows, numbered from 1.
+    pub rows: i64,
+    /// Seats per row, numbered from 1.
+    pub seats_per_row: i64,
+}
+
+/// Admission settings of the waiting room.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct AdmissionSpec {
+    /// Visitors admitted per second (0: only by hand).
+    pub admit_per_second: Option<i64>,
+    /// Admitted visitors not yet finished, at most.
+    pub max_active: Option<i64>,
+    /// Time an admitted visitor has to hold.
+    pub admission_ttl_seconds: Option<i64>,
+    /// Silence after which a waiting visitor loses their place.
+    pub abandon_after_seconds: Option<i64>,
+}
+
+/// A definition that passed validation.
+struct ValidSale {
+    name: String,
+    mode: &'static str,
+    starts_at: DateTime<Utc>,
+    ends_at: Option<DateTime<Utc>>,
+    seating: &'static str,
+    total: i32,
+    sections: Vec<(String, i32, i32)>,
+    stages: Vec<StagePlan>,
+    per_user_limit: i32,
+    hold_ttl_seconds: i32,
+    shuffle_prequeue: bool,
+    waiting_room: bool,
+    admission: ValidAdmission,
+}
+
+/// Admission settings after validation.
+#[derive(Debug, Clone, Copy)]
+pub struct ValidAdmission {
+    /// Visitors admitted per second.
+    pub admit_per_second: i32,
+    /// Admitted-but-unfinished cap.
+    pub max_active: i32,
+    /// Admission lifetime.
+    pub admission_ttl_seconds: i32,
+    /// Abandonment threshold.
+    pub abandon_after_seconds: i32,
+}
+
+/// A stage's exact share of the unit ids.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StagePlan {
+    /// Percentage given.
+    pub percent: i32,
+    /// Units in it.
+    pub count: i32,
+    /// First unit id (count 0: one past the previous stage).
+    pub first: i32,
+    /// Last unit id.
+    pub last: i32,
+    /// Scheduled opening.
+    pub opens_at: Option<DateTime<Utc>>,
+}
+
+/// Splits `total` units by `percents` into exact counts; the remainder of the
+/// rounding goes to the last stage.
+pub fn split_stages(total: i32, percents: &[i32]) -> Vec<StagePlan> {
+    let mut plans = Vec::with_capacity(percents.len());
+    let mut next = 1;
+    for (i, &percent) in percents.iter().enumerate() {
+        let count = if i + 1 == percents.len() {
+            total - (next - 1)
+        } else {
+            (i64::from(total) * i64::from(percent) / 100) as i32
+        };
+        plans.push(StagePlan { percent, count, first: next, last: next + count - 1, opens_at: None });
+        next += count;
+    }
+    plans
+}
+
+fn in_range(field: &str, value: Option<i64>, default: i64, min: i64, max: i64) -> AppResult<i32> {
+    let value = value.unwrap_or(default);
+    if value < min || value > max {
+        return Err(AppError::Invalid(format!("{field} must be between {min} and {max}, got {value}")));
+    }
+    Ok(value as i32)
+}
+
+/// Checks an admission spec, with defaults for what it leaves out.
+pub fn validate_admission(spec: &AdmissionSpec, base: Option<ValidAdmission>) -> AppResult<ValidAdmission> {
+    let base = base.unwrap_or(ValidAdmission {
+        admit_per_second: 50,
+        max_active: 500,
+        admission_ttl_seconds: 300,
+        abandon_after_seconds: 60,
+    });
+    Ok(ValidAdmission {
+        admit_per_second: in_range(
+            "admission.admit_per_second",
+            spec.admit_per_second,
+            base.admit_per_second.into(),
+            0,
+            100_000,
+        )?,
+        max_active: in_range("admission.max_active", spec.max_active, base.max_active.into(), 1, 10_000_000)?,
+        admission_ttl_seconds: in_range(
+            "admission.admission_ttl_seconds",
+            spec.admission_ttl_seconds,
+            base.admission_ttl_seconds.into(),
+            1,
+            86_400,
+        )?,
+        abandon_after_seconds: in_range(
+            "admission.abandon_after_seconds",
+            spec.abandon_after_seconds,
+            base.abandon_after_seconds.into(),
+            3,
+            86_400,
+        )?,
+    })
+}
+
+fn validate(new: NewSale) -> AppResult<ValidSale> {
+    let name = new.name.trim().to_owned();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(AppError::Invalid("name must be 1 to 200 characters".into()));
+    }
+    let mode = match new.mode.as_deref().unwrap_or("fifo") {
+        "fifo" => "fifo",
+        "lottery" => "lottery",
+        other => return Err(AppError::Invalid(format!("mode must be fifo or lottery, got {other}"))),
+    };
+    let starts_at = new.starts_at.unwrap_or_else(Utc::now);
+    if let Some(ends_at) = new.ends_at {
+        if ends_at <= starts_at {
+            return Err(AppError::Invalid("ends_at must be after starts_at".into()));
+        }
+    }
+    let (seating, total, sections) = match (new.units.count, new.units.sections) {
+        (Some(count), None) => {
+            if !(1..=MAX_UNITS).contains(&count) {
+                return Err(AppError::Invalid(format!("units.count must be between 1 and {MAX_UNITS}")));
+            }
+            ("general", count, Vec::new())
+        }
+        (None, Some(sections)) => {
+            if sections.is_empty() || sections.len() > 200 {
+                return Err(AppError::Invalid("units.sections must list 1 to 200 sections".into()));
+            }
+            let mut total = 0i64;
+            let mut valid = Vec::with_capacity(sections.len());
+            for section in sections {
+                let name = section.name.trim().to_owned();
+                if name.is_empty() || name.len() > 32 || name.contains('/') {
+                    return Err(AppError::Invalid("section names must be 1 to 32 characters without '/'".into()));
+                }
+                if valid.iter().any(|(n, _, _)| *n == name) {
+                    return Err(AppError::Invalid(format!("section {name} is listed twice")));
+                }
+                if !(1..=10_000).contains(&section.rows) || !(1..=10_000).contains(&section.seats_per_row) {
+                    return Err(AppError::Invalid("rows and seats_per_row must be between 1 and 10000".into()));
+                }
+                total += section.rows * section.seats_per_row;
+                if total > MAX_UNITS {
+                    return Err(AppError::Invalid(format!("a sale has at most {MAX_UNITS} units")));
+                }
+                valid.push((name, section.rows as i32, section.seats_per_row as i32));
+            }
+            ("reserved", total, valid)
+        }
+        _ => return Err(AppError::Invalid("units needs exactly one of count or sections".into())),
+    };
+    let percents = new.stages.unwrap_or_else(|| vec![100]);
+    if percents.is_empty() || percents.len() > 20 {
+        return Err(AppError::Invalid("stages must list 1 to 20 percentages".into()));
+    }
+    if percents.iter().any(|p| !(1..=100).contains(p)) || percents.iter().sum::<i64>() != 100 {
+        return Err(AppError::Invalid("stages must be percentages of 1 to 100 summing to 100".into()));
+    }
+    let percents: Vec<i32> = percents.iter().map(|&p| p as i32).collect();
+    let mut stages = split_stages(total as i32, &percents);
+    if let Some(opens) = new.stage_opens_at {
+        if opens.len() > stages.len() {
+            return Err(AppError::Invalid("stage_opens_at has more entries than stages".into()));
+        }
+        for (plan, at) in stages.iter_mut().zip(opens).skip(1) {
+            plan.opens_at = at;
+        }
+    }
+    let waiting_room = new.waiting_room.unwrap_or(true);
+    let admission = validate_admission(&new.admission.unwrap_or_default(), None)?;
+    Ok(ValidSale {
+        name,
+        mode,
+        starts_at,
+        ends_at: new.ends_at,
+        seating,
+        total: total as i32,
+        sections,
+        stages,
+        per_user_limit: in_range("per_user_limit", new.per_user_limit, 4, 1, 1000)?,
+        hold_ttl_seconds: in_range("hold_ttl_seconds", new.hold_ttl_seconds, 600, 1, 86_400)?,
+        shuffle_prequeue: new.shuffle_prequeue.unwrap_or(true),
+        waiting_room,
+        admission,
+    })
+}
+
+/// A fresh fairness seed and its published commitment, `sha256(seed)` of
+/// the seed's hex text, so anyone can check it with `sha256sum`.
+pub fn new_seed() -> (String, String) {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    let seed = hex::encode(bytes);
+    let commitment = hex::encode(Sha256::digest(seed.as_bytes()));
+    (seed, commitment)
+}
+
+fn new_sale_id() -> String {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    format!("s_{}", &id[..14])
+}
+
+/// Validates and stores a sale with all its units in one transaction.
+pub async fn create_sale(db: &PgPool, new: NewSale) -> AppResult<Sale> {
+    let sale = validate(new)?;
+    let id = new_sale_id();
+    let (seed, commitment) = new_seed();
+    let now = Utc::now();
+    let initial_state =
+        if sale.mode == "lottery" || sale.starts_at > now { state::SCHEDULED } else { state::ON_SALE };
+    let first_stage = &sale.stages[0];
+
+    let mut tx = db.begin().await?;
+    let row = sqlx::query_as::<_, Sale>(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO sales (id, name, mode, state, starts_at, ends_at, seating, total_units, per_user_limit, \
+         hold_ttl_seconds, shuffle_prequeue, released_upto, released_stages, waiting_room, admit_per_second, \
+         max_active, admission_ttl_seconds, abandon_after_seconds, seed, seed_commitment) \
+         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,1,$13,$14,$15,$16,$17,$18,$19) RETURNING {SALE_COLUMNS}"
+    )))
+    .bind(&id)
+    .bind(&sale.name)
+    .bind(sale.mode)
+    .bind(initial_state)
+    .bind(sale.starts_at)
+    .bind(sale.ends_at)
+    .bind(sale.seating)
+    .bind(sale.total)
+    .bind(sale.per_user_limit)
+    .bind(sale.hold_ttl_seconds)
+    .bind(sale.shuffle_prequeue)
+    .bind(first_stage.last)
+    .bind(sale.waiting_room)
+    .bind(sale.admission.admit_per_second)
+    .bind(sale.admission.max_active)
+    .bind(sale.admission.admission_ttl_seconds)
+    .bind(sale.admission.abandon_after_seconds)
+    .bind(&seed)
+    .bind(&commitment)
+    .fetch_one(&mut *tx)
+    .await?;
+
+    for (i, plan) in sale.stages.iter().enumerate() {
+        let stage = i as i32 + 1;
+        sqlx::query(
+            "INSERT INTO sale_stages (sale_id, stage, percent, unit_count, first_unit, last_unit, opens_at, released_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&id)
+        .bind(stage)
+        .bind(plan.percent)
+        .bind(plan.count)
+        .bind(plan.first)
+        .bind(plan.last)
+        .bind(plan.opens_at)
+        .bind((stage == 1).then_some(sale.starts_at))
+        .execute(&mut *tx)
+        .await?;
+    }
+
+    // width_bucket(id, first ids of the stages) is the stage of a unit id, so
+    // each bulk insert assigns stages without a per-row subquery.
+    let stage_starts: Vec<i32> = sale.stages.iter().map(|s| s.first).collect();
+    if sale.sections.is_empty() {
+        sqlx::query(
+            "INSERT INTO units (sale_id, id, stage, status) \
+             SELECT $1, g, width_bucket(g, $2::int[]), 'available' FROM generate_series(1, $3) g",
+        )
+        .bind(&id)
+        .bind(&stage_starts)
+        .bind(sale.total)
+        .execute(&mut *tx)
+        .await?;
+    } else {
+        let mut offset = 0i32;
+        for (name, rows, seats) in &sale.sections {
+            sqlx::query(
+                "INSERT INTO units (sale_id, id, stage, label, status) \
+                 SELECT $1, u, width_bucket(u, $2::int[]), $3 || '/' || r || '/' || s, 'available' \
+                 FROM generate_series(1, $4) r, generate_series(1, $5) s, \
+                      LATERAL (SELECT $6 + (r - 1) * $5 + s AS u) ids",
+            )
+            .bind(&id)
+            .bind(&stage_starts)
+            .bind(name)
+            .bind(rows)
+            .bind(seats)
+            .bind(offset)
+            .execute(&mut *tx)
+            .await?;
+            offset += rows * seats;
+        }
+    }
+    tx.commit().await?;
+    Ok(row)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stages_split_exactly_with_remainder_last() {
+        let plans = split_stages(1000, &[30, 40, 30]);
+        let counts: Vec<i32> = plans.iter().map(|p| p.count).collect();
+        assert_eq!(counts, vec![300, 400, 300]);
+        assert_eq!((plans[1].first, plans[1].last), (301, 700));
+
+        let plans = split_stages(10, &[33, 33, 34]);
+        let counts: Vec<i32> = plans.iter().map(|p| p.count).collect();
+        assert_eq!(counts, vec![3, 3, 4]);
+        assert_eq!(plans.iter().map(|p| p.count).sum::<i32>(), 10);
+        assert_eq!(plans[2].last, 10);
+    }
+
+    #[test]
+    fn seed_commitment_is_sha256_of_seed_text() {
+        let (seed, commitment) = new_seed();
+        assert_eq!(seed.len(), 64);
+        assert_eq!(commitment, hex::encode(Sha256::digest(seed.as_bytes())));
+    }
+}

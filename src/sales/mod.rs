@@ -1,0 +1,374 @@
+//! Sales: their definition, state, stages and live availability.
+//!
+//! A sale's row in Postgres is its truth; a short-lived in-process snapshot
+//! spares the hot paths (join, hold) a query per request, and a copy of the
+//! fields the waiting room needs lives in Redis (see `waiting_room`).
+
+pub mod create;
+pub mod routes;
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::PgPool;
+use utoipa::ToSchema;
+
+use crate::error::{AppError, AppResult};
+
+/// A sale as stored.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Sale {
+    /// Opaque id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// `fifo` or `lottery`.
+    pub mode: String,
+    /// `scheduled`, `on_sale`, `paused`, `sold_out` or `closed`.
+    pub state: String,
+    /// When stage 1 opens (FIFO) or the entry window closes (lottery).
+    pub starts_at: DateTime<Utc>,
+    /// When the sale closes by itself.
+    pub ends_at: Option<DateTime<Utc>>,
+    /// `general` or `reserved`.
+    pub seating: String,
+    /// Units in all stages.
+    pub total_units: i32,
+    /// Units one visitor may hold or own at once.
+    pub per_user_limit: i32,
+    /// Lifetime of a hold.
+    pub hold_ttl_seconds: i32,
+    /// Shuffle the pre-queue at the start.
+    pub shuffle_prequeue: bool,
+    /// Highest unit id on sale.
+    pub released_upto: i32,
+    /// Stages released so far.
+    pub released_stages: i32,
+    /// Whether joins go through the waiting room.
+    pub waiting_room: bool,
+    /// Admission inflow.
+    pub admit_per_second: i32,
+    /// Admitted-but-unfinished visitors allowed at once.
+    pub max_active: i32,
+    /// Time an admitted visitor has to place a hold.
+    pub admission_ttl_seconds: i32,
+    /// Silence after which a waiting visitor loses their place.
+    pub abandon_after_seconds: i32,
+    /// Fairness seed (secret until revealed).
+    pub seed: String,
+    /// `sha256(seed)`, published from creation.
+    pub seed_commitment: String,
+    /// Whether the seed has been used and may be shown.
+    pub seed_revealed: bool,
+    /// When the lottery was drawn.
+    pub lottery_drawn_at: Option<DateTime<Utc>>,
+    /// Winners drawn.
+    pub lottery_winners: Option<i32>,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+}
+
+/// Sale states.
+pub mod state {
+    /// Before `starts_at`: the pre-queue (or lottery entry window) is open.
+    pub const SCHEDULED: &str = "scheduled";
+    /// Holds are possible.
+    pub const ON_SALE: &str = "on_sale";
+    /// Admission and holds stopped by an admin; joins still queue.
+    pub const PAUSED: &str = "paused";
+    /// No unit available or held in any stage.
+    pub const SOLD_OUT: &str = "sold_out";
+    /// Over for good.
+    pub const CLOSED: &str = "closed";
+}
+
+/// The column list matching [`Sale`].
+pub const SALE_COLUMNS: &str = "id, name, mode, state, starts_at, ends_at, seating, total_units, \
+    per_user_limit, hold_ttl_seconds, shuffle_prequeue, released_upto, released_stages, waiting_room, \
+    admit_per_second, max_active, admission_ttl_seconds, abandon_after_seconds, seed, seed_commitment, \
+    seed_revealed, lottery_drawn_at, lottery_winners, created_at";
+
+/// One stage of a sale.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct StageRow {
+    /// 1-based stage number.
+    pub stage: i32,
+    /// Share of the units.
+    pub percent: i32,
+    /// Exact unit count.
+    pub unit_count: i32,
+    /// First unit id of the stage.
+    pub first_unit: i32,
+    /// Last unit id of the stage.
+    pub last_unit: i32,
+    /// Scheduled opening, if any.
+    pub opens_at: Option<DateTime<Utc>>,
+    /// When it was released.
+    pub released_at: Option<DateTime<Utc>>,
+}
+
+impl Sale {
+    /// Loads a sale; 404 when there is none.
+    pub async fn load(db: &PgPool, id: &str) -> AppResult<Sale> {
+        if !valid_sale_id(id) {
+            return Err(AppError::NotFound("sale"));
+        }
+        sqlx::query_as::<_, Sale>(sqlx::AssertSqlSafe(format!("SELECT {SALE_COLUMNS} FROM sales WHERE id = $1")))
+            .bind(id)
+            .fetch_optional(db)
+            .await?
+            .ok_or(AppError::NotFound("sale"))
+    }
+
+    /// The sale's stages in order.
+    pub async fn stages(db: &PgPool, id: &str) -> AppResult<Vec<StageRow>> {
+        Ok(sqlx::query_as::<_, StageRow>(
+            "SELECT stage, percent, unit_count, first_unit, last_unit, opens_at, released_at \
+             FROM sale_stages WHERE sale_id = $1 ORDER BY stage",
+        )
+        .bind(id)
+        .fetch_all(db)
+        .await?)
+    }
+
+    /// Whether holds are possible now.
+    pub fn ensure_on_sale(&self) -> AppResult<()> {
+        match self.state.as_str() {
+            state::ON_SALE => Ok(()),
+            state::SCHEDULED => Err(AppError::conflict("sale_not_started", "the sale has not started yet")),
+            state::PAUSED => Err(AppError::conflict("sale_paused", "the sale is paused; try again shortly")),
+            state::SOLD_OUT => Err(AppError::gone("sold_out", "the sale is sold out")),
+            _ => Err(AppError::gone("sale_closed", "the sale is closed")),
+        }
+    }
+
+    /// The seed, once it may be shown.
+    pub fn revealed_seed(&self) -> Option<&str> {
+        self.seed_revealed.then_some(self.seed.as_str())
+    }
+}
+
+/// Sale ids are short and URL-safe; anything else cannot exist.
+pub fn valid_sale_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// A small time-bounded cache of values by key.
+pub struct Snapshots<V> {
+    ttl: Duration,
+    entries: RwLock<HashMap<String, (Instant, Arc<V>)>>,
+}
+
+impl<V> Snapshots<V> {
+    /// An empty cache whose entries live `ttl`.
+    pub fn new(ttl: Duration) -> Self {
+        Snapshots { ttl, entries: RwLock::new(HashMap::new()) }
+    }
+
+    /// A fresh entry, if any.
+    pub fn get(&self, key: &str) -> Option<Arc<V>> {
+        let entries = self.entries.read().ok()?;
+        let (at, value) = entries.get(key)?;
+        (at.elapsed() < self.ttl).then(|| value.clone())
+    }
+
+    /// Stores `value` under `key`.
+    pub fn put(&self, key: &str, value: Arc<V>) {
+        if let Ok(mut entries) = self.entries.write() {
+            if entries.len() > 10_000 {
+                entries.retain(|_, (at, _)| at.elapsed() < self.ttl);
+            }
+            entries.insert(key.to_owned(), (Instant::now(), value));
+        }
+    }
+
+    /// Drops `key` so the next read reloads it.
+    pub fn invalidate(&self, key: &str) {
+        if let Ok(mut entries) = self.entries.write() {
+            entries.remove(key);
+        }
+    }
+}
+
+/// Sale rows cached for about a second.
+pub struct SaleCache {
+    snapshots: Snapshots<Sale>,
+}
+
+impl SaleCache {
+    /// An empty cache.
+    pub fn new() -> Self {
+        SaleCache { snapshots: Snapshots::new(Duration::from_millis(1000)) }
+    }
+
+    /// The sale, at most a second old.
+    pub async fn get(&self, db: &PgPool, id: &str) -> AppResult<Arc<Sale>> {
+        if let Some(sale) = self.snapshots.get(id) {
+            return Ok(sale);
+        }
+        let sale = Arc::new(Sale::load(db, id).await?);
+        self.snapshots.put(id, sale.clone());
+        Ok(sale)
+    }
+
+    /// Forgets a sale after this instance changed it.
+    pub fn invalidate(&self, id: &str) {
+        self.snapshots.invalidate(id);
+    }
+}
+
+impl Default for SaleCache {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Units of a stage (or a sale) by state.
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+pub struct UnitCounts {
+    /// On sale and free.
+    pub available: i64,
+    /// In an active hold.
+    pub held: i64,
+    /// In a confirmed order.
+    pub sold: i64,
+    /// Not yet released (later stages).
+    pub unreleased: i64,
+}
+
+/// Live availability of one stage.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct StageAvailability {
+    /// 1-based stage number.
+    pub stage: i32,
+    /// Share of all units.
+    pub percent: i32,
+    /// Units in the stage.
+    pub units: i32,
+    /// Whether the stage is on sale.
+    pub released: bool,
+    /// Scheduled opening.
+    pub opens_at: Option<DateTime<Utc>>,
+    /// When it opened.
+    pub released_at: Option<DateTime<Utc>>,
+    /// Counts by state.
+    #[serde(flatten)]
+    pub counts: UnitCounts,
+}
+
+/// Live availability of a sale.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Availability {
+    /// All units.
+    pub total: i64,
+    /// Units in released stages.
+    pub released: i64,
+    /// Totals by state; available + held + sold + unreleased = total (I1).
+    #[serde(flatten)]
+    pub counts: UnitCounts,
+    /// Per stage.
+    pub stages: Vec<StageAvailability>,
+    /// When these counts were taken.
+    pub as_of: DateTime<Utc>,
+}
+
+/// Counts units of a sale by stage and state. One grouped index scan, so the
+/// read path caches it (see [`AvailabilityCache`]) instead of running it per
+/// request.
+pub async fn count_units(db: &PgPool, sale: &Sale) -> AppResult<Availability> {
+    let rows: Vec<(i16, String, i64)> = sqlx::query_as(
+        "SELECT stage, status, count(*) FROM units WHERE sale_id = $1 GROUP BY stage, status",
+    )
+    .bind(&sale.id)
+    .fetch_all(db)
+    .await?;
+    let stages = Sale::stages(db, &sale.id).await?;
+    let mut per_stage: Vec<StageAvailability> = stages
+        .iter()
+        .map(|s| StageAvailability {
+            stage: s.stage,
+            percent: s.percent,
+            units: s.unit_count,
+            released: s.stage <= sale.released_stages,
+            opens_at: s.opens_at,
+            released_at: s.released_at,
+            counts: UnitCounts::default(),
+        })
+        .collect();
+    for (stage, status, count) in rows {
+        let Some(entry) = per_stage.iter_mut().find(|s| s.stage == i32::from(stage)) else {
+            continue;
+        };
+        match (status.as_str(), entry.released) {
+            ("available", true) => entry.counts.available += count,
+            ("available", false) => entry.counts.unreleased += count,
+            ("held", _) => entry.counts.held += count,
+            _ => entry.counts.sold += count,
+        }
+    }
+    let mut totals = UnitCounts::default();
+    let mut released = 0;
+    for s in &per_stage {
+        totals.available += s.counts.available;
+        totals.held += s.counts.held;
+        totals.sold += s.counts.sold;
+        totals.unreleased += s.counts.unreleased;
+        if s.released {
+            released += i64::from(s.units);
+        }
+    }
+    Ok(Availability {
+        total: i64::from(sale.total_units),
+        released,
+        counts: totals,
+        stages: per_stage,
+        as_of: Utc::now(),
+    })
+}
+
+/// Availability per sale, recomputed at most once a second per instance, so
+/// the public read costs no scan per request however hard it is polled.
+pub struct AvailabilityCache {
+    snapshots: Snapshots<Availability>,
+    refresh: tokio::sync::Mutex<()>,
+}
+
+impl AvailabilityCache {
+    /// An empty cache.
+    pub fn new() -> Self {
+        AvailabilityCache {
+            snapshots: Snapshots::new(Duration::from_millis(1000)),
+            refresh: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Counts at most a second old.
+    pub async fn get(&self, db: &PgPool, sale: &Sale) -> AppResult<Arc<Availability>> {
+        if let Some(hit) = self.snapshots.get(&sale.id) {
+            return Ok(hit);
+        }
+        // One refresh at a time: concurrent readers wait for it instead of
+        // piling the same scan onto Postgres.
+        let _guard = self.refresh.lock().await;
+        if let Some(hit) = self.snapshots.get(&sale.id) {
+            return Ok(hit);
+        }
+        let fresh = Arc::new(count_units(db, sale).await?);
+        self.snapshots.put(&sale.id, fresh.clone());
+        Ok(fresh)
+    }
+
+    /// Forgets a sale's counts after this instance changed its stages.
+    pub fn invalidate(&self, id: &str) {
+        self.snapshots.invalidate(id);
+    }
+}
+
+impl Default for AvailabilityCache {
+    fn default() -> Self {
+        Self::new()
+    }
+}

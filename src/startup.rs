@@ -1,0 +1,251 @@
+//! Building and running the application: pools, migrations, routes,
+//! middleware, background jobs and graceful shutdown.
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
+use actix_web::http::{header, StatusCode};
+use actix_web::middleware::{from_fn, Next};
+use actix_web::{body::MessageBody, dev::ServiceRequest, dev::ServiceResponse, web, App, HttpMessage, HttpRequest, HttpServer};
+use sqlx::PgPool;
+use subtle::ConstantTimeEq;
+use tokio::sync::watch;
+use tracing_actix_web::{RequestId, TracingLogger};
+
+use crate::configuration::Settings;
+use crate::error::{error_response, AppError, AppResult};
+use crate::rate_limit::RateLimits;
+use crate::sales::{AvailabilityCache, SaleCache};
+use crate::store::{self, Redis};
+use crate::tokens::{LoginVerifier, TokenSigner};
+use crate::waiting_room::WaitingRoom;
+use crate::{inventory, jobs, ops, orders, payments, sales, waiting_room, web_pages};
+
+/// Shared state of every handler and background job of one instance.
+pub struct AppState {
+    /// The settings it was built with.
+    pub settings: Settings,
+    /// Postgres pool.
+    pub db: PgPool,
+    /// The waiting room (and its Redis pool).
+    pub waiting_room: WaitingRoom,
+    /// Signer of queue, admission and hold tokens.
+    pub tokens: TokenSigner,
+    /// Verifier of the site's login tokens, when configured.
+    pub login: Option<LoginVerifier>,
+    /// Sale rows, about a second old at most.
+    pub sales: SaleCache,
+    /// Unit counts per sale, about a second old at most.
+    pub availability: AvailabilityCache,
+    /// Per-IP limits and the in-flight ceiling.
+    pub limits: RateLimits,
+}
+
+impl AppState {
+    /// The Redis side.
+    pub fn redis(&self) -> &Redis {
+        &self.waiting_room.redis
+    }
+
+    /// 401 unless the request carries a configured admin key. Keys are
+    /// compared in constant time; a refused key is logged without itself.
+    pub fn require_admin(&self, req: &HttpRequest) -> AppResult<()> {
+        let presented = crate::tokens::bearer(req).unwrap_or("");
+        let accepted = !presented.is_empty()
+            && self
+                .settings
+                .admin
+                .keys
+                .iter()
+                .filter(|k| !k.is_empty())
+                .fold(false, |ok, key| ok | bool::from(key.as_bytes().ct_eq(presented.as_bytes())));
+        if accepted {
+            Ok(())
+        } else {
+            tracing::warn!(path = %req.path(), present = !presented.is_empty(), "admin request refused");
+            Err(AppError::Unauthorized("a valid admin key is required".into()))
+        }
+    }
+}
+
+/// A built application, bound to its port, not yet serving.
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: web::Data<AppState>,
+    stop_jobs: watch::Sender<bool>,
+}
+
+impl Application {
+    /// Connects the pools, applies migrations, binds the listener (port 0
+    /// picks a free port) and starts the background jobs.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let options = store::pg_connect_options(&settings.database)?;
+        let db = store::pg_pool(&settings.database, options);
+        sqlx::migrate!("./migrations").run(&db).await?;
+        let redis = Redis::new(&settings.redis)?;
+        let state = web::Data::new(AppState {
+            tokens: TokenSigner::new(&settings.tokens.keys)?,
+            login: LoginVerifier::from_settings(&settings.identity)?,
+            limits: RateLimits::new(&settings.rate_limits),
+            waiting_room: WaitingRoom::new(redis),
+            sales: SaleCache::new(),
+            availability: AvailabilityCache::new(),
+            db,
+            settings,
+        });
+        if state.settings.demo.seed {
+            crate::demo::seed(&state).await?;
+        }
+
+        let listener = TcpListener::bind((state.settings.server.host.as_str(), state.settings.server.port))?;
+        let port = listener.local_addr()?.port();
+        let server = run(listener, state.clone())?;
+        let (stop_jobs, stopped) = watch::channel(false);
+        jobs::spawn_all(state.clone().into_inner(), stopped);
+        Ok(Application { port, server, state, stop_jobs })
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Shared state, for tests and tools that drive the jobs directly.
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
+    }
+
+    /// Serves until SIGTERM or Ctrl-C, letting in-flight requests finish,
+    /// then stops the background jobs.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let result = self.server.await;
+        let _ = self.stop_jobs.send(true);
+        result
+    }
+}
+
+fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Server> {
+    let settings = state.settings.server.clone();
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .app_data(json_config(settings.max_body_bytes))
+            .app_data(web::PayloadConfig::new(settings.max_body_bytes))
+            .app_data(web::PathConfig::default().error_handler(path_error))
+            .app_data(web::QueryConfig::default().error_handler(query_error))
+            .wrap(from_fn(crate::rate_limit::shed_load))
+            .wrap(from_fn(limit_body(settings.max_body_bytes)))
+            .wrap(from_fn(crate::metrics::record_request))
+            .wrap(from_fn(request_id_header))
+            .wrap(TracingLogger::default())
+            .configure(routes)
+            .default_service(web::to(not_found))
+    })
+    .listen(listener)?
+    .shutdown_timeout(settings.shutdown_timeout_seconds);
+    if settings.workers > 0 {
+        server = server.workers(settings.workers);
+    }
+    Ok(server.run())
+}
+
+/// Every route of the service.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(ops::healthz)
+        .service(ops::readyz)
+        .service(ops::metrics_endpoint)
+        .service(ops::openapi_json)
+        .service(sales::routes::list_sales)
+        .service(sales::routes::get_sale)
+        .service(sales::routes::admin_create_sale)
+        .service(sales::routes::admin_get_sale)
+        .service(sales::routes::admin_update_sale)
+        .service(sales::routes::admin_next_stage)
+        .service(sales::routes::admin_audit)
+        .service(waiting_room::routes::join)
+        .service(waiting_room::routes::status)
+        .service(waiting_room::routes::admit)
+        .service(inventory::routes::create_hold)
+        .service(inventory::routes::get_hold)
+        .service(inventory::routes::release_hold)
+        .service(payments::routes::webhook)
+        .service(payments::routes::dev_checkout)
+        .service(orders::routes::get_order)
+        .service(orders::routes::cancel_order)
+        .configure(web_pages::routes);
+}
+
+async fn not_found() -> actix_web::HttpResponse {
+    error_response(StatusCode::NOT_FOUND, "not_found", "no such resource")
+}
+
+fn json_config(limit: usize) -> web::JsonConfig {
+    web::JsonConfig::default().limit(limit).error_handler(move |error, _req| {
+        let app_error = match &error {
+            JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
+                AppError::PayloadTooLarge(limit)
+            }
+            JsonPayloadError::ContentType => {
+                AppError::UnsupportedMediaType("send the body as Content-Type: application/json".into())
+            }
+            JsonPayloadError::Deserialize(e) if e.is_data() => AppError::Invalid(format!("invalid body: {e}")),
+            JsonPayloadError::Deserialize(e) => AppError::BadRequest(format!("malformed JSON: {e}")),
+            other => AppError::BadRequest(format!("unreadable body: {other}")),
+        };
+        app_error.into()
+    })
+}
+
+fn path_error(_error: PathError, _req: &HttpRequest) -> actix_web::Error {
+    AppError::NotFound("resource").into()
+}
+
+fn query_error(error: QueryPayloadError, _req: &HttpRequest) -> actix_web::Error {
+    AppError::BadRequest(format!("bad query string: {error}")).into()
+}
+
+/// Refuses bodies announced larger than the limit before reading them, on
+/// every route (extractors enforce it again for chunked bodies).
+fn limit_body(
+    limit: usize,
+) -> impl Fn(ServiceRequest, Next<actix_web::body::BoxBody>) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<ServiceResponse<actix_web::body::BoxBody>, actix_web::Error>>>>
+       + Clone {
+    move |req: ServiceRequest, next: Next<actix_web::body::BoxBody>| {
+        Box::pin(async move {
+            let announced = req
+                .headers()
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<usize>().ok());
+            if announced.is_some_and(|len| len > limit) {
+                let response = actix_web::ResponseError::error_response(&AppError::PayloadTooLarge(limit));
+                return Ok(req.into_response(response));
+            }
+            next.call(req).await
+        })
+    }
+}
+
+/// Echoes the request id of the tracing span as `X-Request-Id`.
+async fn request_id_header(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let id = req.extensions().get::<RequestId>().copied();
+    let mut response = next.call(req).await?;
+    if let Some(value) = id.and_then(|id| header::HeaderValue::from_str(&id.to_string()).ok()) {
+        response.headers_mut().insert(header::HeaderName::from_static("x-request-id"), value);
+    }
+    Ok(response)
+}
+
+/// Waits between polls of a background job; `false` once shutdown began.
+pub async fn pause(stopped: &mut watch::Receiver<bool>, period: Duration) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(period) => !*stopped.borrow(),
+        changed = stopped.changed() => changed.is_ok() && !*stopped.borrow(),
+    }
+}

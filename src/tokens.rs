@@ -1,0 +1,207 @@
+//! Signed tokens for queue places, admissions and holds, and verification of
+//! the site's own login tokens.
+//!
+//! floodgate's tokens are compact HS256 JWTs with a `kid` header, so keys can
+//! be rotated: the first configured key signs, every configured key verifies.
+//! Each token is bound to a sale, a visitor and a purpose; verifying checks all
+//! three, so a queue token can never stand in for an admission token and a
+//! token of one sale opens nothing in another.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use jsonwebtoken::{decode, decode_header, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use crate::configuration::{IdentitySettings, SigningKey};
+use crate::error::AppError;
+
+/// What a token lets its bearer do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Purpose {
+    /// Proves a place in a sale's queue (status polls, re-joins).
+    Queue,
+    /// Lets an admitted visitor place holds.
+    Admission,
+    /// Lets the owner of a hold see, release and pay it, and see its order.
+    Hold,
+}
+
+/// The claims of a floodgate token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    /// Visitor id: minted at join, or `u:<sub>` of a signed-in user.
+    pub sub: String,
+    /// Sale the token is bound to.
+    pub sale: String,
+    /// What the token is for.
+    pub pur: Purpose,
+    /// Join number in the sale's queue (queue and admission tokens).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub n: Option<u64>,
+    /// Hold id (hold tokens).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold: Option<String>,
+    /// Expiry, unix seconds.
+    pub exp: i64,
+    /// Issued at, unix seconds.
+    pub iat: i64,
+}
+
+/// Signs and verifies floodgate tokens.
+pub struct TokenSigner {
+    kid: String,
+    encoding: EncodingKey,
+    decoding: HashMap<String, DecodingKey>,
+    validation: Validation,
+}
+
+impl TokenSigner {
+    /// Builds a signer from the configured keys (first signs).
+    pub fn new(keys: &[SigningKey]) -> anyhow::Result<Self> {
+        let first = keys.first().ok_or_else(|| anyhow::anyhow!("no token signing key configured"))?;
+        let decoding = keys
+            .iter()
+            .map(|k| (k.id.clone(), DecodingKey::from_secret(k.secret.as_bytes())))
+            .collect();
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = 0;
+        validation.validate_aud = false;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        Ok(TokenSigner {
+            kid: first.id.clone(),
+            encoding: EncodingKey::from_secret(first.secret.as_bytes()),
+            decoding,
+            validation,
+        })
+    }
+
+    /// Signs `claims`.
+    pub fn sign(&self, claims: &Claims) -> Result<String, AppError> {
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some(self.kid.clone());
+        encode(&header, claims, &self.encoding).map_err(|e| AppError::Internal(e.into()))
+    }
+
+    /// Signs a fresh token for `purpose`, valid until `expires_at`.
+    pub fn issue(
+        &self,
+        purpose: Purpose,
+        sale: &str,
+        visitor: &str,
+        n: Option<u64>,
+        hold: Option<String>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<String, AppError> {
+        self.sign(&Claims {
+            sub: visitor.to_owned(),
+            sale: sale.to_owned(),
+            pur: purpose,
+            n,
+            hold,
+            exp: expires_at.timestamp(),
+            iat: Utc::now().timestamp(),
+        })
+    }
+
+    /// Verifies signature and expiry only; `None` when the token is not one of
+    /// ours (unknown or missing key id), so callers can try other issuers.
+    pub fn verify_any(&self, token: &str) -> Option<Result<Claims, AppError>> {
+        let header = decode_header(token).ok()?;
+        let key = self.decoding.get(header.kid.as_deref()?)?;
+        Some(
+            decode::<Claims>(token, key, &self.validation)
+                .map(|data| data.claims)
+                .map_err(|e| AppError::Unauthorized(format!("token refused: {}", describe(&e)))),
+        )
+    }
+
+    /// Verifies a token and that it is for `purpose` in `sale`.
+    /// Forged, tampered, expired or unknown-key tokens are 401; a genuine token
+    /// of another purpose or sale is 403.
+    pub fn verify(&self, token: &str, purpose: Purpose, sale: Option<&str>) -> Result<Claims, AppError> {
+        let claims = self
+            .verify_any(token)
+            .unwrap_or_else(|| Err(AppError::Unauthorized("token refused: not a floodgate token".into())))?;
+        if claims.pur != purpose {
+            return Err(AppError::Forbidden(format!(
+                "this is a {:?} token; a {:?} token is needed here",
+                claims.pur, purpose
+            )
+            .to_lowercase()));
+        }
+        if let Some(sale) = sale {
+            if claims.sale != sale {
+                return Err(AppError::Forbidden("token belongs to another sale".into()));
+            }
+        }
+        Ok(claims)
+    }
+}
+
+fn describe(error: &jsonwebtoken::errors::Error) -> &'static str {
+    use jsonwebtoken::errors::ErrorKind;
+    match error.kind() {
+        ErrorKind::ExpiredSignature => "expired",
+        ErrorKind::InvalidSignature => "bad signature",
+        _ => "malformed",
+    }
+}
+
+/// Verifies the site's login JWTs, when configured.
+pub struct LoginVerifier {
+    key: DecodingKey,
+    validation: Validation,
+}
+
+impl LoginVerifier {
+    /// `None` when the site's login is not configured.
+    pub fn from_settings(settings: &IdentitySettings) -> anyhow::Result<Option<Self>> {
+        if let Some(secret) = settings.jwt_hs256_secret.as_deref().filter(|s| !s.is_empty()) {
+            let validation = Validation::new(Algorithm::HS256);
+            return Ok(Some(LoginVerifier { key: DecodingKey::from_secret(secret.as_bytes()), validation }));
+        }
+        if let Some(pem) = settings.jwt_public_key_pem.as_deref().filter(|s| !s.is_empty()) {
+            let (algorithm, key) = match settings.jwt_algorithm.to_uppercase().as_str() {
+                "RS256" => (Algorithm::RS256, DecodingKey::from_rsa_pem(pem.as_bytes())?),
+                "EDDSA" => (Algorithm::EdDSA, DecodingKey::from_ed_pem(pem.as_bytes())?),
+                other => anyhow::bail!("identity.jwt_algorithm {other} is not RS256 or EdDSA"),
+            };
+            return Ok(Some(LoginVerifier { key, validation: Validation::new(algorithm) }));
+        }
+        Ok(None)
+    }
+
+    /// The user id (`u:<sub>`) of a valid login token.
+    pub fn user_id(&self, token: &str) -> Result<String, AppError> {
+        #[derive(Deserialize)]
+        struct Login {
+            sub: String,
+        }
+        let data = decode::<Login>(token, &self.key, &self.validation)
+            .map_err(|e| AppError::Unauthorized(format!("login token refused: {}", describe(&e))))?;
+        if data.claims.sub.is_empty() || data.claims.sub.len() > 200 {
+            return Err(AppError::Unauthorized("login token has no usable sub".into()));
+        }
+        Ok(format!("u:{}", data.claims.sub))
+    }
+}
+
+/// The bearer token of an `Authorization` header, if any.
+pub fn bearer(req: &actix_web::HttpRequest) -> Option<&str> {
+    let value = req.headers().get(actix_web::http::header::AUTHORIZATION)?.to_str().ok()?;
+    let token = value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer "))?;
+    let token = token.trim();
+    (!token.is_empty()).then_some(token)
+}
+
+/// The bearer token, or 401.
+pub fn require_bearer(req: &actix_web::HttpRequest) -> Result<&str, AppError> {
+    bearer(req).ok_or_else(|| AppError::Unauthorized("missing Authorization: Bearer token".into()))
+}
+
+/// A random visitor id for anonymous visitors (128 bits, hex).
+pub fn new_visitor_id() -> String {
+    format!("v:{}", uuid::Uuid::new_v4().simple())
+}

@@ -1,0 +1,392 @@
+//! The waiting room: a serving-counter queue per sale in Redis.
+//!
+//! Each visitor gets a join number `n`; the sale's `serving` number advances
+//! at `admit_per_second` while fewer than `max_active` admitted visitors are
+//! unfinished; a visitor whose place is at or below `serving` is admitted.
+//!
+//! Memory per waiting visitor is 4 bytes (a u32 "last seen" slot in one
+//! string, indexed by join number), plus 8 for a pre-queued one (its place
+//! after the shuffle and the inverse) and one hash field for a signed-in user.
+//! The queue token carries `n`, so a status poll is one O(1) script.
+//!
+//! Keys of a sale share the hash tag `{sale}` so the scripts run unchanged on
+//! a Redis Cluster:
+//!
+//! | key | type | what |
+//! | --- | --- | --- |
+//! | `meta` | hash | state and admission settings copied from Postgres; `seq` (last join number), `serving`, the tick budget, the measured `rate`, `pq`/`shuf` (pre-queue size and whether its order is written), lottery `drawn`/`hold_until`, counters |
+//! | `seen` | string | u32 per join number: last poll in unix seconds; 1 = abandoned |
+//! | `active` | zset | join number → admission (or hold) deadline, unix ms |
+//! | `users` | hash | signed-in user id → join number |
+//! | `pos` | string | u32 per join number: place after the shuffle |
+//! | `at` | string | u32 per place: join number (inverse of `pos`) |
+
+pub mod routes;
+
+use std::time::Instant;
+
+use chrono::Utc;
+use redis::Script;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::error::AppResult;
+use crate::fairness;
+use crate::metrics;
+use crate::sales::Sale;
+use crate::store::Redis;
+
+/// The Lua scripts, each loaded once and run by EVALSHA (reloaded on
+/// `NOSCRIPT` by `redis::Script`).
+pub struct Scripts {
+    join: Script,
+    status: Script,
+    admit: Script,
+    freeze_prequeue: Script,
+    finish: Script,
+}
+
+impl Scripts {
+    /// Loads the scripts from `lua/`.
+    pub fn new() -> Self {
+        Scripts {
+            join: Script::new(include_str!("../../lua/join.lua")),
+            status: Script::new(include_str!("../../lua/status.lua")),
+            admit: Script::new(include_str!("../../lua/admit.lua")),
+            freeze_prequeue: Script::new(include_str!("../../lua/freeze_prequeue.lua")),
+            finish: Script::new(include_str!("../../lua/finish.lua")),
+        }
+    }
+}
+
+impl Default for Scripts {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Key names of one sale.
+pub struct Keys {
+    base: String,
+}
+
+impl Keys {
+    /// Keys of `sale` under `prefix`.
+    pub fn new(prefix: &str, sale: &str) -> Self {
+        Keys { base: format!("{prefix}:{{{sale}}}") }
+    }
+
+    /// A key of this sale.
+    pub fn key(&self, name: &str) -> String {
+        format!("{}:{name}", self.base)
+    }
+}
+
+/// Everything the waiting room does, bound to the Redis pool.
+pub struct WaitingRoom {
+    /// Redis access.
+    pub redis: Redis,
+    scripts: Scripts,
+}
+
+/// Result of a join.
+#[derive(Debug)]
+pub enum JoinOutcome {
+    /// A new place.
+    New(u64),
+    /// This signed-in user already had this place.
+    Again(u64),
+    /// The sale takes no joins (state or `drawn`).
+    Refused(String),
+}
+
+/// A visitor's standing as the status script sees it.
+#[derive(Debug, Clone)]
+pub struct Standing {
+    /// Sale state in Redis.
+    pub sale_state: String,
+    /// Serving number.
+    pub serving: u64,
+    /// Place in admission order, if known yet.
+    pub position: Option<u64>,
+    /// `waiting`, `admitted`, `expired` or `abandoned`.
+    pub standing: String,
+    /// Admission deadline, unix ms.
+    pub deadline_ms: Option<i64>,
+    /// Measured admissions per second.
+    pub rate: Option<f64>,
+    /// Lottery winners, once drawn.
+    pub drawn: Option<u64>,
+    /// Last join number handed out.
+    pub seq: u64,
+}
+
+/// Queue figures for a sale page.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct QueueSummary {
+    /// Join numbers handed out.
+    pub joined: u64,
+    /// Serving number.
+    pub serving: u64,
+    /// Visitors behind the serving number.
+    pub length: u64,
+    /// Admitted visitors not yet finished.
+    pub active: u64,
+    /// Admitted so far.
+    pub admitted: u64,
+    /// Skipped for not polling.
+    pub abandoned: u64,
+    /// Measured admissions per second, `null` when unknown.
+    pub admission_rate: Option<f64>,
+    /// Estimated wait at the back of the queue.
+    pub estimated_wait_seconds: Option<u64>,
+}
+
+/// Result of an admission tick.
+#[derive(Debug, Clone, Copy, Default, Serialize, ToSchema)]
+pub struct AdmitResult {
+    /// Visitors admitted.
+    pub admitted: u64,
+    /// Visitors skipped as abandoned.
+    pub abandoned: u64,
+    /// Serving number after the tick.
+    pub serving: u64,
+    /// Last join number.
+    pub joined: u64,
+    /// Admitted visitors not yet finished.
+    pub active: u64,
+}
+
+fn parse_rate(text: &str) -> Option<f64> {
+    text.parse::<f64>().ok().filter(|r| r.is_finite() && *r > 0.0)
+}
+
+/// Seconds to get through `ahead` visitors at `rate`, when known.
+pub fn estimated_wait(ahead: u64, rate: Option<f64>) -> Option<u64> {
+    rate.map(|r| (ahead as f64 / r).ceil() as u64)
+}
+
+/// How long a client should wait before polling again: about a tenth of the
+/// remaining wait, 1 s at the front, at most 30 s, and always well inside
+/// the abandonment window so patient visitors never lose their place.
+pub fn poll_after_ms(ahead: u64, rate: Option<f64>, abandon_after_seconds: i32) -> u64 {
+    let guess = match rate {
+        Some(r) => (ahead as f64 / r * 100.0) as u64,
+        None => ahead.saturating_mul(10),
+    };
+    let ceiling = (u64::try_from(abandon_after_seconds).unwrap_or(60) * 1000 / 3).clamp(1000, 30_000);
+    guess.clamp(1000, ceiling)
+}
+
+impl WaitingRoom {
+    /// The waiting room over `redis`.
+    pub fn new(redis: Redis) -> Self {
+        WaitingRoom { redis, scripts: Scripts::new() }
+    }
+
+    fn keys(&self, sale: &str) -> Keys {
+        Keys::new(&self.redis.prefix, sale)
+    }
+
+    /// Copies the sale's state and admission settings into Redis.
+    pub async fn sync_sale(&self, sale: &Sale) -> AppResult<()> {
+        let meta = self.keys(&sale.id).key("meta");
+        let fields: Vec<(&str, String)> = vec![
+            ("state", sale.state.clone()),
+            ("mode", sale.mode.clone()),
+            ("wr", if sale.waiting_room { "1" } else { "0" }.into()),
+            ("aps", sale.admit_per_second.to_string()),
+            ("max", sale.max_active.to_string()),
+            ("attl", sale.admission_ttl_seconds.to_string()),
+            ("aband", sale.abandon_after_seconds.to_string()),
+        ];
+        self.redis
+            .run(|mut c| async move { redis::cmd("HSET").arg(&meta).arg(fields).query_async::<()>(&mut c).await })
+            .await
+    }
+
+    /// Joins `sale`; `user` is the signed-in user id, if any.
+    pub async fn join(&self, sale: &Sale, user: Option<&str>) -> AppResult<JoinOutcome> {
+        let keys = self.keys(&sale.id);
+        for _ in 0..2 {
+            let invocation = {
+                let mut i = self.scripts.join.prepare_invoke();
+                i.key(keys.key("meta"))
+                    .key(keys.key("seen"))
+                    .key(keys.key("users"))
+                    .arg(Utc::now().timestamp())
+                    .arg(user.unwrap_or(""));
+                i
+            };
+            let started = Instant::now();
+            let (code, n, state): (i64, u64, String) =
+                self.redis.run(|mut c| async move { invocation.invoke_async(&mut c).await }).await?;
+            ::metrics::histogram!(metrics::REDIS_DURATION, "script" => "join").record(started.elapsed().as_secs_f64());
+            match code {
+                1 => return Ok(JoinOutcome::New(n)),
+                0 => return Ok(JoinOutcome::Again(n)),
+                -2 => return Ok(JoinOutcome::Refused(state)),
+                // Redis does not know the sale (new, or Redis lost its data).
+                _ => self.sync_sale(sale).await?,
+            }
+        }
+        Err(crate::error::AppError::Unavailable(anyhow::anyhow!("waiting room state missing after sync")))
+    }
+
+    /// Where join number `n` stands; also records that the visitor is there.
+    pub async fn status(&self, sale: &str, n: u64) -> AppResult<Standing> {
+        let keys = self.keys(sale);
+        let mut invocation = self.scripts.status.prepare_invoke();
+        invocation
+            .key(keys.key("meta"))
+            .key(keys.key("seen"))
+            .key(keys.key("active"))
+            .key(keys.key("pos"))
+            .arg(n)
+            .arg(Utc::now().timestamp());
+        let started = Instant::now();
+        let (sale_state, serving, position, standing, deadline, rate, drawn, seq): (
+            String,
+            u64,
+            i64,
+            String,
+            String,
+            String,
+            String,
+            u64,
+        ) = self.redis.run(|mut c| async move { invocation.invoke_async(&mut c).await }).await?;
+        ::metrics::histogram!(metrics::REDIS_DURATION, "script" => "status").record(started.elapsed().as_secs_f64());
+        Ok(Standing {
+            sale_state,
+            serving,
+            position: u64::try_from(position).ok().filter(|p| *p > 0),
+            standing,
+            deadline_ms: deadline.parse::<f64>().ok().map(|d| d as i64),
+            rate: parse_rate(&rate),
+            drawn: drawn.parse().ok(),
+            seq,
+        })
+    }
+
+    /// Advances the serving number: a regular tick (`manual = None`) at the
+    /// configured rate, or exactly `manual` visitors now.
+    pub async fn admit(&self, sale: &str, manual: Option<u64>) -> AppResult<AdmitResult> {
+        let keys = self.keys(sale);
+        let mut invocation = self.scripts.admit.prepare_invoke();
+        invocation
+            .key(keys.key("meta"))
+            .key(keys.key("seen"))
+            .key(keys.key("active"))
+            .key(keys.key("at"))
+            .arg(Utc::now().timestamp_millis())
+            .arg(manual.map(|m| m as i64).unwrap_or(-1))
+            .arg(manual.map(|m| m.saturating_mul(4).max(2000)).unwrap_or(2000));
+        let (admitted, abandoned, serving, joined, active): (u64, u64, u64, u64, u64) =
+            self.redis.run(|mut c| async move { invocation.invoke_async(&mut c).await }).await?;
+        Ok(AdmitResult { admitted, abandoned, serving, joined, active })
+    }
+
+    /// Freezes the pre-queue at the start and writes its shuffled order
+    /// (idempotent: the order is a pure function of the seed).
+    pub async fn start(&self, sale: &Sale, shuffle: bool) -> AppResult<()> {
+        let keys = self.keys(&sale.id);
+        let mut invocation = self.scripts.freeze_prequeue.prepare_invoke();
+        invocation.key(keys.key("meta")).arg(if shuffle { "1" } else { "0" });
+        let (size, shuffled): (u32, u8) =
+            self.redis.run(|mut c| async move { invocation.invoke_async(&mut c).await }).await?;
+        if shuffled == 1 || size == 0 {
+            return Ok(());
+        }
+        let lock = keys.key("lock:shuffle");
+        let got_lock: Option<String> = self
+            .redis
+            .run(|mut c| async move {
+                redis::cmd("SET").arg(&lock).arg("1").arg("NX").arg("PX").arg(30_000).query_async(&mut c).await
+            })
+            .await?;
+        if got_lock.is_none() {
+            return Ok(());
+        }
+        let order = fairness::shuffled_order(&sale.seed, size);
+        let mut positions = vec![0u8; (size as usize + 1) * 4];
+        let mut at = vec![0u8; (size as usize + 1) * 4];
+        for (index, &n) in order.iter().enumerate() {
+            let place = index as u32 + 1;
+            positions[n as usize * 4..n as usize * 4 + 4].copy_from_slice(&place.to_be_bytes());
+            at[place as usize * 4..place as usize * 4 + 4].copy_from_slice(&n.to_be_bytes());
+        }
+        let (pos_key, at_key, meta) = (keys.key("pos"), keys.key("at"), keys.key("meta"));
+        self.redis
+            .run(|mut c| async move {
+                redis::pipe()
+                    .atomic()
+                    .set(&pos_key, positions)
+                    .set(&at_key, at)
+                    .hset(&meta, "shuf", 1)
+                    .query_async::<()>(&mut c)
+                    .await
+            })
+            .await
+    }
+
+    /// Frees (`until_ms = None`) or extends an admission slot.
+    pub async fn finish(&self, sale: &str, n: u64, until_ms: Option<i64>) -> AppResult<()> {
+        let keys = self.keys(sale);
+        let mut invocation = self.scripts.finish.prepare_invoke();
+        invocation.key(keys.key("active")).arg(n).arg(until_ms.unwrap_or(0));
+        self.redis.run(|mut c| async move { invocation.invoke_async::<i64>(&mut c).await }).await.map(|_| ())
+    }
+
+    /// Queue figures of a sale.
+    pub async fn summary(&self, sale: &str) -> AppResult<QueueSummary> {
+        let keys = self.keys(sale);
+        let (meta, active) = (keys.key("meta"), keys.key("active"));
+        let ((seq, serving, admitted, abandoned, rate), active): (
+            (Option<u64>, Option<u64>, Option<u64>, Option<u64>, Option<String>),
+            u64,
+        ) = self
+            .redis
+            .run(|mut c| async move {
+                redis::pipe()
+                    .cmd("HMGET")
+                    .arg(&meta)
+                    .arg(&["seq", "serving", "admitted", "abandoned", "rate"])
+                    .zcount(&active, Utc::now().timestamp_millis(), "+inf")
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        let (seq, serving) = (seq.unwrap_or(0), serving.unwrap_or(0));
+        let rate = rate.as_deref().and_then(parse_rate);
+        let length = seq.saturating_sub(serving);
+        Ok(QueueSummary {
+            joined: seq,
+            serving,
+            length,
+            active,
+            admitted: admitted.unwrap_or(0),
+            abandoned: abandoned.unwrap_or(0),
+            admission_rate: rate,
+            estimated_wait_seconds: estimated_wait(length, rate),
+        })
+    }
+
+    /// Marks a lottery drawn: the first `winners` places are admitted until
+    /// `window_end_ms`, and the regular ticker waits until then before it
+    /// admits from the waitlist.
+    pub async fn mark_drawn(&self, sale: &str, winners: u64, window_end_ms: i64) -> AppResult<()> {
+        let meta = self.keys(sale).key("meta");
+        self.redis
+            .run(|mut c| async move {
+                redis::cmd("HSET")
+                    .arg(&meta)
+                    .arg("drawn")
+                    .arg(winners)
+                    .arg("hold_until")
+                    .arg(window_end_ms)
+                    .query_async::<()>(&mut c)
+                    .await
+            })
+            .await
+    }
+}

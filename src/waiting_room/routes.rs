@@ -1,0 +1,320 @@
+//! Joining the queue and polling one's place.
+
+use actix_web::http::header;
+use actix_web::{get, post, web, HttpRequest, HttpResponse};
+use chrono::{DateTime, TimeZone, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::{estimated_wait, poll_after_ms, JoinOutcome, Standing};
+use crate::error::{AppError, AppResult};
+use crate::rate_limit::Limit;
+use crate::sales::{state, Sale};
+use crate::startup::AppState;
+use crate::tokens::{self, Purpose};
+
+/// A visitor's place: the answer to join and status.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QueueView {
+    /// The token to poll with (`Authorization: Bearer`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue_token: Option<String>,
+    /// The sale.
+    pub sale_id: String,
+    /// `waiting`, `admitted`, `won`, `lost`, `expired`, `sold_out`, `closed`.
+    pub state: String,
+    /// Place in line (1 = next). In the pre-queue this is the join order
+    /// until the start shuffles it.
+    pub position: Option<u64>,
+    /// Visitors ahead.
+    pub ahead: Option<u64>,
+    /// Estimated seconds until admission, `null` when unknown.
+    pub estimated_wait_seconds: Option<u64>,
+    /// Poll again after this many milliseconds.
+    pub poll_after_ms: u64,
+    /// The visitor joined before the start; the order is drawn at the start.
+    pub prequeue: bool,
+    /// The sale is paused: the line does not move for now.
+    pub paused: bool,
+    /// Lets the visitor hold units, once admitted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admission_token: Option<String>,
+    /// Until when the admission is valid.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admission_expires_at: Option<DateTime<Utc>>,
+}
+
+/// Optional body of a join.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct JoinRequest {
+    /// A queue token from an earlier join (same as sending it as the bearer).
+    pub queue_token: Option<String>,
+}
+
+enum Identity {
+    /// Re-join with a queue token of this sale.
+    Returning { visitor: String, n: u64, token: String },
+    /// Signed-in user of the site.
+    User(String),
+    /// New anonymous visitor.
+    Anonymous,
+}
+
+fn identify(state: &AppState, req: &HttpRequest, body: &JoinRequest, sale: &str) -> AppResult<Identity> {
+    let token = body.queue_token.as_deref().or_else(|| tokens::bearer(req));
+    let Some(token) = token else {
+        return Ok(Identity::Anonymous);
+    };
+    if let Some(verified) = state.tokens.verify_any(token) {
+        let claims = verified?;
+        if claims.pur != Purpose::Queue || claims.sale != sale {
+            return Err(AppError::Forbidden("this token is not a queue token of this sale".into()));
+        }
+        let n = claims.n.ok_or_else(|| AppError::Unauthorized("queue token without a place".into()))?;
+        return Ok(Identity::Returning { visitor: claims.sub, n, token: token.to_owned() });
+    }
+    match &state.login {
+        Some(login) => Ok(Identity::User(login.user_id(token)?)),
+        None => Err(AppError::Unauthorized("token refused: not a floodgate token".into())),
+    }
+}
+
+/// Joins a sale's queue (or its lottery). Joining again with the queue token,
+/// or as the same signed-in user, returns the same place.
+#[utoipa::path(
+    tag = "waiting room",
+    params(("sale" = String, Path, description = "Sale id")),
+    request_body(content = Option<JoinRequest>, content_type = "application/json"),
+    responses(
+        (status = 201, description = "New place", body = QueueView),
+        (status = 200, description = "The same place as before", body = QueueView),
+        (status = 401, description = "Invalid token", body = crate::error::ErrorBody),
+        (status = 404, body = crate::error::ErrorBody),
+        (status = 410, description = "Sold out or closed", body = crate::error::ErrorBody),
+        (status = 429, body = crate::error::ErrorBody),
+        (status = 503, body = crate::error::ErrorBody)
+    )
+)]
+#[post("/api/v1/sales/{sale}/queue")]
+#[tracing::instrument(name = "join queue", skip_all, fields(sale = %path))]
+pub async fn join(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: Option<web::Json<JoinRequest>>,
+) -> AppResult<HttpResponse> {
+    state.limits.check(Limit::Join, &req)?;
+    let sale_id = path.into_inner();
+    let body = body.map(web::Json::into_inner).unwrap_or_default();
+    let sale = state.sales.get(&state.db, &sale_id).await?;
+    let identity = identify(&state, &req, &body, &sale.id)?;
+
+    match sale.state.as_str() {
+        state::CLOSED => return Err(AppError::gone("sale_closed", "the sale is closed")),
+        state::SOLD_OUT => return Err(AppError::gone("sold_out", "the sale is sold out")),
+        _ => {}
+    }
+
+    let (visitor, n, token, created) = match identity {
+        Identity::Returning { visitor, n, token } => (visitor, n, token, false),
+        Identity::User(user) => {
+            let (n, created) = join_redis(&state, &sale, Some(&user)).await?;
+            let token = queue_token(&state, &sale, &user, n)?;
+            (user, n, token, created)
+        }
+        Identity::Anonymous => {
+            let visitor = tokens::new_visitor_id();
+            let (n, _) = join_redis(&state, &sale, None).await?;
+            let token = queue_token(&state, &sale, &visitor, n)?;
+            (visitor, n, token, true)
+        }
+    };
+    ::metrics::counter!(crate::metrics::QUEUE_JOINS, "outcome" => if created { "new" } else { "again" })
+        .increment(1);
+    let mut view = place(&state, &sale, &visitor, n).await?;
+    view.queue_token = Some(token);
+    let mut response =
+        if created { HttpResponse::Created() } else { HttpResponse::Ok() }.insert_header(retry_after(&view)).json(&view);
+    response.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+async fn join_redis(state: &AppState, sale: &Sale, user: Option<&str>) -> AppResult<(u64, bool)> {
+    if !sale.waiting_room {
+        // No waiting room: everyone is admitted; the number only orders joins.
+        return Ok((0, true));
+    }
+    match state.waiting_room.join(sale, user).await? {
+        JoinOutcome::New(n) => Ok((n, true)),
+        JoinOutcome::Again(n) => Ok((n, false)),
+        JoinOutcome::Refused(why) => match why.as_str() {
+            "drawn" => Err(AppError::gone("lottery_drawn", "the lottery has been drawn; entries are closed")),
+            state::SOLD_OUT => Err(AppError::gone("sold_out", "the sale is sold out")),
+            _ => Err(AppError::gone("sale_closed", "the sale is closed")),
+        },
+    }
+}
+
+fn queue_token(state: &AppState, sale: &Sale, visitor: &str, n: u64) -> AppResult<String> {
+    let lifetime = chrono::Duration::seconds(state.settings.tokens.queue_ttl_seconds);
+    let expires = sale.ends_at.map(|end| end + chrono::Duration::hours(1)).unwrap_or(Utc::now() + lifetime);
+    state.tokens.issue(Purpose::Queue, &sale.id, visitor, Some(n), None, expires.max(Utc::now() + lifetime))
+}
+
+fn retry_after(view: &QueueView) -> (header::HeaderName, String) {
+    (header::RETRY_AFTER, view.poll_after_ms.div_ceil(1000).max(1).to_string())
+}
+
+/// Where a visitor stands: the state answered by join and status.
+async fn place(state: &AppState, sale: &Sale, visitor: &str, n: u64) -> AppResult<QueueView> {
+    let mut view = QueueView {
+        queue_token: None,
+        sale_id: sale.id.clone(),
+        state: "waiting".into(),
+        position: None,
+        ahead: None,
+        estimated_wait_seconds: None,
+        poll_after_ms: 1000,
+        prequeue: false,
+        paused: false,
+        admission_token: None,
+        admission_expires_at: None,
+    };
+    if !sale.waiting_room {
+        return admitted_without_queue(state, sale, visitor, view);
+    }
+    let standing = state.waiting_room.status(&sale.id, n).await?;
+    let sale_state = if standing.sale_state.is_empty() { sale.state.as_str() } else { standing.sale_state.as_str() };
+    view.paused = sale_state == state::PAUSED;
+    view.prequeue = standing.position.is_none() && standing.standing == "waiting";
+    let position = standing.position.unwrap_or(n);
+    let ahead = position.saturating_sub(standing.serving + 1);
+    view.state = visitor_state(sale, sale_state, &standing, position);
+    match view.state.as_str() {
+        "waiting" | "lost" => {
+            let ahead = if view.state == "lost" { position.saturating_sub(standing.serving + 1) } else { ahead };
+            view.position = Some(ahead + 1);
+            view.ahead = Some(ahead);
+            view.estimated_wait_seconds =
+                if view.paused || view.prequeue { None } else { estimated_wait(ahead, standing.rate) };
+            view.poll_after_ms = poll_after_ms(ahead, standing.rate, sale.abandon_after_seconds);
+        }
+        "admitted" | "won" => {
+            view.position = Some(0);
+            view.ahead = Some(0);
+            view.estimated_wait_seconds = Some(0);
+            view.poll_after_ms = 5000;
+            if let Some(deadline) = standing.deadline_ms.and_then(|ms| Utc.timestamp_millis_opt(ms).single()) {
+                view.admission_token =
+                    Some(state.tokens.issue(Purpose::Admission, &sale.id, visitor, Some(n), None, deadline)?);
+                view.admission_expires_at = Some(deadline);
+            }
+        }
+        _ => view.poll_after_ms = 30_000,
+    }
+    Ok(view)
+}
+
+fn visitor_state(sale: &Sale, sale_state: &str, standing: &Standing, position: u64) -> String {
+    match (sale_state, standing.standing.as_str()) {
+        (state::CLOSED, _) => return "closed".into(),
+        (state::SOLD_OUT, _) => return "sold_out".into(),
+        (_, "abandoned") | (_, "expired") => return "expired".into(),
+        _ => {}
+    }
+    let admitted = standing.standing == "admitted";
+    if sale.mode == "lottery" {
+        return match standing.drawn {
+            None => "waiting".into(),
+            Some(winners) if position <= winners => if admitted { "won" } else { "expired" }.into(),
+            Some(_) if admitted => "admitted".into(),
+            Some(_) => "lost".into(),
+        };
+    }
+    if admitted { "admitted" } else { "waiting" }.into()
+}
+
+fn admitted_without_queue(state: &AppState, sale: &Sale, visitor: &str, mut view: QueueView) -> AppResult<QueueView> {
+    if sale.state == state::SCHEDULED {
+        view.prequeue = true;
+        view.position = Some(1);
+        view.ahead = Some(0);
+        view.poll_after_ms = 1000;
+        return Ok(view);
+    }
+    let expires = Utc::now() + chrono::Duration::seconds(i64::from(sale.admission_ttl_seconds));
+    view.state = "admitted".into();
+    view.position = Some(0);
+    view.ahead = Some(0);
+    view.estimated_wait_seconds = Some(0);
+    view.poll_after_ms = 5000;
+    view.admission_token = Some(state.tokens.issue(Purpose::Admission, &sale.id, visitor, Some(0), None, expires)?);
+    view.admission_expires_at = Some(expires);
+    Ok(view)
+}
+
+/// A visitor's place, state and (once admitted) admission token. Needs no
+/// Postgres: the sale comes from the in-process snapshot and the place from
+/// one Redis script.
+#[utoipa::path(
+    tag = "waiting room",
+    params(("sale" = String, Path, description = "Sale id")),
+    security(("queue_token" = [])),
+    responses(
+        (status = 200, body = QueueView),
+        (status = 401, body = crate::error::ErrorBody),
+        (status = 403, body = crate::error::ErrorBody),
+        (status = 429, body = crate::error::ErrorBody),
+        (status = 503, body = crate::error::ErrorBody)
+    )
+)]
+#[get("/api/v1/sales/{sale}/queue/status")]
+#[tracing::instrument(name = "queue status", skip_all, fields(sale = %path))]
+pub async fn status(state: web::Data<AppState>, req: HttpRequest, path: web::Path<String>) -> AppResult<HttpResponse> {
+    state.limits.check(Limit::Status, &req)?;
+    let token = tokens::require_bearer(&req)?;
+    let claims = state.tokens.verify(token, Purpose::Queue, Some(&path))?;
+    let n = claims.n.ok_or_else(|| AppError::Unauthorized("queue token without a place".into()))?;
+    let sale = state.sales.get(&state.db, &path).await?;
+    let view = place(&state, &sale, &claims.sub, n).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header(retry_after(&view))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(view))
+}
+
+/// `POST /admin/v1/sales/{sale}/admit` body.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct AdmitRequest {
+    /// Visitors to admit now.
+    pub count: i64,
+}
+
+/// Admits the next `count` waiting visitors now, beyond the regular rate.
+#[utoipa::path(
+    tag = "admin",
+    params(("sale" = String, Path, description = "Sale id")),
+    request_body = AdmitRequest,
+    security(("admin_key" = [])),
+    responses((status = 200, body = super::AdmitResult), (status = 401, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody))
+)]
+#[post("/admin/v1/sales/{sale}/admit")]
+#[tracing::instrument(name = "admin admit", skip_all, fields(sale = %path))]
+pub async fn admit(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Json<AdmitRequest>,
+) -> AppResult<HttpResponse> {
+    state.require_admin(&req)?;
+    if !(1..=1_000_000).contains(&body.count) {
+        return Err(AppError::Invalid("count must be between 1 and 1000000".into()));
+    }
+    let sale = state.sales.get(&state.db, &path).await?;
+    if !sale.waiting_room {
+        return Err(AppError::conflict("no_waiting_room", "this sale admits everyone at once"));
+    }
+    let result = state.waiting_room.admit(&sale.id, Some(body.count as u64)).await?;
+    ::metrics::counter!(crate::metrics::ADMISSIONS, "how" => "manual").increment(result.admitted);
+    Ok(HttpResponse::Ok().json(result))
+}
