@@ -67,10 +67,10 @@ async fn examples(db: &PgPool, sale: &str, sql: &'static str) -> AppResult<(i64,
 pub async fn audit(db: &PgPool, sale: &Sale) -> AppResult<AuditReport> {
     let (total, available, held, sold, unreleased): (i64, i64, i64, i64, i64) = sqlx::query_as(
         "SELECT count(*), \
-                count(*) FILTER (WHERE status = 'available' AND id <= s.released_upto), \
-                count(*) FILTER (WHERE status = 'held'), \
-                count(*) FILTER (WHERE status = 'sold'), \
-                count(*) FILTER (WHERE status = 'available' AND id > s.released_upto) \
+                count(*) FILTER (WHERE u.status = 'available' AND u.id <= s.released_upto), \
+                count(*) FILTER (WHERE u.status = 'held'), \
+                count(*) FILTER (WHERE u.status = 'sold'), \
+                count(*) FILTER (WHERE u.status = 'available' AND u.id > s.released_upto) \
          FROM units u JOIN sales s ON s.id = u.sale_id WHERE u.sale_id = $1 GROUP BY s.released_upto",
     )
     .bind(&sale.id)

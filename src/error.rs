@@ -139,10 +139,10 @@ impl ResponseError for AppError {
         let status = self.status_code();
         match self {
             AppError::Internal(cause) => {
-                tracing::error!(error.cause_chain = ?cause, "internal error");
+                tracing::error!(error.cause_chain = %format!("{cause:#}"), "internal error");
             }
             AppError::Unavailable(cause) => {
-                tracing::warn!(error.cause_chain = ?cause, "dependency unavailable");
+                tracing::warn!(error.cause_chain = %format!("{cause:#}"), "dependency unavailable");
             }
             _ => {}
         }

@@ -82,6 +82,8 @@ impl Application {
     /// Connects the pools, applies migrations, binds the listener (port 0
     /// picks a free port) and starts the background jobs.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        // Install the recorder before anything records.
+        let _ = crate::metrics::handle();
         let options = store::pg_connect_options(&settings.database)?;
         let db = store::pg_pool(&settings.database, options);
         sqlx::migrate!("./migrations").run(&db).await?;
@@ -136,6 +138,7 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Serv
             .app_data(web::PayloadConfig::new(settings.max_body_bytes))
             .app_data(web::PathConfig::default().error_handler(path_error))
             .app_data(web::QueryConfig::default().error_handler(query_error))
+            .wrap(from_fn(require_admin_key))
             .wrap(from_fn(crate::rate_limit::shed_load))
             .wrap(from_fn(limit_body(settings.max_body_bytes)))
             .wrap(from_fn(crate::metrics::record_request))
@@ -227,6 +230,25 @@ fn limit_body(
             next.call(req).await
         })
     }
+}
+
+/// Every `/admin/` request needs an admin key, checked before anything
+/// else reads the request (so even a malformed body gets 401, not 400).
+async fn require_admin_key(
+    req: ServiceRequest,
+    next: Next<actix_web::body::BoxBody>,
+) -> Result<ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
+    if req.path().starts_with("/admin/") {
+        let allowed = match req.app_data::<web::Data<AppState>>() {
+            Some(state) => state.require_admin(req.request()),
+            None => Err(AppError::Unauthorized("a valid admin key is required".into())),
+        };
+        if let Err(refused) = allowed {
+            let response = actix_web::ResponseError::error_response(&refused);
+            return Ok(req.into_response(response));
+        }
+    }
+    next.call(req).await
 }
 
 /// Echoes the request id of the tracing span as `X-Request-Id`.

@@ -1,6 +1,6 @@
 //! Public sale pages and the admin's sale endpoints.
 
-use actix_web::{get, patch, post, web, HttpRequest, HttpResponse};
+use actix_web::{get, patch, post, web, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -159,10 +159,8 @@ pub async fn get_sale(state: web::Data<AppState>, path: web::Path<String>) -> Ap
 #[tracing::instrument(name = "admin create sale", skip_all)]
 pub async fn admin_create_sale(
     state: web::Data<AppState>,
-    req: HttpRequest,
     body: web::Json<NewSale>,
 ) -> AppResult<HttpResponse> {
-    state.require_admin(&req)?;
     let sale = create_sale(&state.db, body.into_inner()).await?;
     tracing::info!(sale = %sale.id, units = sale.total_units, "sale created");
     sync_to_redis(&state, &sale).await;
@@ -188,8 +186,7 @@ async fn sync_to_redis(state: &AppState, sale: &Sale) {
 )]
 #[get("/admin/v1/sales/{sale}")]
 #[tracing::instrument(name = "admin get sale", skip_all, fields(sale = %path))]
-pub async fn admin_get_sale(state: web::Data<AppState>, req: HttpRequest, path: web::Path<String>) -> AppResult<HttpResponse> {
-    state.require_admin(&req)?;
+pub async fn admin_get_sale(state: web::Data<AppState>, path: web::Path<String>) -> AppResult<HttpResponse> {
     let sale = Sale::load(&state.db, &path).await?;
     let mut body = serde_json::to_value(view(&state, &sale, true).await?).map_err(|e| AppError::Internal(e.into()))?;
     let holds: Vec<(String, i64)> = sqlx::query_as("SELECT state, count(*) FROM holds WHERE sale_id = $1 GROUP BY state")
@@ -227,11 +224,9 @@ pub struct SaleUpdate {
 #[tracing::instrument(name = "admin update sale", skip_all, fields(sale = %path))]
 pub async fn admin_update_sale(
     state: web::Data<AppState>,
-    req: HttpRequest,
     path: web::Path<String>,
     body: web::Json<SaleUpdate>,
 ) -> AppResult<HttpResponse> {
-    state.require_admin(&req)?;
     let update = body.into_inner();
     let mut tx = state.db.begin().await?;
     if !super::valid_sale_id(&path) {
@@ -301,8 +296,7 @@ pub async fn admin_update_sale(
 )]
 #[post("/admin/v1/sales/{sale}/stages/next")]
 #[tracing::instrument(name = "admin next stage", skip_all, fields(sale = %path))]
-pub async fn admin_next_stage(state: web::Data<AppState>, req: HttpRequest, path: web::Path<String>) -> AppResult<HttpResponse> {
-    state.require_admin(&req)?;
+pub async fn admin_next_stage(state: web::Data<AppState>, path: web::Path<String>) -> AppResult<HttpResponse> {
     if !super::valid_sale_id(&path) {
         return Err(AppError::NotFound("sale"));
     }
@@ -321,8 +315,7 @@ pub async fn admin_next_stage(state: web::Data<AppState>, req: HttpRequest, path
 )]
 #[get("/admin/v1/sales/{sale}/audit")]
 #[tracing::instrument(name = "admin audit", skip_all, fields(sale = %path))]
-pub async fn admin_audit(state: web::Data<AppState>, req: HttpRequest, path: web::Path<String>) -> AppResult<HttpResponse> {
-    state.require_admin(&req)?;
+pub async fn admin_audit(state: web::Data<AppState>, path: web::Path<String>) -> AppResult<HttpResponse> {
     let sale = Sale::load(&state.db, &path).await?;
     Ok(HttpResponse::Ok().json(audit(&state.db, &sale).await?))
 }

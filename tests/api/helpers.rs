@@ -1,0 +1,398 @@
+//! The test harness: every test gets its own database (made from the
+//! migrations), its own Redis key prefix and its own server on a free port.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use floodgate::configuration::{self, Environment, Settings};
+use floodgate::startup::{AppState, Application};
+use floodgate::tokens::Purpose;
+use reqwest::{Response, StatusCode};
+use serde_json::{json, Value};
+use sqlx::{Connection, Executor, PgConnection, PgPool};
+
+pub const ADMIN_KEY: &str = "test-admin-key";
+
+static TRACING: Once = Once::new();
+
+/// A running floodgate for one test.
+pub struct TestApp {
+    pub address: String,
+    pub port: u16,
+    pub client: reqwest::Client,
+    /// Pool on the test's own database, for assertions on rows.
+    pub db: PgPool,
+    pub settings: Settings,
+    pub state: actix_web::web::Data<AppState>,
+}
+
+/// Test settings: `config/test.toml` plus `FLOODGATE__*` from the
+/// environment (the test command points these at the project's services).
+pub fn test_settings() -> Settings {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    configuration::load(&dir, Environment::Test).expect("test configuration loads")
+}
+
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, format!("?{query}")),
+        None => (url, String::new()),
+    };
+    let (server, _) = base.rsplit_once('/').expect("database url has a path");
+    format!("{server}/{name}{query}")
+}
+
+/// A new app on a fresh database and Redis prefix.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// A new app whose settings `adjust` may change first.
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    TRACING.call_once(|| {
+        if std::env::var("TEST_LOG").is_ok() {
+            floodgate::telemetry::init(false);
+        }
+    });
+    let mut settings = test_settings();
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let db_name = format!("ft_{}", &id[..16]);
+    let mut admin = PgConnection::connect(&settings.database.url).await.expect("postgres is up (scripts/services.sh)");
+    admin.execute(sqlx::AssertSqlSafe(format!(r#"CREATE DATABASE "{db_name}""#))).await.expect("create test db");
+    settings.database.url = with_database(&settings.database.url, &db_name);
+    settings.redis.key_prefix = format!("ft{}", &id[..12]);
+    adjust(&mut settings);
+    start(settings).await
+}
+
+/// A second instance sharing `other`'s database and Redis prefix.
+pub async fn spawn_sibling(other: &TestApp) -> TestApp {
+    start(other.settings.clone()).await
+}
+
+async fn start(settings: Settings) -> TestApp {
+    let application = Application::build(settings.clone()).await.expect("application builds");
+    let port = application.port();
+    let state = application.state();
+    tokio::spawn(application.run_until_stopped());
+    let db = PgPool::connect(&settings.database.url).await.expect("test db connects");
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(512)
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("client");
+    TestApp { address: format!("http://127.0.0.1:{port}"), port, client, db, settings, state }
+}
+
+/// A body as JSON, panicking with the raw text if it is not.
+pub async fn body_json(response: Response) -> Value {
+    let text = response.text().await.expect("body");
+    serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
+}
+
+/// Asserts the SPEC error body with `code` and returns it.
+pub async fn assert_error(response: Response, status: StatusCode, code: &str) -> Value {
+    let actual = response.status();
+    let body = body_json(response).await;
+    assert_eq!(actual, status, "unexpected status, body {body}");
+    assert_eq!(body["error"]["code"], code, "unexpected code in {body}");
+    assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "no message in {body}");
+    body
+}
+
+/// A general-admission sale that is on sale now, without a waiting room,
+/// `units` units; `extra` fields override the defaults.
+pub fn sale_json(units: i64, extra: Value) -> Value {
+    let mut sale = json!({
+        "name": "Test sale",
+        "units": { "count": units },
+        "per_user_limit": 4,
+        "hold_ttl_seconds": 600,
+        "waiting_room": false,
+    });
+    if let (Some(base), Some(extra)) = (sale.as_object_mut(), extra.as_object()) {
+        for (k, v) in extra {
+            base.insert(k.clone(), v.clone());
+        }
+    }
+    sale
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.client.get(self.url(path)).send().await.expect("request")
+    }
+
+    // --- admin -------------------------------------------------------------
+
+    pub async fn create_sale(&self, body: &Value) -> Response {
+        self.client.post(self.url("/admin/v1/sales")).bearer_auth(ADMIN_KEY).json(body).send().await.expect("request")
+    }
+
+    /// Creates a sale and returns its id.
+    pub async fn create_sale_ok(&self, body: &Value) -> String {
+        let response = self.create_sale(body).await;
+        let status = response.status();
+        let body = body_json(response).await;
+        assert_eq!(status, StatusCode::CREATED, "create sale: {body}");
+        body["id"].as_str().expect("sale id").to_owned()
+    }
+
+    pub async fn admin_get_sale(&self, sale: &str) -> Value {
+        let response = self.client.get(self.url(&format!("/admin/v1/sales/{sale}"))).bearer_auth(ADMIN_KEY).send().await.expect("request");
+        assert_eq!(response.status(), StatusCode::OK);
+        body_json(response).await
+    }
+
+    pub async fn patch_sale(&self, sale: &str, body: &Value) -> Response {
+        self.client
+            .patch(self.url(&format!("/admin/v1/sales/{sale}")))
+            .bearer_auth(ADMIN_KEY)
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn admit(&self, sale: &str, count: i64) -> Response {
+        self.client
+            .post(self.url(&format!("/admin/v1/sales/{sale}/admit")))
+            .bearer_auth(ADMIN_KEY)
+            .json(&json!({ "count": count }))
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn next_stage(&self, sale: &str) -> Response {
+        self.client
+            .post(self.url(&format!("/admin/v1/sales/{sale}/stages/next")))
+            .bearer_auth(ADMIN_KEY)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Runs the audit and asserts it is clean.
+    pub async fn assert_audit_clean(&self, sale: &str) -> Value {
+        let response = self
+            .client
+            .get(self.url(&format!("/admin/v1/sales/{sale}/audit")))
+            .bearer_auth(ADMIN_KEY)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status(), StatusCode::OK);
+        let report = body_json(response).await;
+        assert_eq!(report["ok"], true, "audit found violations: {report:#}");
+        report
+    }
+
+    // --- public ------------------------------------------------------------
+
+    pub async fn get_sale(&self, sale: &str) -> Response {
+        self.get(&format!("/api/v1/sales/{sale}")).await
+    }
+
+    pub async fn join(&self, sale: &str, bearer: Option<&str>) -> Response {
+        let mut request = self.client.post(self.url(&format!("/api/v1/sales/{sale}/queue")));
+        if let Some(token) = bearer {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.expect("request")
+    }
+
+    pub async fn status(&self, sale: &str, queue_token: &str) -> Response {
+        self.client
+            .get(self.url(&format!("/api/v1/sales/{sale}/queue/status")))
+            .bearer_auth(queue_token)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn hold(&self, sale: &str, admission_token: &str, body: &Value, key: Option<&str>) -> Response {
+        let mut request = self
+            .client
+            .post(self.url(&format!("/api/v1/sales/{sale}/holds")))
+            .bearer_auth(admission_token)
+            .json(body);
+        if let Some(key) = key {
+            request = request.header("Idempotency-Key", key);
+        }
+        request.send().await.expect("request")
+    }
+
+    pub async fn get_hold(&self, hold: &str, hold_token: &str) -> Response {
+        self.client.get(self.url(&format!("/api/v1/holds/{hold}"))).bearer_auth(hold_token).send().await.expect("request")
+    }
+
+    pub async fn release_hold(&self, hold: &str, hold_token: &str) -> Response {
+        self.client.delete(self.url(&format!("/api/v1/holds/{hold}"))).bearer_auth(hold_token).send().await.expect("request")
+    }
+
+    pub async fn dev_checkout(&self, hold: &str, hold_token: &str) -> Response {
+        self.client
+            .post(self.url(&format!("/api/v1/holds/{hold}/dev-checkout")))
+            .bearer_auth(hold_token)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Sends a payment webhook signed with the configured secret.
+    pub async fn webhook(&self, body: &Value) -> Response {
+        let raw = serde_json::to_vec(body).expect("json");
+        let secret = self.settings.payments.webhook_secret.clone().expect("secret");
+        let signature = floodgate::payments::sign(&secret, Utc::now().timestamp(), &raw);
+        self.webhook_raw(raw, &signature).await
+    }
+
+    pub async fn webhook_raw(&self, raw: Vec<u8>, signature: &str) -> Response {
+        self.client
+            .post(self.url("/api/v1/payments/webhook"))
+            .header("Floodgate-Signature", signature)
+            .header("Content-Type", "application/json")
+            .body(raw)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn get_order(&self, order: &str, hold_token: &str) -> Response {
+        self.client.get(self.url(&format!("/api/v1/orders/{order}"))).bearer_auth(hold_token).send().await.expect("request")
+    }
+
+    pub async fn cancel_order(&self, order: &str, hold_token: &str) -> Response {
+        self.client
+            .post(self.url(&format!("/api/v1/orders/{order}/cancel")))
+            .bearer_auth(hold_token)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    // --- shortcuts ---------------------------------------------------------
+
+    /// An admission token minted directly, as the waiting room would, for
+    /// tests of the inventory that do not go through the queue.
+    pub fn admission_token(&self, sale: &str, visitor: &str) -> String {
+        self.state
+            .tokens
+            .issue(Purpose::Admission, sale, visitor, Some(0), None, Utc::now() + chrono::Duration::minutes(10))
+            .expect("token")
+    }
+
+    /// Holds `body` for `visitor` and returns the 201 body.
+    pub async fn hold_ok(&self, sale: &str, visitor: &str, body: &Value) -> Value {
+        let response = self.hold(sale, &self.admission_token(sale, visitor), body, None).await;
+        let status = response.status();
+        let body = body_json(response).await;
+        assert_eq!(status, StatusCode::CREATED, "hold: {body}");
+        body
+    }
+
+    /// Units of a sale by status, straight from the rows.
+    pub async fn unit_counts(&self, sale: &str) -> (i64, i64, i64) {
+        sqlx::query_as(
+            "SELECT count(*) FILTER (WHERE status = 'available'), count(*) FILTER (WHERE status = 'held'), \
+             count(*) FILTER (WHERE status = 'sold') FROM units WHERE sale_id = $1",
+        )
+        .bind(sale)
+        .fetch_one(&self.db)
+        .await
+        .expect("counts")
+    }
+
+    /// Outbox events of a type for a sale.
+    pub async fn events(&self, sale: &str, event_type: &str) -> Vec<Value> {
+        let rows: Vec<(Value,)> = sqlx::query_as(
+            "SELECT payload FROM outbox_events WHERE sale_id = $1 AND event_type = $2 ORDER BY seq",
+        )
+        .bind(sale)
+        .bind(event_type)
+        .fetch_all(&self.db)
+        .await
+        .expect("events");
+        rows.into_iter().map(|(v,)| v).collect()
+    }
+}
+
+/// Polls `check` every 50 ms until it returns `Some`, for at most `limit`.
+pub async fn eventually<T, F, Fut>(limit: Duration, mut check: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let started = Instant::now();
+    loop {
+        if let Some(value) = check().await {
+            return Some(value);
+        }
+        if started.elapsed() > limit {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A free local port.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+/// A private Redis on its own port, for tests that stop and restart it.
+pub struct PrivateRedis {
+    pub port: u16,
+    child: Option<Child>,
+}
+
+impl PrivateRedis {
+    pub fn start() -> Self {
+        let mut redis = PrivateRedis { port: free_port(), child: None };
+        redis.restart();
+        redis
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts (again) on the same port and waits until it answers.
+    pub fn restart(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server runs (scripts/services.sh installs it)");
+        self.child = Some(child);
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(started.elapsed() < Duration::from_secs(10), "private redis did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

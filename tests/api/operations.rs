@@ -1,0 +1,115 @@
+//! Health, readiness, metrics, OpenAPI, request ids.
+
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+
+use crate::helpers::{body_json, sale_json, spawn_app, spawn_app_with, PrivateRedis};
+
+#[tokio::test]
+async fn healthz_and_readyz_answer_when_dependencies_are_up() {
+    let app = spawn_app().await;
+    let health = app.get("/healthz").await;
+    assert_eq!(health.status(), StatusCode::OK);
+    assert!(health.headers().contains_key("x-request-id"), "every response carries a request id");
+    let ready = app.get("/readyz").await;
+    assert_eq!(ready.status(), StatusCode::OK);
+    let body = body_json(ready).await;
+    assert_eq!(body["postgres"], "ok");
+    assert_eq!(body["redis"], "ok");
+}
+
+#[tokio::test]
+async fn readiness_fails_fast_when_redis_stops_and_recovers_when_it_returns() {
+    let mut redis = PrivateRedis::start();
+    let url = redis.url();
+    let app = spawn_app_with(|s| s.redis.url = url).await;
+    let sale = app.create_sale_ok(&sale_json(10, serde_json::json!({ "waiting_room": true }))).await;
+    assert_eq!(app.get("/readyz").await.status(), StatusCode::OK);
+
+    redis.stop();
+    let started = Instant::now();
+    let ready = app.get("/readyz").await;
+    assert!(started.elapsed() < Duration::from_secs(1), "readyz took {:?}", started.elapsed());
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(ready.headers().contains_key("retry-after"));
+    let body = body_json(ready).await;
+    assert_eq!(body["redis"], "unavailable");
+    assert_eq!(body["postgres"], "ok");
+    assert_eq!(app.get("/healthz").await.status(), StatusCode::OK, "liveness does not depend on Redis");
+
+    // A join needs Redis: it must answer 503 with Retry-After, quickly.
+    let started = Instant::now();
+    let join = app.join(&sale, None).await;
+    assert!(started.elapsed() < Duration::from_secs(3), "join took {:?}", started.elapsed());
+    assert_eq!(join.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(join.headers().contains_key("retry-after"));
+    let body = body_json(join).await;
+    assert_eq!(body["error"]["code"], "service_unavailable");
+
+    redis.restart();
+    let recovered = crate::helpers::eventually(Duration::from_secs(5), || async {
+        (app.get("/readyz").await.status() == StatusCode::OK).then_some(())
+    })
+    .await;
+    assert!(recovered.is_some(), "readyz recovers when Redis is back");
+    let join = app.join(&sale, None).await;
+    assert_eq!(join.status(), StatusCode::CREATED, "the waiting room recovers its sale from Postgres");
+}
+
+#[tokio::test]
+async fn postgres_readiness_check_fails_fast_when_unreachable() {
+    let port = crate::helpers::free_port();
+    let app = spawn_app().await;
+    // A second instance whose pool points at a closed port: start-up ran
+    // migrations on the real database, then readiness is asked of a dead one.
+    let mut settings = app.settings.clone();
+    settings.database.url = format!("postgres://floodgate@127.0.0.1:{port}/nothing");
+    settings.database.acquire_timeout_ms = 300;
+    let pool = floodgate::store::pg_pool(&settings.database, floodgate::store::pg_connect_options(&settings.database).unwrap());
+    let started = Instant::now();
+    let result = floodgate::store::pg_ping(&pool, Duration::from_millis(400)).await;
+    assert!(result.is_err());
+    assert!(started.elapsed() < Duration::from_secs(1));
+}
+
+#[tokio::test]
+async fn metrics_render_a_request_histogram_by_route_template() {
+    let app = spawn_app().await;
+    let sale = app.create_sale_ok(&sale_json(5, serde_json::json!({}))).await;
+    app.get_sale(&sale).await;
+    let metrics = app.get("/metrics").await;
+    assert_eq!(metrics.status(), StatusCode::OK);
+    let text = metrics.text().await.unwrap();
+    assert!(text.contains("# TYPE floodgate_http_request_duration_seconds histogram"), "{text}");
+    assert!(text.contains(r#"route="/api/v1/sales/{sale}""#), "labelled by template, not raw path: {text}");
+    assert!(text.contains("floodgate_pg_pool_connections"));
+    assert!(text.contains("floodgate_redis_pool_connections"));
+}
+
+#[tokio::test]
+async fn openapi_document_lists_the_api() {
+    let app = spawn_app().await;
+    let doc = body_json(app.get("/api/openapi.json").await).await;
+    let paths = doc["paths"].as_object().expect("paths");
+    for path in [
+        "/api/v1/sales",
+        "/api/v1/sales/{sale}",
+        "/api/v1/sales/{sale}/queue",
+        "/api/v1/sales/{sale}/queue/status",
+        "/api/v1/sales/{sale}/holds",
+        "/api/v1/holds/{hold}",
+        "/api/v1/payments/webhook",
+        "/api/v1/orders/{order}",
+        "/api/v1/orders/{order}/cancel",
+        "/admin/v1/sales",
+        "/admin/v1/sales/{sale}",
+        "/admin/v1/sales/{sale}/admit",
+        "/admin/v1/sales/{sale}/stages/next",
+        "/admin/v1/sales/{sale}/audit",
+        "/healthz",
+        "/readyz",
+    ] {
+        assert!(paths.contains_key(path), "{path} missing from OpenAPI");
+    }
+}
