@@ -113,18 +113,20 @@ pub async fn audit(db: &PgPool, sale: &Sale) -> AppResult<AuditReport> {
             "no_unit_held_or_sold_twice",
             "I1",
             "no unit appears in two active holds or confirmed orders",
-            "SELECT 'unit ' || unit || ' in ' || count(*) || ' holds' FROM ( \
-                 SELECT unnest(unit_ids) AS unit FROM holds \
-                 WHERE sale_id = $1 AND state IN ('active', 'confirmed')) x \
+            "SELECT 'unit ' || unit || ' in ' || count(*) || ' holds or orders' FROM ( \
+                 SELECT unnest(unit_ids) AS unit FROM holds WHERE sale_id = $1 AND state = 'active' \
+                 UNION ALL \
+                 SELECT unnest(unit_ids) FROM orders WHERE sale_id = $1 AND state = 'confirmed') x \
              GROUP BY unit HAVING count(*) > 1",
         ),
         (
             "holds_all_or_nothing",
             "I2",
-            "every active or confirmed hold owns exactly its quantity of units",
+            "every active hold, and every hold of a confirmed order, owns exactly its quantity of units",
             "SELECT 'hold ' || h.id || ' has ' || count(u.id) || ' of ' || h.quantity FROM holds h \
              LEFT JOIN units u ON u.sale_id = h.sale_id AND u.hold_id = h.id AND u.status IN ('held', 'sold') \
-             WHERE h.sale_id = $1 AND h.state IN ('active', 'confirmed') \
+             WHERE h.sale_id = $1 AND (h.state = 'active' OR EXISTS ( \
+                 SELECT 1 FROM orders o WHERE o.hold_id = h.id AND o.state = 'confirmed')) \
              GROUP BY h.id, h.quantity HAVING count(u.id) <> h.quantity",
         ),
         (
