@@ -21,6 +21,7 @@
 //!   (scripts in `lua/`).
 //! - [`fairness`]: the documented seeded shuffle behind pre-queues and
 //!   lotteries.
+//! - [`lottery`]: the lottery draw.
 //! - [`inventory`]: holds: claim, release, expiry.
 //! - [`payments`]: the signed webhook, confirmation, late payments.
 //! - [`orders`]: orders and cancellation.
@@ -42,6 +43,7 @@ pub mod fairness;
 pub mod idempotency;
 pub mod inventory;
 pub mod jobs;
+pub mod lottery;
 pub mod metrics;
 pub mod openapi;
 pub mod ops;

@@ -21,6 +21,7 @@ use utoipa::{Modify, OpenApi};
         crate::waiting_room::routes::join,
         crate::waiting_room::routes::status,
         crate::waiting_room::routes::admit,
+        crate::lottery::draw,
         crate::inventory::routes::create_hold,
         crate::inventory::routes::get_hold,
         crate::inventory::routes::release_hold,

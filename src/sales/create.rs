@@ -248,6 +248,9 @@ fn validate(new: NewSale) -> AppResult<ValidSale> {
         }
     }
     let waiting_room = new.waiting_room.unwrap_or(true);
+    if mode == "lottery" && !waiting_room {
+        return Err(AppError::Invalid("a lottery takes its entries through the waiting room".into()));
+    }
     let admission = validate_admission(&new.admission.unwrap_or_default(), None)?;
     Ok(ValidSale {
         name,

@@ -1,0 +1,166 @@
+//! Lottery mode: entries join during the entry window; one admin draw picks
+//! the winners with the sale's committed seed (see [`crate::fairness`]), so
+//! anyone can recompute them from the revealed seed and the entry numbers
+//! `1..=entries`: the winners are the first `winners` of
+//! `shuffled_order(seed, entries)`, the rest are the waitlist in that order.
+
+use std::sync::LazyLock;
+
+use actix_web::{post, web, HttpResponse};
+use chrono::Utc;
+use redis::Script;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::error::{AppError, AppResult};
+use crate::events;
+use crate::fairness::shuffled_order;
+use crate::sales::{Sale, SALE_COLUMNS};
+use crate::startup::AppState;
+use crate::waiting_room::Keys;
+
+static DRAW_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../lua/draw.lua")));
+
+/// `POST /admin/v1/sales/{sale}/lottery/draw` body (optional).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct DrawRequest {
+    /// Winners to draw; by default as many as the released units allow at
+    /// the per-user limit.
+    pub winners: Option<i64>,
+    /// How long winners have to buy; the sale's `admission_ttl_seconds` by
+    /// default. The waitlist is admitted after it.
+    pub purchase_window_seconds: Option<i64>,
+}
+
+/// The result of a draw.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DrawResult {
+    /// The sale.
+    pub sale_id: String,
+    /// Entries in the draw, numbered `1..=entries`.
+    pub entries: u64,
+    /// Winners admitted.
+    pub winners: u64,
+    /// The revealed seed; `sha256(seed)` is the published commitment.
+    pub seed: String,
+    /// The commitment published at creation.
+    pub seed_commitment: String,
+    /// End of the winners' purchase window; the waitlist follows.
+    pub purchase_window_ends_at: chrono::DateTime<Utc>,
+}
+
+/// Draws the lottery once: reveals the seed, admits the winners for the
+/// purchase window, tells every entry whether it won (outbox events), and
+/// leaves the losers as a waitlist in draw order. A second draw is 409.
+#[utoipa::path(
+    tag = "admin",
+    params(("sale" = String, Path, description = "Sale id")),
+    request_body(content = Option<DrawRequest>, content_type = "application/json"),
+    security(("admin_key" = [])),
+    responses(
+        (status = 200, body = DrawResult),
+        (status = 409, description = "already_drawn or not_a_lottery", body = crate::error::ErrorBody)
+    )
+)]
+#[post("/admin/v1/sales/{sale}/lottery/draw")]
+#[tracing::instrument(name = "lottery draw", skip_all, fields(sale = %path))]
+pub async fn draw(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: Option<web::Json<DrawRequest>>,
+) -> AppResult<HttpResponse> {
+    let request = body.map(web::Json::into_inner).unwrap_or_default();
+    if !crate::sales::valid_sale_id(&path) {
+        return Err(AppError::NotFound("sale"));
+    }
+    let mut tx = state.db.begin().await?;
+    // The row lock makes concurrent draws take turns; the second sees
+    // lottery_drawn_at set and is refused.
+    let sale = sqlx::query_as::<_, Sale>(sqlx::AssertSqlSafe(format!(
+        "SELECT {SALE_COLUMNS} FROM sales WHERE id = $1 FOR UPDATE"
+    )))
+    .bind(path.as_str())
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(AppError::NotFound("sale"))?;
+    if sale.mode != "lottery" {
+        return Err(AppError::conflict("not_a_lottery", "this sale is not a lottery"));
+    }
+    if sale.lottery_drawn_at.is_some() {
+        return Err(AppError::conflict("already_drawn", "the lottery has already been drawn"));
+    }
+    if sale.state == crate::sales::state::CLOSED {
+        return Err(AppError::gone("sale_closed", "the sale is closed"));
+    }
+    let default_winners = i64::from(sale.released_upto / sale.per_user_limit.max(1)).max(1);
+    let wanted = request.winners.unwrap_or(default_winners);
+    if !(1..=10_000_000).contains(&wanted) {
+        return Err(AppError::Invalid("winners must be between 1 and 10000000".into()));
+    }
+
+    // Entries close and their order is drawn from the committed seed.
+    state.waiting_room.sync_sale(&sale).await?;
+    state.waiting_room.start(&sale, true).await?;
+    let window = request.purchase_window_seconds.unwrap_or(i64::from(sale.admission_ttl_seconds));
+    if !(1..=7 * 86_400).contains(&window) {
+        return Err(AppError::Invalid("purchase_window_seconds must be between 1 and 604800".into()));
+    }
+    let window_end = Utc::now() + chrono::Duration::seconds(window);
+    let keys = Keys::new(&state.redis().prefix, &sale.id);
+    let mut invocation = DRAW_SCRIPT.prepare_invoke();
+    invocation
+        .key(keys.key("meta"))
+        .key(keys.key("active"))
+        .key(keys.key("at"))
+        .arg(wanted)
+        .arg(window_end.timestamp_millis());
+    let (winners, entries): (i64, u64) =
+        state.redis().run(|mut c| async move { invocation.invoke_async(&mut c).await }).await?;
+    if winners < 0 {
+        return Err(AppError::conflict("already_drawn", "the lottery has already been drawn"));
+    }
+    let winners = winners as u64;
+
+    // One event per entry, in the same transaction as the draw's record.
+    let order = shuffled_order(&sale.seed, entries as u32);
+    let entry_numbers: Vec<i64> = order.iter().map(|&n| i64::from(n)).collect();
+    let places: Vec<i64> = (1..=entries as i64).collect();
+    sqlx::query(
+        "INSERT INTO outbox_events (id, event_type, sale_id, subject_id, payload) \
+         SELECT gen_random_uuid(), CASE WHEN place <= $3 THEN $4 ELSE $5 END, $1, $1 || ':' || entry, \
+                jsonb_build_object('sale_id', $1::text, 'entry', entry, 'place', place, 'won', place <= $3, \
+                                   'purchase_window_ends_at', $6::timestamptz) \
+         FROM unnest($2::bigint[], $7::bigint[]) AS t(entry, place)",
+    )
+    .bind(&sale.id)
+    .bind(&entry_numbers)
+    .bind(winners as i64)
+    .bind(events::kind::LOTTERY_WON)
+    .bind(events::kind::LOTTERY_LOST)
+    .bind(window_end)
+    .bind(&places)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "UPDATE sales SET lottery_drawn_at = now(), lottery_winners = $2, seed_revealed = true, \
+         state = 'on_sale', updated_at = now() WHERE id = $1",
+    )
+    .bind(&sale.id)
+    .bind(winners as i32)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    state.sales.invalidate(&sale.id);
+    if let Ok(fresh) = Sale::load(&state.db, &sale.id).await {
+        let _ = state.waiting_room.sync_sale(&fresh).await;
+    }
+    tracing::info!(sale = %sale.id, entries, winners, "lottery drawn");
+    Ok(HttpResponse::Ok().json(DrawResult {
+        sale_id: sale.id.clone(),
+        entries,
+        winners,
+        seed: sale.seed.clone(),
+        seed_commitment: sale.seed_commitment.clone(),
+        purchase_window_ends_at: window_end,
+    }))
+}

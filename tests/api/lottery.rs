@@ -1,0 +1,117 @@
+//! Lottery mode: a verifiable draw (I8), winners, losers and the waitlist.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use futures::stream::{self, StreamExt};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use crate::helpers::{assert_error, body_json, eventually, sale_json, spawn_app, ADMIN_KEY};
+use floodgate::tokens::Purpose;
+
+#[tokio::test]
+async fn ten_thousand_entries_five_hundred_verifiable_winners_then_the_waitlist() {
+    let app = spawn_app().await;
+    let sale = app
+        .create_sale_ok(&sale_json(
+            4000,
+            json!({ "mode": "lottery", "waiting_room": true, "per_user_limit": 4,
+                    "admission": { "admit_per_second": 20, "max_active": 100, "admission_ttl_seconds": 2 } }),
+        ))
+        .await;
+    let commitment = body_json(app.get_sale(&sale).await).await["seed_commitment"].as_str().unwrap().to_owned();
+
+    // 10,000 entries, 200 at a time.
+    let tokens: Vec<String> = stream::iter(0..10_000)
+        .map(|_| {
+            let app = &app;
+            let sale = sale.clone();
+            async move {
+                let response = app.join(&sale, None).await;
+                assert_eq!(response.status(), StatusCode::CREATED);
+                body_json(response).await["queue_token"].as_str().unwrap().to_owned()
+            }
+        })
+        .buffer_unordered(200)
+        .collect()
+        .await;
+    let entry_of = |token: &str| app.state.tokens.verify(token, Purpose::Queue, Some(&sale)).unwrap().n.unwrap();
+    let entries: HashSet<u64> = tokens.iter().map(|t| entry_of(t)).collect();
+    assert_eq!(entries.len(), 10_000);
+
+    let draw = |winners: i64| {
+        app.client
+            .post(app.url(&format!("/admin/v1/sales/{sale}/lottery/draw")))
+            .bearer_auth(ADMIN_KEY)
+            .json(&json!({ "winners": winners, "purchase_window_seconds": 15 }))
+            .send()
+    };
+    let result = body_json(draw(500).await.unwrap()).await;
+    let drawn_at = std::time::Instant::now();
+    assert_eq!(result["entries"], 10_000);
+    assert_eq!(result["winners"], 500);
+    let seed = result["seed"].as_str().unwrap();
+    assert_eq!(hex::encode(Sha256::digest(seed.as_bytes())), commitment, "seed matches the published commitment");
+    assert_error(draw(500).await.unwrap(), StatusCode::CONFLICT, "already_drawn").await;
+    assert_error(app.join(&sale, None).await, StatusCode::GONE, "lottery_drawn").await;
+
+    // Anyone can recompute the winners from the seed and the entry numbers.
+    let order = floodgate::fairness::shuffled_order(seed, 10_000);
+    let winners: HashSet<u64> = order[..500].iter().map(|&n| u64::from(n)).collect();
+    let statuses: Vec<(u64, Value)> = stream::iter(tokens.iter())
+        .map(|token| {
+            let app = &app;
+            let sale = sale.clone();
+            async move { (entry_of(token), body_json(app.status(&sale, token).await).await) }
+        })
+        .buffered(200)
+        .collect()
+        .await;
+    assert!(drawn_at.elapsed() < Duration::from_secs(15), "statuses were read within the purchase window");
+    let mut won = HashSet::new();
+    for (entry, status) in &statuses {
+        match status["state"].as_str().unwrap() {
+            "won" => {
+                assert!(status["admission_token"].is_string());
+                won.insert(*entry);
+            }
+            "lost" => {}
+            other => panic!("unexpected state {other}: {status}"),
+        }
+    }
+    assert_eq!(won, winners, "exactly the recomputed 500 win");
+    assert_eq!(app.events(&sale, "lottery.won").await.len(), 500);
+    assert_eq!(app.events(&sale, "lottery.lost").await.len(), 9_500);
+
+    // After the winners' window the waitlist is admitted in draw order.
+    let first_loser = u64::from(order[500]);
+    let token_of = |entry: u64| tokens.iter().find(|t| entry_of(t) == entry).unwrap().clone();
+    let first_loser_token = token_of(first_loser);
+    let admitted = eventually(Duration::from_secs(25), || async {
+        let status = body_json(app.status(&sale, &first_loser_token).await).await;
+        (status["state"] == "admitted").then_some(status)
+    })
+    .await;
+    assert!(admitted.is_some(), "the first of the waitlist is admitted after the window");
+    let last_loser = body_json(app.status(&sale, &token_of(u64::from(order[9_999]))).await).await;
+    assert_eq!(last_loser["state"], "lost", "the end of the waitlist still waits");
+    app.assert_audit_clean(&sale).await;
+}
+
+#[tokio::test]
+async fn draw_is_only_for_lotteries() {
+    let app = spawn_app().await;
+    let sale = app.create_sale_ok(&sale_json(10, json!({}))).await;
+    let response = app
+        .client
+        .post(app.url(&format!("/admin/v1/sales/{sale}/lottery/draw")))
+        .bearer_auth(ADMIN_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_error(response, StatusCode::CONFLICT, "not_a_lottery").await;
+    let lottery_without_room = app.create_sale(&sale_json(10, json!({ "mode": "lottery", "waiting_room": false }))).await;
+    assert_error(lottery_without_room, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request").await;
+}
