@@ -34,9 +34,7 @@ impl TryFrom<String> for Environment {
             "dev" | "development" | "local" => Ok(Environment::Dev),
             "test" => Ok(Environment::Test),
             "production" | "prod" => Ok(Environment::Production),
-            other => Err(format!(
-                "FLOODGATE_ENV={other} is not one of dev, test, production"
-            )),
+            other => Err(format!("FLOODGATE_ENV={other} is not one of dev, test, production")),
         }
     }
 }
@@ -213,10 +211,8 @@ pub struct DemoSettings {
 /// Reads the settings for `FLOODGATE_ENV` (default `dev`) from `config/`
 /// next to the working directory or the crate.
 pub fn get_configuration() -> Result<Settings, anyhow::Error> {
-    let environment: Environment = std::env::var("FLOODGATE_ENV")
-        .unwrap_or_else(|_| "dev".into())
-        .try_into()
-        .map_err(anyhow::Error::msg)?;
+    let environment: Environment =
+        std::env::var("FLOODGATE_ENV").unwrap_or_else(|_| "dev".into()).try_into().map_err(anyhow::Error::msg)?;
     let dir = std::env::var("FLOODGATE_CONFIG_DIR").unwrap_or_else(|_| {
         let local = Path::new("config");
         if local.join("default.toml").exists() {

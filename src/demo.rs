@@ -48,7 +48,9 @@ pub async fn seed(state: &AppState) -> AppResult<()> {
     println!("  sales page:    {base}/");
     println!("  sale (API):    {base}/api/v1/sales/{id}");
     println!("  admin stats:   curl -H 'Authorization: Bearer {admin_key}' {base}/admin/v1/sales/{id}");
-    println!("  next stage:    curl -X POST -H 'Authorization: Bearer {admin_key}' {base}/admin/v1/sales/{id}/stages/next");
+    println!(
+        "  next stage:    curl -X POST -H 'Authorization: Bearer {admin_key}' {base}/admin/v1/sales/{id}/stages/next"
+    );
     println!("  dev admin key: {admin_key}");
     Ok(())
 }

@@ -112,9 +112,7 @@ pub struct ErrorDetail {
 
 /// Builds an error response outside the `AppError` path (middleware).
 pub fn error_response(status: StatusCode, code: &str, message: &str) -> HttpResponse {
-    HttpResponse::build(status).json(ErrorBody {
-        error: ErrorDetail { code: code.into(), message: message.into() },
-    })
+    HttpResponse::build(status).json(ErrorBody { error: ErrorDetail { code: code.into(), message: message.into() } })
 }
 
 impl ResponseError for AppError {
@@ -182,9 +180,7 @@ impl From<sqlx::Error> for AppError {
                 // serialization_failure, deadlock: safe to retry.
                 Some("40001") | Some("40P01") => AppError::Unavailable(error.into()),
                 // admin_shutdown, crash_shutdown, cannot_connect_now, query_canceled
-                Some("57P01") | Some("57P02") | Some("57P03") | Some("57014") => {
-                    AppError::Unavailable(error.into())
-                }
+                Some("57P01") | Some("57P02") | Some("57P03") | Some("57014") => AppError::Unavailable(error.into()),
                 _ => AppError::Internal(error.into()),
             },
             _ => AppError::Internal(error.into()),

@@ -39,15 +39,13 @@ pub async fn record(
     subject_id: &str,
     payload: Value,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO outbox_events (id, event_type, sale_id, subject_id, payload) VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(uuid::Uuid::new_v4())
-    .bind(event_type)
-    .bind(sale_id)
-    .bind(subject_id)
-    .bind(payload)
-    .execute(conn)
-    .await?;
+    sqlx::query("INSERT INTO outbox_events (id, event_type, sale_id, subject_id, payload) VALUES ($1, $2, $3, $4, $5)")
+        .bind(uuid::Uuid::new_v4())
+        .bind(event_type)
+        .bind(sale_id)
+        .bind(subject_id)
+        .bind(payload)
+        .execute(conn)
+        .await?;
     Ok(())
 }

@@ -86,11 +86,7 @@ mod tests {
             }
         }
         let expected = trials as f64 / n as f64;
-        let chi2: f64 = counts
-            .iter()
-            .flatten()
-            .map(|&c| (f64::from(c) - expected).powi(2) / expected)
-            .sum();
+        let chi2: f64 = counts.iter().flatten().map(|&c| (f64::from(c) - expected).powi(2) / expected).sum();
         assert!(chi2 < 39.25, "chi-square {chi2} too large: {counts:?}");
     }
 

@@ -39,9 +39,9 @@ pub async fn healthz() -> HttpResponse {
 #[get("/readyz")]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let redis = async {
-        tokio::time::timeout(READINESS_TIMEOUT, state.redis().ping()).await.unwrap_or_else(|_| {
-            Err(AppError::Unavailable(anyhow::anyhow!("redis ping timed out")))
-        })
+        tokio::time::timeout(READINESS_TIMEOUT, state.redis().ping())
+            .await
+            .unwrap_or_else(|_| Err(AppError::Unavailable(anyhow::anyhow!("redis ping timed out"))))
     };
     let (pg, redis) = tokio::join!(store::pg_ping(&state.db, READINESS_TIMEOUT), redis);
     let verdict = |r: &Result<(), AppError>| if r.is_ok() { "ok" } else { "unavailable" };
@@ -61,14 +61,13 @@ pub async fn metrics_endpoint(state: web::Data<AppState>) -> HttpResponse {
     let idle = pg.num_idle() as f64;
     ::metrics::gauge!(crate::metrics::PG_POOL, "state" => "idle").set(idle);
     ::metrics::gauge!(crate::metrics::PG_POOL, "state" => "in_use").set(f64::from(pg.size()) - idle);
-    ::metrics::gauge!(crate::metrics::PG_POOL, "state" => "max").set(f64::from(state.settings.database.max_connections));
+    ::metrics::gauge!(crate::metrics::PG_POOL, "state" => "max")
+        .set(f64::from(state.settings.database.max_connections));
     let redis = state.redis().pool.status();
     ::metrics::gauge!(crate::metrics::REDIS_POOL, "state" => "idle").set(redis.available as f64);
     ::metrics::gauge!(crate::metrics::REDIS_POOL, "state" => "in_use").set((redis.size - redis.available) as f64);
     ::metrics::gauge!(crate::metrics::REDIS_POOL, "state" => "max").set(redis.max_size as f64);
-    HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(crate::metrics::handle().render())
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(crate::metrics::handle().render())
 }
 
 /// The OpenAPI document of the whole API.

@@ -8,7 +8,9 @@ use actix_web::dev::Server;
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
 use actix_web::http::{header, StatusCode};
 use actix_web::middleware::{from_fn, Next};
-use actix_web::{body::MessageBody, dev::ServiceRequest, dev::ServiceResponse, web, App, HttpMessage, HttpRequest, HttpServer};
+use actix_web::{
+    body::MessageBody, dev::ServiceRequest, dev::ServiceResponse, web, App, HttpMessage, HttpRequest, HttpServer,
+};
 use sqlx::PgPool;
 use subtle::ConstantTimeEq;
 use tokio::sync::watch;
@@ -140,7 +142,7 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Serv
             .app_data(web::QueryConfig::default().error_handler(query_error))
             .wrap(from_fn(require_admin_key))
             .wrap(from_fn(crate::rate_limit::shed_load))
-            .wrap(from_fn(limit_body(settings.max_body_bytes)))
+            .wrap(from_fn(limit_body))
             .wrap(from_fn(crate::metrics::record_request))
             .wrap(from_fn(request_id_header))
             .wrap(TracingLogger::default())
@@ -213,24 +215,18 @@ fn query_error(error: QueryPayloadError, _req: &HttpRequest) -> actix_web::Error
 
 /// Refuses bodies announced larger than the limit before reading them, on
 /// every route (extractors enforce it again for chunked bodies).
-fn limit_body(
-    limit: usize,
-) -> impl Fn(ServiceRequest, Next<actix_web::body::BoxBody>) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<ServiceResponse<actix_web::body::BoxBody>, actix_web::Error>>>>
-       + Clone {
-    move |req: ServiceRequest, next: Next<actix_web::body::BoxBody>| {
-        Box::pin(async move {
-            let announced = req
-                .headers()
-                .get(header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse::<usize>().ok());
-            if announced.is_some_and(|len| len > limit) {
-                let response = actix_web::ResponseError::error_response(&AppError::PayloadTooLarge(limit));
-                return Ok(req.into_response(response));
-            }
-            next.call(req).await
-        })
+async fn limit_body(
+    req: ServiceRequest,
+    next: Next<actix_web::body::BoxBody>,
+) -> Result<ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
+    let limit = req.app_data::<web::Data<AppState>>().map(|s| s.settings.server.max_body_bytes).unwrap_or(usize::MAX);
+    let announced =
+        req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
+    if announced.is_some_and(|len| len > limit) {
+        let response = actix_web::ResponseError::error_response(&AppError::PayloadTooLarge(limit));
+        return Ok(req.into_response(response));
     }
+    next.call(req).await
 }
 
 /// Every `/admin/` request needs an admin key, checked before anything

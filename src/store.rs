@@ -45,11 +45,7 @@ impl Redis {
         let timeout = Duration::from_millis(settings.timeout_ms);
         let mut config = RedisPoolConfig::from_url(settings.url.clone());
         let mut pool_config = deadpool_redis::PoolConfig::new(settings.max_connections);
-        pool_config.timeouts = Timeouts {
-            wait: Some(timeout),
-            create: Some(timeout),
-            recycle: Some(timeout),
-        };
+        pool_config.timeouts = Timeouts { wait: Some(timeout), create: Some(timeout), recycle: Some(timeout) };
         config.pool = Some(pool_config);
         let pool = config.create_pool(Some(Runtime::Tokio1))?;
         Ok(Redis { pool, prefix: settings.key_prefix.clone(), timeout })
@@ -74,9 +70,7 @@ impl Redis {
 
     /// `PING`, for readiness.
     pub async fn ping(&self) -> AppResult<()> {
-        self.run(|mut c| async move { redis::cmd("PING").query_async::<String>(&mut c).await })
-            .await
-            .map(|_| ())
+        self.run(|mut c| async move { redis::cmd("PING").query_async::<String>(&mut c).await }).await.map(|_| ())
     }
 }
 

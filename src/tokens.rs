@@ -61,10 +61,7 @@ impl TokenSigner {
     /// Builds a signer from the configured keys (first signs).
     pub fn new(keys: &[SigningKey]) -> anyhow::Result<Self> {
         let first = keys.first().ok_or_else(|| anyhow::anyhow!("no token signing key configured"))?;
-        let decoding = keys
-            .iter()
-            .map(|k| (k.id.clone(), DecodingKey::from_secret(k.secret.as_bytes())))
-            .collect();
+        let decoding = keys.iter().map(|k| (k.id.clone(), DecodingKey::from_secret(k.secret.as_bytes()))).collect();
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 0;
         validation.validate_aud = false;
@@ -125,11 +122,9 @@ impl TokenSigner {
             .verify_any(token)
             .unwrap_or_else(|| Err(AppError::Unauthorized("token refused: not a floodgate token".into())))?;
         if claims.pur != purpose {
-            return Err(AppError::Forbidden(format!(
-                "this is a {:?} token; a {:?} token is needed here",
-                claims.pur, purpose
-            )
-            .to_lowercase()));
+            return Err(AppError::Forbidden(
+                format!("this is a {:?} token; a {:?} token is needed here", claims.pur, purpose).to_lowercase(),
+            ));
         }
         if let Some(sale) = sale {
             if claims.sale != sale {

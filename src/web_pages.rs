@@ -9,10 +9,7 @@ const APP_JS: &str = include_str!("../web/app.js");
 const STYLE_CSS: &str = include_str!("../web/style.css");
 
 fn page(content_type: &str, body: &'static str) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type(content_type)
-        .insert_header(("Cache-Control", "public, max-age=60"))
-        .body(body)
+    HttpResponse::Ok().content_type(content_type).insert_header(("Cache-Control", "public, max-age=60")).body(body)
 }
 
 /// Routes of the pages.

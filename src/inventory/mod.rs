@@ -109,10 +109,8 @@ impl Hold {
 
     /// The answer for this hold.
     pub async fn view(&self, conn: &mut PgConnection) -> AppResult<HoldView> {
-        let order_id: Option<(Uuid,)> = sqlx::query_as("SELECT id FROM orders WHERE hold_id = $1")
-            .bind(self.id)
-            .fetch_optional(&mut *conn)
-            .await?;
+        let order_id: Option<(Uuid,)> =
+            sqlx::query_as("SELECT id FROM orders WHERE hold_id = $1").bind(self.id).fetch_optional(&mut *conn).await?;
         Ok(HoldView {
             id: self.id.to_string(),
             sale_id: self.sale_id.clone(),
@@ -206,8 +204,9 @@ pub async fn claim_units(
         // 'available' serves this as an ordered range scan that never visits
         // held or sold rows; SKIP LOCKED lets concurrent buyers take the next
         // free rows instead of queueing behind each other.
-        Want::Best(n) => sqlx::query_as(
-            "WITH picked AS ( \
+        Want::Best(n) => {
+            sqlx::query_as(
+                "WITH picked AS ( \
                  SELECT id FROM units \
                  WHERE sale_id = $1 AND status = 'available' \
                    AND id <= (SELECT released_upto FROM sales WHERE id = $1 AND state = 'on_sale') \
@@ -216,16 +215,18 @@ pub async fn claim_units(
              UPDATE units u SET status = 'held', hold_id = $3 \
              FROM picked WHERE u.sale_id = $1 AND u.id = picked.id \
              RETURNING u.id, u.label",
-        )
-        .bind(sale_id)
-        .bind(n)
-        .bind(hold_id)
-        .fetch_all(conn)
-        .await?,
+            )
+            .bind(sale_id)
+            .bind(n)
+            .bind(hold_id)
+            .fetch_all(conn)
+            .await?
+        }
         // A seat locked by a concurrent buyer is skipped, so it counts as
         // taken: nobody waits on a seat someone else is about to get.
-        Want::Seats(labels) => sqlx::query_as(
-            "WITH picked AS ( \
+        Want::Seats(labels) => {
+            sqlx::query_as(
+                "WITH picked AS ( \
                  SELECT id FROM units \
                  WHERE sale_id = $1 AND label = ANY($2) AND status = 'available' \
                    AND id <= (SELECT released_upto FROM sales WHERE id = $1 AND state = 'on_sale') \
@@ -233,12 +234,13 @@ pub async fn claim_units(
              UPDATE units u SET status = 'held', hold_id = $3 \
              FROM picked WHERE u.sale_id = $1 AND u.id = picked.id \
              RETURNING u.id, u.label",
-        )
-        .bind(sale_id)
-        .bind(labels)
-        .bind(hold_id)
-        .fetch_all(conn)
-        .await?,
+            )
+            .bind(sale_id)
+            .bind(labels)
+            .bind(hold_id)
+            .fetch_all(conn)
+            .await?
+        }
     };
     Ok(rows)
 }
@@ -316,7 +318,12 @@ pub async fn return_hold(conn: &mut PgConnection, hold: &Hold, new_state: &str, 
 }
 
 /// Lowers a visitor's held-or-bought count.
-pub async fn give_back_allowance(conn: &mut PgConnection, sale_id: &str, visitor_id: &str, quantity: i32) -> AppResult<()> {
+pub async fn give_back_allowance(
+    conn: &mut PgConnection,
+    sale_id: &str,
+    visitor_id: &str,
+    quantity: i32,
+) -> AppResult<()> {
     sqlx::query("UPDATE user_purchases SET units = units - $3 WHERE sale_id = $1 AND visitor_id = $2")
         .bind(sale_id)
         .bind(visitor_id)

@@ -146,7 +146,10 @@ async fn hold(
         sale_id: sale.id.clone(),
         state: "held".into(),
         quantity: want.count(),
-        units: claimed.into_iter().map(|(id, label)| UnitView { id: id.to_string(), label: unit_label(id, label) }).collect(),
+        units: claimed
+            .into_iter()
+            .map(|(id, label)| UnitView { id: id.to_string(), label: unit_label(id, label) })
+            .collect(),
         expires_at,
         created_at: now,
         order_id: None,
@@ -213,7 +216,11 @@ pub fn authorize_hold(state: &AppState, req: &HttpRequest, path_id: &str) -> App
 )]
 #[get("/api/v1/holds/{hold}")]
 #[tracing::instrument(name = "get hold", skip_all, fields(hold = %path))]
-pub async fn get_hold(state: web::Data<AppState>, req: HttpRequest, path: web::Path<String>) -> AppResult<HttpResponse> {
+pub async fn get_hold(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> AppResult<HttpResponse> {
     let (id, _) = authorize_hold(&state, &req, &path)?;
     let mut conn = state.db.acquire().await?;
     let hold = Hold::load(&mut conn, id, false).await?;
@@ -233,7 +240,11 @@ pub async fn get_hold(state: web::Data<AppState>, req: HttpRequest, path: web::P
 )]
 #[delete("/api/v1/holds/{hold}")]
 #[tracing::instrument(name = "release hold", skip_all, fields(hold = %path))]
-pub async fn release_hold(state: web::Data<AppState>, req: HttpRequest, path: web::Path<String>) -> AppResult<HttpResponse> {
+pub async fn release_hold(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> AppResult<HttpResponse> {
     let (id, _) = authorize_hold(&state, &req, &path)?;
     let mut tx = state.db.begin().await?;
     let hold = Hold::load(&mut tx, id, true).await?;

@@ -66,20 +66,24 @@ impl Order {
     /// Loads an order; 404 when unknown.
     pub async fn load(conn: &mut PgConnection, id: Uuid, for_update: bool) -> AppResult<Order> {
         let lock = if for_update { " FOR UPDATE" } else { "" };
-        sqlx::query_as::<_, Order>(sqlx::AssertSqlSafe(format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1{lock}")))
-            .bind(id)
-            .fetch_optional(conn)
-            .await?
-            .ok_or(AppError::NotFound("order"))
+        sqlx::query_as::<_, Order>(sqlx::AssertSqlSafe(format!(
+            "SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1{lock}"
+        )))
+        .bind(id)
+        .fetch_optional(conn)
+        .await?
+        .ok_or(AppError::NotFound("order"))
     }
 
     /// The order of a confirmed hold.
     pub async fn for_hold(conn: &mut PgConnection, hold_id: Uuid) -> AppResult<Order> {
-        sqlx::query_as::<_, Order>(sqlx::AssertSqlSafe(format!("SELECT {ORDER_COLUMNS} FROM orders WHERE hold_id = $1")))
-            .bind(hold_id)
-            .fetch_optional(conn)
-            .await?
-            .ok_or(AppError::NotFound("order"))
+        sqlx::query_as::<_, Order>(sqlx::AssertSqlSafe(format!(
+            "SELECT {ORDER_COLUMNS} FROM orders WHERE hold_id = $1"
+        )))
+        .bind(hold_id)
+        .fetch_optional(conn)
+        .await?
+        .ok_or(AppError::NotFound("order"))
     }
 
     /// The answer for this order.

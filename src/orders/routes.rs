@@ -6,10 +6,10 @@ use uuid::Uuid;
 
 use super::{Order, OrderView};
 use crate::error::{AppError, AppResult};
+use crate::events;
 use crate::inventory::give_back_allowance;
 use crate::startup::AppState;
 use crate::tokens::{self, Purpose};
-use crate::events;
 
 /// The order, if the bearer's hold token belongs to its buyer.
 async fn authorize_order(
@@ -38,7 +38,11 @@ async fn authorize_order(
 )]
 #[get("/api/v1/orders/{order}")]
 #[tracing::instrument(name = "get order", skip_all, fields(order = %path))]
-pub async fn get_order(state: web::Data<AppState>, req: HttpRequest, path: web::Path<String>) -> AppResult<HttpResponse> {
+pub async fn get_order(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> AppResult<HttpResponse> {
     let mut conn = state.db.acquire().await?;
     let order = authorize_order(&state, &req, &path, &mut conn, false).await?;
     Ok(HttpResponse::Ok().json(order.view(&mut conn).await?))
@@ -54,7 +58,11 @@ pub async fn get_order(state: web::Data<AppState>, req: HttpRequest, path: web::
 )]
 #[post("/api/v1/orders/{order}/cancel")]
 #[tracing::instrument(name = "cancel order", skip_all, fields(order = %path))]
-pub async fn cancel_order(state: web::Data<AppState>, req: HttpRequest, path: web::Path<String>) -> AppResult<HttpResponse> {
+pub async fn cancel_order(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> AppResult<HttpResponse> {
     let mut tx = state.db.begin().await?;
     let order = authorize_order(&state, &req, &path, &mut tx, true).await?;
     if order.state == "confirmed" {

@@ -129,11 +129,8 @@ pub async fn process(db: &PgPool, event: &PaymentEvent) -> AppResult<Processed> 
     }
 
     let hold = Hold::load(&mut tx, hold_id, true).await?;
-    let processed = if event.status == "failed" {
-        fail(&mut tx, hold).await?
-    } else {
-        succeed(&mut tx, hold, event).await?
-    };
+    let processed =
+        if event.status == "failed" { fail(&mut tx, hold).await? } else { succeed(&mut tx, hold, event).await? };
     sqlx::query("UPDATE payment_events SET response_status = $2, response_body = $3 WHERE event_id = $1")
         .bind(&event.event_id)
         .bind(processed.status.as_u16() as i16)

@@ -41,7 +41,13 @@ pub async fn webhook(state: web::Data<AppState>, req: HttpRequest, body: web::By
         .get(SIGNATURE_HEADER)
         .and_then(|v| v.to_str().ok())
         .ok_or_else(|| AppError::Unauthorized("missing Floodgate-Signature".into()))?;
-    verify_signature(secret, header, &body, Utc::now().timestamp(), state.settings.payments.signature_tolerance_seconds)?;
+    verify_signature(
+        secret,
+        header,
+        &body,
+        Utc::now().timestamp(),
+        state.settings.payments.signature_tolerance_seconds,
+    )?;
     let event: PaymentEvent = serde_json::from_slice(&body).map_err(|e| {
         if e.is_data() {
             AppError::Invalid(format!("invalid payment event: {e}"))
@@ -63,7 +69,11 @@ pub async fn webhook(state: web::Data<AppState>, req: HttpRequest, body: web::By
 )]
 #[post("/api/v1/holds/{hold}/dev-checkout")]
 #[tracing::instrument(name = "dev checkout", skip_all, fields(hold = %path))]
-pub async fn dev_checkout(state: web::Data<AppState>, req: HttpRequest, path: web::Path<String>) -> AppResult<HttpResponse> {
+pub async fn dev_checkout(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> AppResult<HttpResponse> {
     if !state.settings.payments.dev_checkout {
         return Err(AppError::NotFound("dev checkout"));
     }

@@ -290,8 +290,7 @@ pub async fn create_sale(db: &PgPool, new: NewSale) -> AppResult<Sale> {
     let id = new_sale_id();
     let (seed, commitment) = new_seed();
     let now = Utc::now();
-    let initial_state =
-        if sale.mode == "lottery" || sale.starts_at > now { state::SCHEDULED } else { state::ON_SALE };
+    let initial_state = if sale.mode == "lottery" || sale.starts_at > now { state::SCHEDULED } else { state::ON_SALE };
     let first_stage = &sale.stages[0];
 
     let mut tx = db.begin().await?;

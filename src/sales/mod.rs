@@ -279,12 +279,11 @@ pub struct Availability {
 /// read path caches it (see [`AvailabilityCache`]) instead of running it per
 /// request.
 pub async fn count_units(db: &PgPool, sale: &Sale) -> AppResult<Availability> {
-    let rows: Vec<(i16, String, i64)> = sqlx::query_as(
-        "SELECT stage, status, count(*) FROM units WHERE sale_id = $1 GROUP BY stage, status",
-    )
-    .bind(&sale.id)
-    .fetch_all(db)
-    .await?;
+    let rows: Vec<(i16, String, i64)> =
+        sqlx::query_as("SELECT stage, status, count(*) FROM units WHERE sale_id = $1 GROUP BY stage, status")
+            .bind(&sale.id)
+            .fetch_all(db)
+            .await?;
     let stages = Sale::stages(db, &sale.id).await?;
     let mut per_stage: Vec<StageAvailability> = stages
         .iter()

@@ -157,10 +157,7 @@ pub async fn get_sale(state: web::Data<AppState>, path: web::Path<String>) -> Ap
 )]
 #[post("/admin/v1/sales")]
 #[tracing::instrument(name = "admin create sale", skip_all)]
-pub async fn admin_create_sale(
-    state: web::Data<AppState>,
-    body: web::Json<NewSale>,
-) -> AppResult<HttpResponse> {
+pub async fn admin_create_sale(state: web::Data<AppState>, body: web::Json<NewSale>) -> AppResult<HttpResponse> {
     let sale = create_sale(&state.db, body.into_inner()).await?;
     tracing::info!(sale = %sale.id, units = sale.total_units, "sale created");
     sync_to_redis(&state, &sale).await;
@@ -189,10 +186,11 @@ async fn sync_to_redis(state: &AppState, sale: &Sale) {
 pub async fn admin_get_sale(state: web::Data<AppState>, path: web::Path<String>) -> AppResult<HttpResponse> {
     let sale = Sale::load(&state.db, &path).await?;
     let mut body = serde_json::to_value(view(&state, &sale, true).await?).map_err(|e| AppError::Internal(e.into()))?;
-    let holds: Vec<(String, i64)> = sqlx::query_as("SELECT state, count(*) FROM holds WHERE sale_id = $1 GROUP BY state")
-        .bind(&sale.id)
-        .fetch_all(&state.db)
-        .await?;
+    let holds: Vec<(String, i64)> =
+        sqlx::query_as("SELECT state, count(*) FROM holds WHERE sale_id = $1 GROUP BY state")
+            .bind(&sale.id)
+            .fetch_all(&state.db)
+            .await?;
     let orders: Vec<(String, i64)> =
         sqlx::query_as("SELECT state, count(*) FROM orders WHERE sale_id = $1 GROUP BY state")
             .bind(&sale.id)
@@ -232,11 +230,13 @@ pub async fn admin_update_sale(
     if !super::valid_sale_id(&path) {
         return Err(AppError::NotFound("sale"));
     }
-    let sale = sqlx::query_as::<_, Sale>(sqlx::AssertSqlSafe(format!("SELECT {SALE_COLUMNS} FROM sales WHERE id = $1 FOR UPDATE")))
-        .bind(path.as_str())
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or(AppError::NotFound("sale"))?;
+    let sale = sqlx::query_as::<_, Sale>(sqlx::AssertSqlSafe(format!(
+        "SELECT {SALE_COLUMNS} FROM sales WHERE id = $1 FOR UPDATE"
+    )))
+    .bind(path.as_str())
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(AppError::NotFound("sale"))?;
     let new_state = match update.action.as_deref() {
         None => sale.state.clone(),
         Some("pause") => match sale.state.as_str() {

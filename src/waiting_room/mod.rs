@@ -142,6 +142,9 @@ pub struct QueueSummary {
     pub estimated_wait_seconds: Option<u64>,
 }
 
+/// `HMGET meta seq serving admitted abandoned rate`.
+type SummaryFields = (Option<u64>, Option<u64>, Option<u64>, Option<u64>, Option<String>);
+
 /// Result of an admission tick.
 #[derive(Debug, Clone, Copy, Default, Serialize, ToSchema)]
 pub struct AdmitResult {
@@ -341,10 +344,7 @@ impl WaitingRoom {
     pub async fn summary(&self, sale: &str) -> AppResult<QueueSummary> {
         let keys = self.keys(sale);
         let (meta, active) = (keys.key("meta"), keys.key("active"));
-        let ((seq, serving, admitted, abandoned, rate), active): (
-            (Option<u64>, Option<u64>, Option<u64>, Option<u64>, Option<String>),
-            u64,
-        ) = self
+        let ((seq, serving, admitted, abandoned, rate), active): (SummaryFields, u64) = self
             .redis
             .run(|mut c| async move {
                 redis::pipe()

@@ -129,12 +129,12 @@ pub async fn join(
             (visitor, n, token, true)
         }
     };
-    ::metrics::counter!(crate::metrics::QUEUE_JOINS, "outcome" => if created { "new" } else { "again" })
-        .increment(1);
+    ::metrics::counter!(crate::metrics::QUEUE_JOINS, "outcome" => if created { "new" } else { "again" }).increment(1);
     let mut view = place(&state, &sale, &visitor, n).await?;
     view.queue_token = Some(token);
-    let mut response =
-        if created { HttpResponse::Created() } else { HttpResponse::Ok() }.insert_header(retry_after(&view)).json(&view);
+    let mut response = if created { HttpResponse::Created() } else { HttpResponse::Ok() }
+        .insert_header(retry_after(&view))
+        .json(&view);
     response.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
     Ok(response)
 }

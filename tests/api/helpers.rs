@@ -22,7 +22,6 @@ static TRACING: Once = Once::new();
 /// A running floodgate for one test.
 pub struct TestApp {
     pub address: String,
-    pub port: u16,
     pub client: reqwest::Client,
     /// Pool on the test's own database, for assertions on rows.
     pub db: PgPool,
@@ -86,7 +85,7 @@ async fn start(settings: Settings) -> TestApp {
         .timeout(Duration::from_secs(60))
         .build()
         .expect("client");
-    TestApp { address: format!("http://127.0.0.1:{port}"), port, client, db, settings, state }
+    TestApp { address: format!("http://127.0.0.1:{port}"), client, db, settings, state }
 }
 
 /// A body as JSON, panicking with the raw text if it is not.
@@ -148,7 +147,13 @@ impl TestApp {
     }
 
     pub async fn admin_get_sale(&self, sale: &str) -> Value {
-        let response = self.client.get(self.url(&format!("/admin/v1/sales/{sale}"))).bearer_auth(ADMIN_KEY).send().await.expect("request");
+        let response = self
+            .client
+            .get(self.url(&format!("/admin/v1/sales/{sale}")))
+            .bearer_auth(ADMIN_KEY)
+            .send()
+            .await
+            .expect("request");
         assert_eq!(response.status(), StatusCode::OK);
         body_json(response).await
     }
@@ -221,11 +226,8 @@ impl TestApp {
     }
 
     pub async fn hold(&self, sale: &str, admission_token: &str, body: &Value, key: Option<&str>) -> Response {
-        let mut request = self
-            .client
-            .post(self.url(&format!("/api/v1/sales/{sale}/holds")))
-            .bearer_auth(admission_token)
-            .json(body);
+        let mut request =
+            self.client.post(self.url(&format!("/api/v1/sales/{sale}/holds"))).bearer_auth(admission_token).json(body);
         if let Some(key) = key {
             request = request.header("Idempotency-Key", key);
         }
@@ -233,11 +235,21 @@ impl TestApp {
     }
 
     pub async fn get_hold(&self, hold: &str, hold_token: &str) -> Response {
-        self.client.get(self.url(&format!("/api/v1/holds/{hold}"))).bearer_auth(hold_token).send().await.expect("request")
+        self.client
+            .get(self.url(&format!("/api/v1/holds/{hold}")))
+            .bearer_auth(hold_token)
+            .send()
+            .await
+            .expect("request")
     }
 
     pub async fn release_hold(&self, hold: &str, hold_token: &str) -> Response {
-        self.client.delete(self.url(&format!("/api/v1/holds/{hold}"))).bearer_auth(hold_token).send().await.expect("request")
+        self.client
+            .delete(self.url(&format!("/api/v1/holds/{hold}")))
+            .bearer_auth(hold_token)
+            .send()
+            .await
+            .expect("request")
     }
 
     pub async fn dev_checkout(&self, hold: &str, hold_token: &str) -> Response {
@@ -269,7 +281,12 @@ impl TestApp {
     }
 
     pub async fn get_order(&self, order: &str, hold_token: &str) -> Response {
-        self.client.get(self.url(&format!("/api/v1/orders/{order}"))).bearer_auth(hold_token).send().await.expect("request")
+        self.client
+            .get(self.url(&format!("/api/v1/orders/{order}")))
+            .bearer_auth(hold_token)
+            .send()
+            .await
+            .expect("request")
     }
 
     pub async fn cancel_order(&self, order: &str, hold_token: &str) -> Response {
@@ -315,14 +332,13 @@ impl TestApp {
 
     /// Outbox events of a type for a sale.
     pub async fn events(&self, sale: &str, event_type: &str) -> Vec<Value> {
-        let rows: Vec<(Value,)> = sqlx::query_as(
-            "SELECT payload FROM outbox_events WHERE sale_id = $1 AND event_type = $2 ORDER BY seq",
-        )
-        .bind(sale)
-        .bind(event_type)
-        .fetch_all(&self.db)
-        .await
-        .expect("events");
+        let rows: Vec<(Value,)> =
+            sqlx::query_as("SELECT payload FROM outbox_events WHERE sale_id = $1 AND event_type = $2 ORDER BY seq")
+                .bind(sale)
+                .bind(event_type)
+                .fetch_all(&self.db)
+                .await
+                .expect("events");
         rows.into_iter().map(|(v,)| v).collect()
     }
 }

@@ -100,7 +100,7 @@ async fn named_seats_contended_by_many_buyers_are_held_once() {
             other => panic!("unexpected {other}: {body}"),
         }
     }
-    assert!(won >= 1 && won <= 10, "at most 10 disjoint pairs in 20 seats, got {won}");
+    assert!((1..=10).contains(&won), "at most 10 disjoint pairs in 20 seats, got {won}");
     let (_, held, _) = app.unit_counts(&sale).await;
     assert_eq!(held as usize, taken.len());
     app.assert_audit_clean(&sale).await;
@@ -140,7 +140,8 @@ async fn concurrent_retries_with_one_idempotency_key_create_one_hold() {
     }
     let first = &bodies[0];
     assert!(bodies.iter().all(|b| b == first), "every retry gets the first answer");
-    let holds: (i64,) = sqlx::query_as("SELECT count(*) FROM holds WHERE sale_id = $1").bind(&sale).fetch_one(&app.db).await.unwrap();
+    let holds: (i64,) =
+        sqlx::query_as("SELECT count(*) FROM holds WHERE sale_id = $1").bind(&sale).fetch_one(&app.db).await.unwrap();
     assert_eq!(holds.0, 1);
     assert_eq!(app.unit_counts(&sale).await.1, 2);
 
@@ -154,17 +155,42 @@ async fn stock_errors_have_their_codes() {
     let sale = app.create_sale_ok(&sale_json(5, json!({ "per_user_limit": 10 }))).await;
     let hold = app.hold_ok(&sale, "v:a", &json!({ "quantity": 3 })).await;
     let token = app.admission_token(&sale, "v:b");
-    assert_error(app.hold(&sale, &token, &json!({ "quantity": 3 }), None).await, StatusCode::CONFLICT, "insufficient_stock").await;
+    assert_error(
+        app.hold(&sale, &token, &json!({ "quantity": 3 }), None).await,
+        StatusCode::CONFLICT,
+        "insufficient_stock",
+    )
+    .await;
     assert_eq!(app.unit_counts(&sale).await, (2, 3, 0), "a failed hold holds nothing (I2)");
     app.hold_ok(&sale, "v:b", &json!({ "quantity": 2 })).await;
     // None left but some held: not sold out yet, they may come back.
-    assert_error(app.hold(&sale, &token, &json!({ "quantity": 1 }), None).await, StatusCode::CONFLICT, "insufficient_stock").await;
+    assert_error(
+        app.hold(&sale, &token, &json!({ "quantity": 1 }), None).await,
+        StatusCode::CONFLICT,
+        "insufficient_stock",
+    )
+    .await;
     let order = app.dev_checkout(hold["id"].as_str().unwrap(), hold["hold_token"].as_str().unwrap()).await;
     assert_eq!(order.status(), StatusCode::OK);
     let token_c = app.admission_token(&sale, "v:c");
-    assert_error(app.hold(&sale, &token_c, &json!({ "quantity": 11 }), None).await, StatusCode::CONFLICT, "limit_exceeded").await;
-    assert_error(app.hold(&sale, &token_c, &json!({ "quantity": 0 }), None).await, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request").await;
-    assert_error(app.hold(&sale, &token_c, &json!({}), None).await, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request").await;
+    assert_error(
+        app.hold(&sale, &token_c, &json!({ "quantity": 11 }), None).await,
+        StatusCode::CONFLICT,
+        "limit_exceeded",
+    )
+    .await;
+    assert_error(
+        app.hold(&sale, &token_c, &json!({ "quantity": 0 }), None).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_request",
+    )
+    .await;
+    assert_error(
+        app.hold(&sale, &token_c, &json!({}), None).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_request",
+    )
+    .await;
     assert_error(
         app.hold(&sale, &token_c, &json!({ "quantity": 1, "seats": ["A/1/1"] }), None).await,
         StatusCode::UNPROCESSABLE_ENTITY,
@@ -209,7 +235,14 @@ async fn forged_tampered_expired_and_foreign_tokens_are_refused() {
         }])
         .unwrap();
         signer
-            .issue(floodgate::tokens::Purpose::Admission, &sale, "v:x", Some(0), None, chrono::Utc::now() + chrono::Duration::minutes(5))
+            .issue(
+                floodgate::tokens::Purpose::Admission,
+                &sale,
+                "v:x",
+                Some(0),
+                None,
+                chrono::Utc::now() + chrono::Duration::minutes(5),
+            )
             .unwrap()
     };
     assert_error(app.hold(&sale, &forged, &body, None).await, StatusCode::UNAUTHORIZED, "unauthorized").await;
@@ -217,7 +250,14 @@ async fn forged_tampered_expired_and_foreign_tokens_are_refused() {
     let expired = app
         .state
         .tokens
-        .issue(floodgate::tokens::Purpose::Admission, &sale, "v:x", Some(0), None, chrono::Utc::now() - chrono::Duration::seconds(5))
+        .issue(
+            floodgate::tokens::Purpose::Admission,
+            &sale,
+            "v:x",
+            Some(0),
+            None,
+            chrono::Utc::now() - chrono::Duration::seconds(5),
+        )
         .unwrap();
     assert_error(app.hold(&sale, &expired, &body, None).await, StatusCode::UNAUTHORIZED, "unauthorized").await;
 
@@ -227,7 +267,14 @@ async fn forged_tampered_expired_and_foreign_tokens_are_refused() {
     let queue_token = app
         .state
         .tokens
-        .issue(floodgate::tokens::Purpose::Queue, &sale, "v:x", Some(1), None, chrono::Utc::now() + chrono::Duration::minutes(5))
+        .issue(
+            floodgate::tokens::Purpose::Queue,
+            &sale,
+            "v:x",
+            Some(1),
+            None,
+            chrono::Utc::now() + chrono::Duration::minutes(5),
+        )
         .unwrap();
     assert_error(app.hold(&sale, &queue_token, &body, None).await, StatusCode::FORBIDDEN, "forbidden").await;
     assert_eq!(app.unit_counts(&sale).await, (10, 0, 0));
@@ -244,7 +291,8 @@ async fn hold_owner_sees_and_releases_a_hold_and_units_return() {
     assert_eq!(seen["units"], hold["units"]);
 
     let other = app.hold_ok(&sale, "v:b", &json!({ "quantity": 1 })).await;
-    assert_error(app.get_hold(id, other["hold_token"].as_str().unwrap()).await, StatusCode::FORBIDDEN, "forbidden").await;
+    assert_error(app.get_hold(id, other["hold_token"].as_str().unwrap()).await, StatusCode::FORBIDDEN, "forbidden")
+        .await;
 
     let released = app.release_hold(id, token).await;
     assert_eq!(released.status(), StatusCode::OK);

@@ -4,5 +4,8 @@ mod helpers;
 
 mod errors;
 mod holds;
+mod lottery;
 mod operations;
 mod payments;
+mod sales;
+mod waiting_room;
