@@ -35,10 +35,18 @@ async fn malformed_json_is_400_wrong_type_is_415_bad_values_are_422() {
             .send()
     };
     assert_error(post("{\"name\": ", "application/json").await.unwrap(), StatusCode::BAD_REQUEST, "bad_request").await;
-    assert_error(post("name=x", "text/plain").await.unwrap(), StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
-        .await;
-    assert_error(post("{\"name\": 5}", "application/json").await.unwrap(), StatusCode::UNPROCESSABLE_ENTITY, "invalid_request")
-        .await;
+    assert_error(
+        post("name=x", "text/plain").await.unwrap(),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+    )
+    .await;
+    assert_error(
+        post("{\"name\": 5}", "application/json").await.unwrap(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_request",
+    )
+    .await;
 }
 
 #[tokio::test]

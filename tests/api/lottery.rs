@@ -112,6 +112,7 @@ async fn draw_is_only_for_lotteries() {
         .await
         .unwrap();
     assert_error(response, StatusCode::CONFLICT, "not_a_lottery").await;
-    let lottery_without_room = app.create_sale(&sale_json(10, json!({ "mode": "lottery", "waiting_room": false }))).await;
+    let lottery_without_room =
+        app.create_sale(&sale_json(10, json!({ "mode": "lottery", "waiting_room": false }))).await;
     assert_error(lottery_without_room, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request").await;
 }

@@ -66,7 +66,10 @@ async fn postgres_readiness_check_fails_fast_when_unreachable() {
     let mut settings = app.settings.clone();
     settings.database.url = format!("postgres://floodgate@127.0.0.1:{port}/nothing");
     settings.database.acquire_timeout_ms = 300;
-    let pool = floodgate::store::pg_pool(&settings.database, floodgate::store::pg_connect_options(&settings.database).unwrap());
+    let pool = floodgate::store::pg_pool(
+        &settings.database,
+        floodgate::store::pg_connect_options(&settings.database).unwrap(),
+    );
     let started = Instant::now();
     let result = floodgate::store::pg_ping(&pool, Duration::from_millis(400)).await;
     assert!(result.is_err());

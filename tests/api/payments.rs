@@ -51,11 +51,25 @@ async fn bad_missing_or_stale_signatures_are_401() {
     let signed = |raw: &[u8]| floodgate::payments::sign(&secret, now, raw);
     let raw = b"{\"event_id\": ".to_vec();
     assert_error(app.webhook_raw(raw.clone(), &signed(&raw)).await, StatusCode::BAD_REQUEST, "bad_request").await;
-    let raw = serde_json::to_vec(&json!({ "event_id": "e", "hold_id": "nope", "payment_reference": "p", "status": "succeeded" })).unwrap();
-    assert_error(app.webhook_raw(raw.clone(), &signed(&raw)).await, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request").await;
+    let raw = serde_json::to_vec(
+        &json!({ "event_id": "e", "hold_id": "nope", "payment_reference": "p", "status": "succeeded" }),
+    )
+    .unwrap();
+    assert_error(
+        app.webhook_raw(raw.clone(), &signed(&raw)).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_request",
+    )
+    .await;
     let raw = serde_json::to_vec(&event("e2", &hold, "p", "refunded")).unwrap();
-    assert_error(app.webhook_raw(raw.clone(), &signed(&raw)).await, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request").await;
-    let unknown = json!({ "event_id": "e3", "hold_id": uuid::Uuid::new_v4(), "payment_reference": "p", "status": "succeeded" });
+    assert_error(
+        app.webhook_raw(raw.clone(), &signed(&raw)).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_request",
+    )
+    .await;
+    let unknown =
+        json!({ "event_id": "e3", "hold_id": uuid::Uuid::new_v4(), "payment_reference": "p", "status": "succeeded" });
     assert_error(app.webhook(&unknown).await, StatusCode::NOT_FOUND, "not_found").await;
 }
 
@@ -82,7 +96,12 @@ async fn a_replayed_webhook_confirms_one_order() {
     assert_eq!(app.events(&sale, "order.confirmed").await.len(), 1);
 
     // A second, different payment for the paid hold is refunded, not sold.
-    assert_error(app.webhook(&event("evt_3", &hold, "pay_2", "succeeded")).await, StatusCode::CONFLICT, "refund_required").await;
+    assert_error(
+        app.webhook(&event("evt_3", &hold, "pay_2", "succeeded")).await,
+        StatusCode::CONFLICT,
+        "refund_required",
+    )
+    .await;
     assert_eq!(app.events(&sale, "payment.refund_required").await.len(), 1);
     app.assert_audit_clean(&sale).await;
 }
@@ -109,10 +128,16 @@ async fn order_is_committed_before_the_2xx_and_visible_to_the_owner() {
     let hold_seen = body_json(app.get_hold(hold["id"].as_str().unwrap(), token).await).await;
     assert_eq!(hold_seen["state"], "confirmed");
     assert_eq!(hold_seen["order_id"], order_id.as_str());
-    assert_error(app.release_hold(hold["id"].as_str().unwrap(), token).await, StatusCode::CONFLICT, "hold_confirmed").await;
+    assert_error(app.release_hold(hold["id"].as_str().unwrap(), token).await, StatusCode::CONFLICT, "hold_confirmed")
+        .await;
 
     let stranger = app.hold_ok(&sale, "v:b", &json!({ "quantity": 1 })).await;
-    assert_error(app.get_order(&order_id, stranger["hold_token"].as_str().unwrap()).await, StatusCode::FORBIDDEN, "forbidden").await;
+    assert_error(
+        app.get_order(&order_id, stranger["hold_token"].as_str().unwrap()).await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    )
+    .await;
     assert_error(app.get_order("not-an-id", token).await, StatusCode::NOT_FOUND, "not_found").await;
 }
 
@@ -134,7 +159,8 @@ async fn a_late_payment_reclaims_free_units_or_requires_a_refund() {
     let sale = app.create_sale_ok(&sale_json(4, json!({ "hold_ttl_seconds": 1 }))).await;
     let early = app.hold_ok(&sale, "v:a", &json!({ "quantity": 2 })).await;
     let unlucky = app.hold_ok(&sale, "v:b", &json!({ "quantity": 2 })).await;
-    let expired = eventually(Duration::from_secs(5), || async { (app.unit_counts(&sale).await.0 == 4).then_some(()) }).await;
+    let expired =
+        eventually(Duration::from_secs(5), || async { (app.unit_counts(&sale).await.0 == 4).then_some(()) }).await;
     assert!(expired.is_some(), "holds expire");
 
     // Units still free: the late payment takes them back and sells them.
@@ -154,12 +180,22 @@ async fn a_late_payment_reclaims_free_units_or_requires_a_refund() {
         }
     }
     assert!(rival.is_some(), "someone else holds one of the expired units");
-    assert_error(app.webhook(&event("evt_b", &unlucky, "pay_b", "succeeded")).await, StatusCode::CONFLICT, "refund_required").await;
+    assert_error(
+        app.webhook(&event("evt_b", &unlucky, "pay_b", "succeeded")).await,
+        StatusCode::CONFLICT,
+        "refund_required",
+    )
+    .await;
     let refunds = app.events(&sale, "payment.refund_required").await;
     assert_eq!(refunds.len(), 1);
     assert_eq!(refunds[0]["payment_reference"], "pay_b");
     // A replay of that event is answered the same and records nothing new.
-    assert_error(app.webhook(&event("evt_b", &unlucky, "pay_b", "succeeded")).await, StatusCode::CONFLICT, "refund_required").await;
+    assert_error(
+        app.webhook(&event("evt_b", &unlucky, "pay_b", "succeeded")).await,
+        StatusCode::CONFLICT,
+        "refund_required",
+    )
+    .await;
     assert_eq!(app.events(&sale, "payment.refund_required").await.len(), 1);
     app.assert_audit_clean(&sale).await;
 }

@@ -36,7 +36,10 @@ async fn scheduled_stage_opens_by_itself() {
     let app = spawn_app().await;
     let opens = chrono::Utc::now() + chrono::Duration::seconds(1);
     let sale = app
-        .create_sale_ok(&sale_json(10, json!({ "stages": [50, 50], "stage_opens_at": [null, opens], "per_user_limit": 10 })))
+        .create_sale_ok(&sale_json(
+            10,
+            json!({ "stages": [50, 50], "stage_opens_at": [null, opens], "per_user_limit": 10 }),
+        ))
         .await;
     app.hold_ok(&sale, "v:a", &json!({ "quantity": 5 })).await;
     let opened = eventually(Duration::from_secs(5), || async {
@@ -55,7 +58,8 @@ async fn pause_stops_holds_resume_restarts_them_close_ends_the_sale() {
     let token = app.admission_token(&sale, "v:a");
     let paused = app.patch_sale(&sale, &json!({ "action": "pause" })).await;
     assert_eq!(body_json(paused).await["state"], "paused");
-    assert_error(app.hold(&sale, &token, &json!({ "quantity": 1 }), None).await, StatusCode::CONFLICT, "sale_paused").await;
+    assert_error(app.hold(&sale, &token, &json!({ "quantity": 1 }), None).await, StatusCode::CONFLICT, "sale_paused")
+        .await;
     let resumed = app.patch_sale(&sale, &json!({ "action": "resume" })).await;
     assert_eq!(body_json(resumed).await["state"], "on_sale");
     assert_eq!(app.hold(&sale, &token, &json!({ "quantity": 1 }), None).await.status(), StatusCode::CREATED);
@@ -63,17 +67,25 @@ async fn pause_stops_holds_resume_restarts_them_close_ends_the_sale() {
     assert_eq!(body_json(closed).await["state"], "closed");
     assert_error(app.hold(&sale, &token, &json!({ "quantity": 1 }), None).await, StatusCode::GONE, "sale_closed").await;
     assert_error(app.join(&sale, None).await, StatusCode::GONE, "sale_closed").await;
-    assert_error(app.patch_sale(&sale, &json!({ "action": "resume" })).await, StatusCode::CONFLICT, "invalid_transition").await;
-    assert_error(app.patch_sale(&sale, &json!({ "action": "explode" })).await, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request").await;
+    assert_error(
+        app.patch_sale(&sale, &json!({ "action": "resume" })).await,
+        StatusCode::CONFLICT,
+        "invalid_transition",
+    )
+    .await;
+    assert_error(
+        app.patch_sale(&sale, &json!({ "action": "explode" })).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_request",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn admission_settings_change_live() {
     let app = spawn_app().await;
     let sale = app.create_sale_ok(&sale_json(10, json!({ "waiting_room": true }))).await;
-    let response = app
-        .patch_sale(&sale, &json!({ "admission": { "admit_per_second": 7, "max_active": 3 } }))
-        .await;
+    let response = app.patch_sale(&sale, &json!({ "admission": { "admit_per_second": 7, "max_active": 3 } })).await;
     assert_eq!(response.status(), StatusCode::OK);
     let view = body_json(response).await;
     assert_eq!(view["admission"]["admit_per_second"], 7);
@@ -87,8 +99,11 @@ async fn admission_settings_change_live() {
 async fn reserved_seating_holds_named_seats_all_or_nothing() {
     let app = spawn_app().await;
     let sale = app
-        .create_sale_ok(&sale_json(0, json!({ "units": { "sections": [
-            { "name": "A", "rows": 3, "seats_per_row": 4 }, { "name": "B", "rows": 1, "seats_per_row": 2 } ] } })))
+        .create_sale_ok(&sale_json(
+            0,
+            json!({ "units": { "sections": [
+            { "name": "A", "rows": 3, "seats_per_row": 4 }, { "name": "B", "rows": 1, "seats_per_row": 2 } ] } }),
+        ))
         .await;
     let view = body_json(app.get_sale(&sale).await).await;
     assert_eq!(view["availability"]["total"], 14);
@@ -97,10 +112,25 @@ async fn reserved_seating_holds_named_seats_all_or_nothing() {
     let labels: Vec<&str> = hold["units"].as_array().unwrap().iter().map(|u| u["label"].as_str().unwrap()).collect();
     assert_eq!(labels, vec!["A/3/4", "B/1/2"]);
     let token = app.admission_token(&sale, "v:b");
-    assert_error(app.hold(&sale, &token, &json!({ "seats": ["A/1/1", "B/1/2"] }), None).await, StatusCode::CONFLICT, "seat_taken").await;
+    assert_error(
+        app.hold(&sale, &token, &json!({ "seats": ["A/1/1", "B/1/2"] }), None).await,
+        StatusCode::CONFLICT,
+        "seat_taken",
+    )
+    .await;
     assert_eq!(app.unit_counts(&sale).await.1, 2, "the free seat A/1/1 was not held either (I2)");
-    assert_error(app.hold(&sale, &token, &json!({ "seats": ["Z/9/9"] }), None).await, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request").await;
-    assert_error(app.hold(&sale, &token, &json!({ "seats": ["A/1/1", "A/1/1"] }), None).await, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request").await;
+    assert_error(
+        app.hold(&sale, &token, &json!({ "seats": ["Z/9/9"] }), None).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_request",
+    )
+    .await;
+    assert_error(
+        app.hold(&sale, &token, &json!({ "seats": ["A/1/1", "A/1/1"] }), None).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_request",
+    )
+    .await;
     // Best available skips held seats.
     let best = app.hold_ok(&sale, "v:b", &json!({ "quantity": 2 })).await;
     assert_eq!(best["units"][0]["label"], "A/1/1");
@@ -110,7 +140,8 @@ async fn reserved_seating_holds_named_seats_all_or_nothing() {
 #[tokio::test]
 async fn sale_lists_and_seed_commitment() {
     let app = spawn_app().await;
-    let sale = app.create_sale_ok(&sale_json(10, json!({ "starts_at": "2099-01-01T00:00:00Z", "waiting_room": true }))).await;
+    let sale =
+        app.create_sale_ok(&sale_json(10, json!({ "starts_at": "2099-01-01T00:00:00Z", "waiting_room": true }))).await;
     let list = body_json(app.get("/api/v1/sales").await).await;
     assert!(list.as_array().unwrap().iter().any(|s| s["id"] == sale.as_str()));
     let view = body_json(app.get_sale(&sale).await).await;
@@ -118,5 +149,10 @@ async fn sale_lists_and_seed_commitment() {
     assert_eq!(view["seed_commitment"].as_str().unwrap().len(), 64);
     assert!(view["seed"].is_null(), "the seed stays secret before the start");
     let token = app.admission_token(&sale, "v:a");
-    assert_error(app.hold(&sale, &token, &json!({ "quantity": 1 }), None).await, StatusCode::CONFLICT, "sale_not_started").await;
+    assert_error(
+        app.hold(&sale, &token, &json!({ "quantity": 1 }), None).await,
+        StatusCode::CONFLICT,
+        "sale_not_started",
+    )
+    .await;
 }
