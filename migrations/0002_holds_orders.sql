@@ -74,20 +74,19 @@ CREATE TABLE payment_events (
 -- transaction as the change it reports; delivery reads from here.
 CREATE TABLE outbox_events (
     id           uuid PRIMARY KEY,
+    -- Commit-ish order; delivery keeps it per hold/order (subject).
     seq          bigserial UNIQUE,
     event_type   text NOT NULL,
     sale_id      text,
-    -- Hold or order the event is about; delivery keeps their order.
+    -- Hold or order the event is about.
     subject_id   text,
     payload      jsonb NOT NULL,
     created_at   timestamptz NOT NULL DEFAULT now(),
-    state        text NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'delivered', 'dead')),
-    attempts     integer NOT NULL DEFAULT 0,
-    next_attempt_at timestamptz NOT NULL DEFAULT now(),
-    delivered_at timestamptz,
-    last_error   text
+    -- pending: not yet fanned out to webhook deliveries; dispatched: done
+    -- (see migrations/0003).
+    state        text NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'dispatched'))
 );
-CREATE INDEX outbox_pending ON outbox_events (next_attempt_at) WHERE state = 'pending';
+CREATE INDEX outbox_undispatched ON outbox_events (seq) WHERE state = 'pending';
 CREATE INDEX outbox_sale_type ON outbox_events (sale_id, event_type);
 
 -- The sale clock asks "is any hold of this sale still active?" to decide

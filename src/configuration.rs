@@ -60,6 +60,10 @@ pub struct Settings {
     pub jobs: JobSettings,
     /// Per-IP limits and the per-instance load-shedding ceiling.
     pub rate_limits: RateLimitSettings,
+    /// Webhook endpoints and delivery policy.
+    pub webhooks: WebhookSettings,
+    /// Reminder timing.
+    pub events: EventSettings,
     /// Demo data for the dev run command.
     pub demo: DemoSettings,
     /// Which environment file was loaded (not read from files).
@@ -201,6 +205,61 @@ pub struct RateLimitSettings {
     pub trust_forwarded_for: bool,
 }
 
+/// One webhook target.
+#[derive(Debug, Clone, Deserialize)]
+pub struct WebhookEndpoint {
+    /// Name, used in delivery records and admin listings.
+    pub name: String,
+    /// URL events are POSTed to.
+    pub url: String,
+    /// HMAC secret of the `Floodgate-Signature` header.
+    pub secret: String,
+    /// Event types: exact (`order.confirmed`), prefix (`hold.*`) or `*`.
+    #[serde(default = "all_events")]
+    pub events: Vec<String>,
+}
+
+fn all_events() -> Vec<String> {
+    vec!["*".into()]
+}
+
+impl WebhookEndpoint {
+    /// Whether this endpoint wants events of `event_type`.
+    pub fn wants(&self, event_type: &str) -> bool {
+        self.events.iter().any(|pattern| match pattern.strip_suffix('*') {
+            Some(prefix) => event_type.starts_with(prefix),
+            None => pattern == event_type,
+        })
+    }
+}
+
+/// Webhook delivery settings.
+#[derive(Debug, Clone, Deserialize)]
+pub struct WebhookSettings {
+    /// Targets.
+    #[serde(default)]
+    pub endpoints: Vec<WebhookEndpoint>,
+    /// Timeout of one delivery.
+    pub timeout_ms: u64,
+    /// Tries before dead-lettering.
+    pub max_attempts: i32,
+    /// First retry delay.
+    pub backoff_base_ms: u64,
+    /// Largest retry delay.
+    pub backoff_max_ms: u64,
+    /// Dispatcher period.
+    pub dispatch_ms: u64,
+}
+
+/// Reminder timing.
+#[derive(Debug, Clone, Deserialize)]
+pub struct EventSettings {
+    /// `hold.expiring` this long before a hold expires.
+    pub hold_expiring_before_seconds: i64,
+    /// `sale.starting` this long before a sale starts.
+    pub sale_starting_before_seconds: i64,
+}
+
 /// Demo data.
 #[derive(Debug, Clone, Deserialize)]
 pub struct DemoSettings {
@@ -269,6 +328,9 @@ impl Settings {
         }
         if self.payments.webhook_secret.as_deref().unwrap_or("").is_empty() {
             missing.push("payments.webhook_secret (FLOODGATE__PAYMENTS__WEBHOOK_SECRET)");
+        }
+        if self.webhooks.endpoints.iter().any(|e| e.secret.len() < 8 || e.url.is_empty()) {
+            missing.push("webhooks.endpoints[].url and secret (>= 8 bytes)");
         }
         if !missing.is_empty() {
             anyhow::bail!("missing secrets, refusing to start: {}", missing.join(", "));

@@ -23,6 +23,8 @@ pub fn spawn_all(state: Arc<AppState>, stopped: watch::Receiver<bool>) {
     tokio::spawn(sale_clock(state.clone(), live.clone(), stopped.clone()));
     tokio::spawn(admission_ticker(state.clone(), live, stopped.clone()));
     tokio::spawn(expiry_sweeper(state.clone(), stopped.clone()));
+    tokio::spawn(crate::events::delivery::run(state.clone(), stopped.clone()));
+    tokio::spawn(reminders(state.clone(), stopped.clone()));
     tokio::spawn(forget_idle_clients(state, stopped));
 }
 
@@ -67,6 +69,21 @@ async fn expiry_sweeper(state: Arc<AppState>, mut stopped: watch::Receiver<bool>
                     break;
                 }
             }
+        }
+    }
+}
+
+async fn reminders(state: Arc<AppState>, mut stopped: watch::Receiver<bool>) {
+    let settings = state.settings.events.clone();
+    while pause(&mut stopped, Duration::from_millis(500)).await {
+        let sent = crate::events::reminders::send_due(
+            &state.db,
+            settings.hold_expiring_before_seconds,
+            settings.sale_starting_before_seconds,
+        )
+        .await;
+        if let Err(e) = sent {
+            tracing::warn!(error = %e, "reminders failed");
         }
     }
 }

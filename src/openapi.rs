@@ -22,6 +22,8 @@ use utoipa::{Modify, OpenApi};
         crate::waiting_room::routes::status,
         crate::waiting_room::routes::admit,
         crate::lottery::draw,
+        crate::events::routes::dead,
+        crate::events::routes::replay,
         crate::inventory::routes::create_hold,
         crate::inventory::routes::get_hold,
         crate::inventory::routes::release_hold,

@@ -23,7 +23,7 @@ use crate::sales::{AvailabilityCache, SaleCache};
 use crate::store::{self, Redis};
 use crate::tokens::{LoginVerifier, TokenSigner};
 use crate::waiting_room::WaitingRoom;
-use crate::{inventory, jobs, lottery, ops, orders, payments, sales, waiting_room, web_pages};
+use crate::{events, inventory, jobs, lottery, ops, orders, payments, sales, waiting_room, web_pages};
 
 /// Shared state of every handler and background job of one instance.
 pub struct AppState {
@@ -174,6 +174,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(waiting_room::routes::status)
         .service(waiting_room::routes::admit)
         .service(lottery::draw)
+        .service(events::routes::dead)
+        .service(events::routes::replay)
         .service(inventory::routes::create_hold)
         .service(inventory::routes::get_hold)
         .service(inventory::routes::release_hold)

@@ -73,6 +73,11 @@ pub async fn spawn_sibling(other: &TestApp) -> TestApp {
     start(other.settings.clone()).await
 }
 
+/// An instance with exactly these settings (database and prefix included).
+pub async fn spawn_settings(settings: Settings) -> TestApp {
+    start(settings).await
+}
+
 async fn start(settings: Settings) -> TestApp {
     let application = Application::build(settings.clone()).await.expect("application builds");
     let port = application.port();
