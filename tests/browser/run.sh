@@ -1,0 +1,184 @@
+#!/usr/bin/env bash
+# tests/browser/run.sh — the buyer pages in a real browser (issue 7).
+#
+# Installs what it needs (Debian's chromium, playwright-core from
+# package-lock.json; never a downloaded browser), builds the server, starts
+# it on a free port against a fresh database, creates a sale with 2 units,
+# runs buyer.test.mjs and stops the server again.
+#
+# Expects Postgres and Redis from scripts/services.sh (started here if they
+# do not answer). Screenshots and the server log go to tests/browser/out/.
+#
+# Environment:
+#   FLOODGATE__DATABASE__URL / FLOODGATE__REDIS__URL   the services to use
+#   BROWSER_TEST_KEEP_DB=1   keep the test database afterwards
+
+set -euo pipefail
+
+HERE="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)"
+ROOT="$(cd -- "$HERE/../.." && pwd -P)"
+OUT="$HERE/out"
+CHROMIUM=/usr/bin/chromium
+
+say() { printf '[browser] %s\n' "$*" >&2; }
+die() { say "error: $*"; exit 1; }
+
+cd -- "$ROOT"
+mkdir -p "$OUT"
+rm -f "$OUT"/*.png
+
+# ---------------------------------------------------------------------------
+# Tools: chromium from Debian, playwright-core from npm
+# ---------------------------------------------------------------------------
+
+as_root() {
+    if [[ "$(id -u)" == 0 ]]; then "$@"
+    elif command -v sudo >/dev/null 2>&1; then sudo "$@"
+    else die "need root to run: $*"
+    fi
+}
+
+if [[ ! -x "$CHROMIUM" ]]; then
+    command -v apt-get >/dev/null 2>&1 || die "$CHROMIUM is missing and apt-get is unavailable; install chromium"
+    say "installing chromium (apt-get)"
+    as_root apt-get update
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
+fi
+[[ -x "$CHROMIUM" ]] || die "$CHROMIUM still missing after installing chromium"
+
+command -v node >/dev/null 2>&1 || die "node (20 or later) is needed"
+command -v npm >/dev/null 2>&1 || die "npm is needed"
+want="$(node -p "require('$HERE/package-lock.json').packages['node_modules/playwright-core'].version")"
+have="$(node -p "try { require('$HERE/node_modules/playwright-core/package.json').version } catch { '' }")"
+if [[ "$want" != "$have" ]]; then
+    say "installing playwright-core $want (npm ci)"
+    # playwright-core has no install script and downloads no browser.
+    (cd -- "$HERE" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+# ---------------------------------------------------------------------------
+# Services, build
+# ---------------------------------------------------------------------------
+
+if ! scripts/services.sh status >/dev/null 2>&1; then
+    say "starting postgres and redis (scripts/services.sh up)"
+    scripts/services.sh up
+fi
+service_env="$(scripts/services.sh env)"
+eval "$service_env"
+: "${FLOODGATE__DATABASE__URL:?not set by scripts/services.sh env}"
+: "${FLOODGATE__REDIS__URL:?not set by scripts/services.sh env}"
+
+say "building (cargo build --bin floodgate)"
+cargo build --bin floodgate
+
+# ---------------------------------------------------------------------------
+# A fresh database on the same Postgres server
+# ---------------------------------------------------------------------------
+
+PSQL="$(command -v psql || true)"
+if [[ -z "$PSQL" ]]; then
+    for candidate in /usr/lib/postgresql/*/bin/psql; do
+        [[ -x "$candidate" ]] && PSQL="$candidate"
+    done
+fi
+[[ -n "$PSQL" && -x "$PSQL" ]] || die "psql not found (scripts/services.sh up installs it)"
+
+url="$FLOODGATE__DATABASE__URL"
+query=""
+if [[ "$url" == *\?* ]]; then query="?${url#*\?}"; url="${url%%\?*}"; fi
+rest="${url#*://}"
+if [[ "$rest" == */* ]]; then server="${url%/*}"; else server="$url"; fi
+DB_NAME="floodgate_browser_$$"
+ADMIN_DB_URL="$server/postgres$query"
+TEST_DB_URL="$server/$DB_NAME$query"
+
+psql_admin() { PGOPTIONS="-c client_min_messages=warning" PGCONNECT_TIMEOUT=5 "$PSQL" "$ADMIN_DB_URL" -X -q -v ON_ERROR_STOP=1 "$@"; }
+
+SERVER_PID=""
+PREFIX="browser$(node -p "require('crypto').randomBytes(6).toString('hex')")"
+cleanup() {
+    local rc=$?
+    if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
+        kill -TERM "$SERVER_PID" 2>/dev/null || true
+        for _ in $(seq 1 50); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+    fi
+    # The sale's waiting-room keys, under this run's own prefix.
+    if command -v redis-cli >/dev/null 2>&1; then
+        redis-cli -u "$FLOODGATE__REDIS__URL" --scan --pattern "$PREFIX*" 2>/dev/null \
+            | xargs -r redis-cli -u "$FLOODGATE__REDIS__URL" del >/dev/null 2>&1 || true
+    fi
+    if [[ "${BROWSER_TEST_KEEP_DB:-}" != 1 ]]; then
+        psql_admin -c "DROP DATABASE IF EXISTS \"$DB_NAME\" WITH (FORCE)" >/dev/null 2>&1 \
+            || psql_admin -c "DROP DATABASE IF EXISTS \"$DB_NAME\"" >/dev/null 2>&1 || true
+    fi
+    if [[ $rc -ne 0 && -s "$OUT/server.log" ]]; then
+        say "last lines of the server log ($OUT/server.log):"
+        tail -n 40 "$OUT/server.log" >&2 || true
+    fi
+    exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+psql_admin -c "DROP DATABASE IF EXISTS \"$DB_NAME\"" -c "CREATE DATABASE \"$DB_NAME\"" >/dev/null
+
+# ---------------------------------------------------------------------------
+# The server
+# ---------------------------------------------------------------------------
+
+PORT="$(node -e "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})")"
+BASE_URL="http://127.0.0.1:$PORT"
+
+say "starting the server on $BASE_URL (database $DB_NAME, redis prefix $PREFIX)"
+FLOODGATE_ENV=test \
+FLOODGATE__SERVER__PORT="$PORT" \
+FLOODGATE__DATABASE__URL="$TEST_DB_URL" \
+FLOODGATE__REDIS__KEY_PREFIX="$PREFIX" \
+    "$ROOT/target/debug/floodgate" >"$OUT/server.log" 2>&1 &
+SERVER_PID=$!
+
+# Small HTTP helper (node's fetch: no curl needed). Prints the body; exits
+# non-zero unless the status is the expected one.
+http() {
+    local method="$1" path="$2" expect="$3" body="${4:-}"
+    METHOD="$method" URL="$BASE_URL$path" EXPECT="$expect" BODY="$body" node -e '
+        const headers = { Authorization: "Bearer test-admin-key" };
+        if (process.env.BODY) headers["Content-Type"] = "application/json";
+        fetch(process.env.URL, { method: process.env.METHOD, headers, body: process.env.BODY || undefined })
+          .then(async (r) => {
+            const text = await r.text();
+            process.stdout.write(text);
+            process.exit(String(r.status) === process.env.EXPECT ? 0 : 1);
+          }, () => process.exit(2));'
+}
+
+ready=0
+for _ in $(seq 1 300); do
+    kill -0 "$SERVER_PID" 2>/dev/null || die "the server exited during start-up"
+    if http GET /readyz 200 >/dev/null 2>&1; then ready=1; break; fi
+    sleep 0.1
+done
+[[ $ready == 1 ]] || die "the server was not ready within 30 s"
+
+sale_json="$(http POST /admin/v1/sales 201 '{
+  "name": "Browser test sale",
+  "units": { "count": 2 },
+  "per_user_limit": 2,
+  "hold_ttl_seconds": 300,
+  "waiting_room": true,
+  "shuffle_prequeue": false,
+  "admission": { "admit_per_second": 1, "max_active": 3,
+                 "admission_ttl_seconds": 120, "abandon_after_seconds": 60 }
+}')" || die "could not create the sale: $sale_json"
+SALE_ID="$(SALE="$sale_json" node -p 'JSON.parse(process.env.SALE).id')"
+say "sale $SALE_ID created"
+
+# ---------------------------------------------------------------------------
+# The test
+# ---------------------------------------------------------------------------
+
+cd -- "$HERE"
+BASE_URL="$BASE_URL" SALE_ID="$SALE_ID" OUT_DIR="$OUT" CHROMIUM="$CHROMIUM" node buyer.test.mjs
