@@ -56,9 +56,40 @@ pub fn handle() -> PrometheusHandle {
             let handle = recorder.handle();
             // Fails only if another recorder is installed, which floodgate never does.
             let _ = metrics::set_global_recorder(recorder);
+            describe();
             handle
         })
         .clone()
+}
+
+/// Help texts, so the exposition passes `promtool check metrics`.
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_histogram!(HTTP_REQUEST_DURATION, Unit::Seconds, "HTTP request duration by route template, method and status.");
+    describe_counter!(REQUESTS_SHED, "Requests refused with 429 by a per-IP limit or the per-instance ceiling.");
+    describe_counter!(QUEUE_JOINS, "Queue joins by outcome (new place or the same place again).");
+    describe_counter!(ADMISSIONS, "Visitors admitted, by the ticker or by hand.");
+    describe_counter!(ABANDONED, "Waiting visitors skipped because they stopped polling.");
+    describe_gauge!(QUEUE_WAITING, "Visitors behind the serving number, per sale.");
+    describe_gauge!(QUEUE_ACTIVE, "Admitted visitors not yet finished, per sale.");
+    describe_gauge!(QUEUE_ESTIMATED_WAIT, Unit::Seconds, "Estimated wait at the back of the queue, per sale.");
+    describe_counter!(HOLDS, "Hold attempts by outcome.");
+    describe_histogram!(HOLD_CLAIM_DURATION, Unit::Seconds, "Duration of a hold request's claim transaction.");
+    describe_counter!(ORDERS, "Orders by outcome (confirmed, cancelled, refund_required).");
+    describe_counter!(HOLD_EXPIRIES, "Holds expired by the sweeper.");
+    describe_gauge!(UNITS, "Units by state, per sale.");
+    describe_gauge!(PG_POOL, "Postgres pool connections by state.");
+    describe_gauge!(REDIS_POOL, "Redis pool connections by state.");
+    describe_histogram!(REDIS_DURATION, Unit::Seconds, "Redis script latency by script.");
+    describe_counter!(crate::events::delivery::DELIVERIES, "Webhook deliveries by event type and outcome.");
+    describe_histogram!(
+        crate::events::delivery::DELIVERY_LATENCY,
+        Unit::Seconds,
+        "Time from an event's creation to its delivery."
+    );
+    describe_counter!(crate::events::delivery::EVENTS, "Outbox events fanned out, by type.");
+    describe_gauge!(crate::events::delivery::BACKLOG, "Outbox events and webhook deliveries not yet done.");
+    describe_counter!(crate::reconcile::REPAIRS, "Repairs of Redis state from Postgres, by kind.");
 }
 
 /// Middleware recording [`HTTP_REQUEST_DURATION`] for every request.

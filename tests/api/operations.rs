@@ -87,6 +87,11 @@ async fn metrics_render_a_request_histogram_by_route_template() {
     assert!(text.contains("# TYPE floodgate_http_request_duration_seconds histogram"), "{text}");
     assert!(text.contains(r#"route="/api/v1/sales/{sale}""#), "labelled by template, not raw path: {text}");
     assert!(text.contains("floodgate_pg_pool_connections"));
+    // What promtool checks first: every family has HELP and TYPE.
+    for line in text.lines().filter(|l| l.starts_with("# TYPE ")) {
+        let name = line.split_whitespace().nth(2).unwrap();
+        assert!(text.contains(&format!("# HELP {name} ")), "{name} has no help text");
+    }
     assert!(text.contains("floodgate_redis_pool_connections"));
 }
 
