@@ -7,14 +7,18 @@
 -- KEYS[3]  active  zset    join number -> admission deadline (unix ms)
 -- KEYS[4]  at      string  u32 per position: join number (pre-queue/lottery)
 -- ARGV[1]  now, unix milliseconds
--- ARGV[2]  manual count: admit exactly this many now, ignoring the rate and
---          max_active; -1 for a regular tick
+-- ARGV[2]  manual count: admit exactly this many now, ignoring the rate,
+--          max_active and the sale's state; -1 for a regular tick. Nobody is
+--          admitted, by hand or by tick, until the pre-queue is frozen and
+--          its order written (`pq` set, `shuf` = 1): admitting by join number
+--          before the shuffle would hand slots to the wrong visitors.
 -- ARGV[3]  most queue numbers to look at in this call (bounds the script's
 --          run time when many visitors abandoned)
 --
 -- Returns {admitted, abandoned, serving, seq, active}
 local m = redis.call('HMGET', KEYS[1], 'state', 'wr', 'aps', 'max', 'attl', 'aband',
-  'pq', 'shuf', 'seq', 'serving', 'budget', 'tick', 'win_t', 'win_n', 'rate', 'hold_until')
+  'pq', 'shuf', 'seq', 'serving', 'budget', 'tick', 'win_t', 'win_n', 'rate', 'hold_until',
+  'rst_t', 'rst_n')
 if not m[1] then
   return {0, 0, 0, 0, 0}
 end
@@ -28,13 +32,17 @@ local pq = tonumber(m[7])
 redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
 local active = redis.call('ZCARD', KEYS[3])
 
+local ordered = pq ~= nil and (pq == 0 or m[8] == '1')
 local last_tick = tonumber(m[12]) or now
 local budget = tonumber(m[11]) or 0
 local quota
 if manual >= 0 then
+  if not ordered then
+    return {0, 0, serving, seq, active}
+  end
   quota = manual
 else
-  local ready = m[1] == 'on_sale' and m[2] == '1' and pq ~= nil and (pq == 0 or m[8] == '1')
+  local ready = m[1] == 'on_sale' and m[2] == '1' and ordered
   local hold_until = tonumber(m[16])
   if hold_until and now < hold_until then
     ready = false
@@ -55,6 +63,11 @@ end
 local now_s = math.floor(now / 1000)
 local abandon_before = now_s - (tonumber(m[6]) or 60)
 local ttl_ms = (tonumber(m[5]) or 300) * 1000
+-- After Redis lost its data (see sync_sale.lua), numbers up to rst_n have
+-- no "last seen" any more; they count as seen at the restore, so waiting
+-- visitors keep their places for one abandonment window.
+local restored_at = tonumber(m[17]) or 0
+local restored_upto = tonumber(m[18]) or 0
 local admitted, abandoned, steps = 0, 0, 0
 while admitted < quota and serving < seq and steps < max_steps do
   local p = serving + 1
@@ -63,6 +76,9 @@ while admitted < quota and serving < seq and steps < max_steps do
     n = redis.call('BITFIELD', KEYS[4], 'GET', 'u32', '#' .. p)[1]
   end
   local seen = redis.call('BITFIELD', KEYS[2], 'GET', 'u32', '#' .. n)[1]
+  if seen == 0 and n <= restored_upto then
+    seen = restored_at
+  end
   if seen == 1 then
     -- already given up
   elseif seen < abandon_before then

@@ -7,13 +7,16 @@
 -- KEYS[4]  pos     string  u32 per join number: position after the shuffle
 --                          (pre-queue and lottery entries only)
 -- ARGV[1]  join number n
--- ARGV[2]  now, unix seconds
+-- ARGV[2]  now, unix milliseconds
 --
 -- Returns {state, serving, position, standing, deadline_ms, rate, drawn, seq}
 --   state     the sale's state ('' if Redis does not know the sale)
---   position  place in admission order; -1 while not yet known
---             (pre-queue before the start or during the shuffle)
---   standing  'waiting' | 'admitted' | 'expired' | 'abandoned'
+--   position  place in admission order; -1 while not yet known (the
+--             pre-queue until it is frozen at the start, or during the
+--             shuffle)
+--   standing  'waiting' | 'admitted' | 'expired' | 'abandoned'; 'admitted'
+--             only while the admission deadline is still ahead (an entry
+--             past it may linger in `active` until the next tick)
 --   deadline  admission deadline in unix ms when admitted, else ''
 --   rate      measured admissions per second as text, '' when unknown
 --   drawn     lottery winners count as text, '' before a draw
@@ -23,6 +26,7 @@ if not state then
   return {'', 0, -1, 'waiting', '', '', '', 0}
 end
 local n = tonumber(ARGV[1])
+local now_ms = tonumber(ARGV[2])
 local serving = tonumber(m[2]) or 0
 local rate = m[5] or ''
 local drawn = m[6] or ''
@@ -35,10 +39,9 @@ end
 local position = n
 local pq = tonumber(m[3])
 if pq == nil then
-  -- Not started: everyone so far is in the pre-queue, order not drawn yet.
-  if state == 'scheduled' or redis.call('HGET', KEYS[1], 'mode') == 'lottery' then
-    position = -1
-  end
+  -- Not frozen yet: everyone so far is in the pre-queue, whose order is
+  -- drawn (or kept) when the sale clock freezes it at the start.
+  position = -1
 elseif n <= pq then
   if m[4] == '1' then
     position = redis.call('BITFIELD', KEYS[4], 'GET', 'u32', '#' .. n)[1]
@@ -49,10 +52,10 @@ end
 
 if position > 0 and position <= serving then
   local deadline = redis.call('ZSCORE', KEYS[3], n)
-  if deadline then
+  if deadline and tonumber(deadline) > now_ms then
     return {state, serving, position, 'admitted', deadline, rate, drawn, seq}
   end
   return {state, serving, position, 'expired', '', rate, drawn, seq}
 end
-redis.call('BITFIELD', KEYS[2], 'SET', 'u32', '#' .. n, ARGV[2])
+redis.call('BITFIELD', KEYS[2], 'SET', 'u32', '#' .. n, math.floor(now_ms / 1000))
 return {state, serving, position, 'waiting', '', rate, drawn, seq}

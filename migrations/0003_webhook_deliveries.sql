@@ -33,3 +33,6 @@ ALTER TABLE sales ADD COLUMN starting_notified_at timestamptz;
 -- that lost its data resumes numbering above every token already handed out.
 ALTER TABLE sales ADD COLUMN queue_seq_saved bigint NOT NULL DEFAULT 0;
 ALTER TABLE sales ADD COLUMN queue_serving_saved bigint NOT NULL DEFAULT 0;
+-- Size of the frozen pre-queue (NULL: not frozen), so its shuffle (a pure
+-- function of the seed and this size) can be rewritten identically.
+ALTER TABLE sales ADD COLUMN queue_prequeue_saved bigint;

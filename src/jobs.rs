@@ -5,6 +5,7 @@
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use chrono::Utc;
 use tokio::sync::watch;
 
 use crate::error::AppResult;
@@ -25,6 +26,7 @@ pub fn spawn_all(state: Arc<AppState>, stopped: watch::Receiver<bool>) {
     tokio::spawn(expiry_sweeper(state.clone(), stopped.clone()));
     tokio::spawn(crate::events::delivery::run(state.clone(), stopped.clone()));
     tokio::spawn(reminders(state.clone(), stopped.clone()));
+    tokio::spawn(repair_admission_slots(state.clone(), stopped.clone()));
     tokio::spawn(forget_idle_clients(state, stopped));
 }
 
@@ -84,6 +86,21 @@ async fn reminders(state: Arc<AppState>, mut stopped: watch::Receiver<bool>) {
         .await;
         if let Err(e) = sent {
             tracing::warn!(error = %e, "reminders failed");
+        }
+    }
+}
+
+async fn repair_admission_slots(state: Arc<AppState>, mut stopped: watch::Receiver<bool>) {
+    while pause(&mut stopped, Duration::from_secs(5)).await {
+        let sales = sqlx::query_as::<_, Sale>(sqlx::AssertSqlSafe(format!(
+            "SELECT {SALE_COLUMNS} FROM sales WHERE waiting_room AND state IN ('on_sale', 'paused', 'sold_out')"
+        )))
+        .fetch_all(&state.db)
+        .await;
+        for sale in sales.unwrap_or_default() {
+            if let Err(e) = crate::reconcile::admission_slots(&state, &sale).await {
+                tracing::warn!(sale = %sale.id, error = %e, "admission slot repair failed");
+            }
         }
     }
 }
@@ -161,7 +178,11 @@ pub async fn clock_tick(state: &AppState) -> AppResult<Vec<String>> {
     let mut live = Vec::new();
     for sale in &sales {
         state.waiting_room.sync_sale(sale).await?;
-        if sale.waiting_room && sale.mode == "fifo" && sale.state != state::SCHEDULED && sale.state != state::CLOSED {
+        if sale.waiting_room {
+            crate::reconcile::save_counters(state, sale).await?;
+        }
+        let started = sale.starts_at <= Utc::now() && sale.state != state::SCHEDULED && sale.state != state::CLOSED;
+        if sale.waiting_room && sale.mode == "fifo" && started {
             state.waiting_room.start(sale, sale.shuffle_prequeue).await?;
             if !sale.seed_revealed {
                 // The pre-queue order is written: the seed may be shown.
@@ -170,10 +191,6 @@ pub async fn clock_tick(state: &AppState) -> AppResult<Vec<String>> {
         }
         if sale.waiting_room && sale.state == state::ON_SALE {
             live.push(sale.id.clone());
-        }
-        if sale.state == state::ON_SALE || sale.state == state::SOLD_OUT {
-            // Lets the next read see clock changes without waiting a second.
-            state.sales.invalidate(&sale.id);
         }
     }
     Ok(live)

@@ -28,6 +28,7 @@
 //! - [`idempotency`]: `Idempotency-Key` records.
 //! - [`events`]: the transactional outbox.
 //! - [`audit`]: invariant checks I1–I3.
+//! - [`reconcile`]: repairs Redis from the Postgres truth.
 //! - [`jobs`]: admission ticker, expiry sweeper, sale clock.
 //! - [`rate_limit`]: per-IP limits and load shedding.
 //! - [`metrics`], [`telemetry`], [`ops`], [`openapi`]: operations.
@@ -50,6 +51,7 @@ pub mod ops;
 pub mod orders;
 pub mod payments;
 pub mod rate_limit;
+pub mod reconcile;
 pub mod release;
 pub mod sales;
 pub mod startup;

@@ -65,7 +65,11 @@ pub fn handle() -> PrometheusHandle {
 /// Help texts, so the exposition passes `promtool check metrics`.
 fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
-    describe_histogram!(HTTP_REQUEST_DURATION, Unit::Seconds, "HTTP request duration by route template, method and status.");
+    describe_histogram!(
+        HTTP_REQUEST_DURATION,
+        Unit::Seconds,
+        "HTTP request duration by route template, method and status."
+    );
     describe_counter!(REQUESTS_SHED, "Requests refused with 429 by a per-IP limit or the per-instance ceiling.");
     describe_counter!(QUEUE_JOINS, "Queue joins by outcome (new place or the same place again).");
     describe_counter!(ADMISSIONS, "Visitors admitted, by the ticker or by hand.");

@@ -177,7 +177,11 @@ pub async fn deliver_due(db: &PgPool, client: &reqwest::Client, settings: &Webho
     Ok(count)
 }
 
-async fn send(client: &reqwest::Client, settings: &WebhookSettings, delivery: &Due) -> Result<u16, (Option<u16>, String)> {
+async fn send(
+    client: &reqwest::Client,
+    settings: &WebhookSettings,
+    delivery: &Due,
+) -> Result<u16, (Option<u16>, String)> {
     let Some(endpoint) = settings.endpoints.iter().find(|e| e.name == delivery.endpoint) else {
         return Err((None, format!("endpoint {} is no longer configured", delivery.endpoint)));
     };

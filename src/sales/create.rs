@@ -294,6 +294,9 @@ pub async fn create_sale(db: &PgPool, new: NewSale) -> AppResult<Sale> {
     let first_stage = &sale.stages[0];
 
     let mut tx = db.begin().await?;
+    // Writing a million unit rows is legitimately long; the request-sized
+    // default statement timeout is for everything else.
+    sqlx::query("SET LOCAL statement_timeout = '300s'").execute(&mut *tx).await?;
     let row = sqlx::query_as::<_, Sale>(sqlx::AssertSqlSafe(format!(
         "INSERT INTO sales (id, name, mode, state, starts_at, ends_at, seating, total_units, per_user_limit, \
          hold_ttl_seconds, shuffle_prequeue, released_upto, released_stages, waiting_room, admit_per_second, \

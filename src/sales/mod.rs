@@ -69,6 +69,14 @@ pub struct Sale {
     pub lottery_winners: Option<i32>,
     /// Creation time.
     pub created_at: DateTime<Utc>,
+    /// Last change; versions the copy in Redis.
+    pub updated_at: DateTime<Utc>,
+    /// Waiting room join counter last saved from Redis.
+    pub queue_seq_saved: i64,
+    /// Waiting room serving number last saved from Redis.
+    pub queue_serving_saved: i64,
+    /// Frozen pre-queue size saved from Redis.
+    pub queue_prequeue_saved: Option<i64>,
 }
 
 /// Sale states.
@@ -89,7 +97,8 @@ pub mod state {
 pub const SALE_COLUMNS: &str = "id, name, mode, state, starts_at, ends_at, seating, total_units, \
     per_user_limit, hold_ttl_seconds, shuffle_prequeue, released_upto, released_stages, waiting_room, \
     admit_per_second, max_active, admission_ttl_seconds, abandon_after_seconds, seed, seed_commitment, \
-    seed_revealed, lottery_drawn_at, lottery_winners, created_at";
+    seed_revealed, lottery_drawn_at, lottery_winners, created_at, updated_at, queue_seq_saved, queue_serving_saved, \
+    queue_prequeue_saved";
 
 /// One stage of a sale.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -196,16 +205,23 @@ impl<V> Snapshots<V> {
 /// Sale rows cached for about a second.
 pub struct SaleCache {
     snapshots: Snapshots<Sale>,
+    refresh: tokio::sync::Mutex<()>,
 }
 
 impl SaleCache {
     /// An empty cache.
     pub fn new() -> Self {
-        SaleCache { snapshots: Snapshots::new(Duration::from_millis(1000)) }
+        SaleCache { snapshots: Snapshots::new(Duration::from_millis(1000)), refresh: tokio::sync::Mutex::new(()) }
     }
 
-    /// The sale, at most a second old.
+    /// The sale, at most a second old. When it expires under a crowd of
+    /// polls, one of them reloads it and the others wait for that instead of
+    /// all querying Postgres.
     pub async fn get(&self, db: &PgPool, id: &str) -> AppResult<Arc<Sale>> {
+        if let Some(sale) = self.snapshots.get(id) {
+            return Ok(sale);
+        }
+        let _guard = self.refresh.lock().await;
         if let Some(sale) = self.snapshots.get(id) {
             return Ok(sale);
         }

@@ -7,7 +7,8 @@
 //! Memory per waiting visitor is 4 bytes (a u32 "last seen" slot in one
 //! string, indexed by join number), plus 8 for a pre-queued one (its place
 //! after the shuffle and the inverse) and one hash field for a signed-in user.
-//! The queue token carries `n`, so a status poll is one O(1) script.
+//! The queue token carries `n`, so a status poll is one O(1) script; a new
+//! join is one script too, which also answers where the new place stands.
 //!
 //! Keys of a sale share the hash tag `{sale}` so the scripts run unchanged on
 //! a Redis Cluster:
@@ -44,6 +45,7 @@ pub struct Scripts {
     admit: Script,
     freeze_prequeue: Script,
     finish: Script,
+    sync_sale: Script,
 }
 
 impl Scripts {
@@ -55,6 +57,7 @@ impl Scripts {
             admit: Script::new(include_str!("../../lua/admit.lua")),
             freeze_prequeue: Script::new(include_str!("../../lua/freeze_prequeue.lua")),
             finish: Script::new(include_str!("../../lua/finish.lua")),
+            sync_sale: Script::new(include_str!("../../lua/sync_sale.lua")),
         }
     }
 }
@@ -64,6 +67,12 @@ impl Default for Scripts {
         Self::new()
     }
 }
+
+/// How far above its last saved value the join counter resumes after Redis
+/// lost its data. Numbers are saved every clock tick, so this covers the
+/// joins of one tick at up to 20,000 joins a second; the ticker skips the
+/// unused numbers (counting them as abandoned).
+const RESTORED_SEQ_MARGIN: i64 = 10_000;
 
 /// Key names of one sale.
 pub struct Keys {
@@ -92,12 +101,15 @@ pub struct WaitingRoom {
 /// Result of a join.
 #[derive(Debug)]
 pub enum JoinOutcome {
-    /// A new place.
-    New(u64),
+    /// A new place, and where it stands (from the same script call).
+    New(u64, Standing),
     /// This signed-in user already had this place.
     Again(u64),
     /// The sale takes no joins (state or `drawn`).
     Refused(String),
+    /// Redis does not know the sale (new, or Redis lost its data): sync it
+    /// from a fresh Postgres row, then join again.
+    Unknown,
 }
 
 /// A visitor's standing as the status script sees it.
@@ -191,10 +203,21 @@ impl WaitingRoom {
         Keys::new(&self.redis.prefix, sale)
     }
 
-    /// Copies the sale's state and admission settings into Redis.
-    pub async fn sync_sale(&self, sale: &Sale) -> AppResult<()> {
-        let meta = self.keys(&sale.id).key("meta");
-        let fields: Vec<(&str, String)> = vec![
+    /// Copies the sale's state and admission settings into Redis (never
+    /// over a newer copy) and restores counters Redis lost (see
+    /// `lua/sync_sale.lua`). Returns whether anything had to be restored.
+    pub async fn sync_sale(&self, sale: &Sale) -> AppResult<bool> {
+        let mut invocation = self.scripts.sync_sale.prepare_invoke();
+        invocation
+            .key(self.keys(&sale.id).key("meta"))
+            .arg(sale.updated_at.timestamp_micros())
+            .arg(sale.queue_seq_saved)
+            .arg(sale.queue_serving_saved)
+            .arg(sale.queue_prequeue_saved.unwrap_or(-1))
+            .arg(sale.lottery_winners.map(|w| w.to_string()).unwrap_or_default())
+            .arg(RESTORED_SEQ_MARGIN)
+            .arg(Utc::now().timestamp());
+        for (field, value) in [
             ("state", sale.state.clone()),
             ("mode", sale.mode.clone()),
             ("wr", if sale.waiting_room { "1" } else { "0" }.into()),
@@ -202,38 +225,50 @@ impl WaitingRoom {
             ("max", sale.max_active.to_string()),
             ("attl", sale.admission_ttl_seconds.to_string()),
             ("aband", sale.abandon_after_seconds.to_string()),
-        ];
-        self.redis
-            .run(|mut c| async move { redis::cmd("HSET").arg(&meta).arg(fields).query_async::<()>(&mut c).await })
-            .await
+        ] {
+            invocation.arg(field).arg(value);
+        }
+        let (_written, restored): (i64, i64) =
+            self.redis.run(|mut c| async move { invocation.invoke_async(&mut c).await }).await?;
+        if restored == 1 {
+            tracing::warn!(sale = %sale.id, "waiting room counters restored from Postgres");
+            ::metrics::counter!(crate::reconcile::REPAIRS, "kind" => "counters").increment(1);
+        }
+        Ok(restored == 1)
     }
 
     /// Joins `sale`; `user` is the signed-in user id, if any.
     pub async fn join(&self, sale: &Sale, user: Option<&str>) -> AppResult<JoinOutcome> {
         let keys = self.keys(&sale.id);
-        for _ in 0..2 {
-            let invocation = {
-                let mut i = self.scripts.join.prepare_invoke();
-                i.key(keys.key("meta"))
-                    .key(keys.key("seen"))
-                    .key(keys.key("users"))
-                    .arg(Utc::now().timestamp())
-                    .arg(user.unwrap_or(""));
-                i
-            };
-            let started = Instant::now();
-            let (code, n, state): (i64, u64, String) =
-                self.redis.run(|mut c| async move { invocation.invoke_async(&mut c).await }).await?;
-            ::metrics::histogram!(metrics::REDIS_DURATION, "script" => "join").record(started.elapsed().as_secs_f64());
-            match code {
-                1 => return Ok(JoinOutcome::New(n)),
-                0 => return Ok(JoinOutcome::Again(n)),
-                -2 => return Ok(JoinOutcome::Refused(state)),
-                // Redis does not know the sale (new, or Redis lost its data).
-                _ => self.sync_sale(sale).await?,
-            }
-        }
-        Err(crate::error::AppError::Unavailable(anyhow::anyhow!("waiting room state missing after sync")))
+        let mut invocation = self.scripts.join.prepare_invoke();
+        invocation
+            .key(keys.key("meta"))
+            .key(keys.key("seen"))
+            .key(keys.key("users"))
+            .arg(Utc::now().timestamp())
+            .arg(user.unwrap_or(""));
+        let started = Instant::now();
+        let (code, n, state, serving, position, rate, drawn): (i64, u64, String, u64, i64, String, String) =
+            self.redis.run(|mut c| async move { invocation.invoke_async(&mut c).await }).await?;
+        ::metrics::histogram!(metrics::REDIS_DURATION, "script" => "join").record(started.elapsed().as_secs_f64());
+        Ok(match code {
+            1 => JoinOutcome::New(
+                n,
+                Standing {
+                    sale_state: state,
+                    serving,
+                    position: u64::try_from(position).ok().filter(|p| *p > 0),
+                    standing: "waiting".into(),
+                    deadline_ms: None,
+                    rate: parse_rate(&rate),
+                    drawn: drawn.parse().ok(),
+                    seq: n,
+                },
+            ),
+            0 => JoinOutcome::Again(n),
+            -2 => JoinOutcome::Refused(state),
+            _ => JoinOutcome::Unknown,
+        })
     }
 
     /// Where join number `n` stands; also records that the visitor is there.
@@ -246,7 +281,7 @@ impl WaitingRoom {
             .key(keys.key("active"))
             .key(keys.key("pos"))
             .arg(n)
-            .arg(Utc::now().timestamp());
+            .arg(Utc::now().timestamp_millis());
         let started = Instant::now();
         let (sale_state, serving, position, standing, deadline, rate, drawn, seq): (
             String,

@@ -115,22 +115,28 @@ pub async fn join(
         _ => {}
     }
 
-    let (visitor, n, token, created) = match identity {
-        Identity::Returning { visitor, n, token } => (visitor, n, token, false),
+    let (visitor, n, token, joined) = match identity {
+        Identity::Returning { visitor, n, token } => (visitor, n, token, Joined::Again),
         Identity::User(user) => {
-            let (n, created) = join_redis(&state, &sale, Some(&user)).await?;
+            let (n, standing) = join_redis(&state, &sale, Some(&user)).await?;
             let token = queue_token(&state, &sale, &user, n)?;
-            (user, n, token, created)
+            (user, n, token, standing)
         }
         Identity::Anonymous => {
             let visitor = tokens::new_visitor_id();
-            let (n, _) = join_redis(&state, &sale, None).await?;
+            let (n, standing) = join_redis(&state, &sale, None).await?;
             let token = queue_token(&state, &sale, &visitor, n)?;
-            (visitor, n, token, true)
+            (visitor, n, token, standing)
         }
     };
+    // A new place comes with its standing from the join script itself, so a
+    // join is one Redis call: no second call can fail after the number is taken.
+    let (created, standing) = match joined {
+        Joined::Again => (false, None),
+        Joined::New(standing) => (true, standing),
+    };
     ::metrics::counter!(crate::metrics::QUEUE_JOINS, "outcome" => if created { "new" } else { "again" }).increment(1);
-    let mut view = place(&state, &sale, &visitor, n).await?;
+    let mut view = place(&state, &sale, &visitor, n, standing).await?;
     view.queue_token = Some(token);
     let mut response = if created { HttpResponse::Created() } else { HttpResponse::Ok() }
         .insert_header(retry_after(&view))
@@ -139,14 +145,31 @@ pub async fn join(
     Ok(response)
 }
 
-async fn join_redis(state: &AppState, sale: &Sale, user: Option<&str>) -> AppResult<(u64, bool)> {
+/// What a join did.
+enum Joined {
+    /// A new place; its standing when the waiting room is on.
+    New(Option<Standing>),
+    /// The visitor already had this place.
+    Again,
+}
+
+async fn join_redis(state: &AppState, sale: &Sale, user: Option<&str>) -> AppResult<(u64, Joined)> {
     if !sale.waiting_room {
         // No waiting room: everyone is admitted; the number only orders joins.
-        return Ok((0, true));
+        return Ok((0, Joined::New(None)));
     }
-    match state.waiting_room.join(sale, user).await? {
-        JoinOutcome::New(n) => Ok((n, true)),
-        JoinOutcome::Again(n) => Ok((n, false)),
+    let mut outcome = state.waiting_room.join(sale, user).await?;
+    if let JoinOutcome::Unknown = outcome {
+        // Fresh from Postgres, not the cached copy: the saved counters must
+        // be the latest so restored numbering stays above every token.
+        let fresh = Sale::load(&state.db, &sale.id).await?;
+        state.waiting_room.sync_sale(&fresh).await?;
+        outcome = state.waiting_room.join(&fresh, user).await?;
+    }
+    match outcome {
+        JoinOutcome::New(n, standing) => Ok((n, Joined::New(Some(standing)))),
+        JoinOutcome::Unknown => Err(AppError::Unavailable(anyhow::anyhow!("waiting room state missing after sync"))),
+        JoinOutcome::Again(n) => Ok((n, Joined::Again)),
         JoinOutcome::Refused(why) => match why.as_str() {
             "drawn" => Err(AppError::gone("lottery_drawn", "the lottery has been drawn; entries are closed")),
             state::SOLD_OUT => Err(AppError::gone("sold_out", "the sale is sold out")),
@@ -165,8 +188,9 @@ fn retry_after(view: &QueueView) -> (header::HeaderName, String) {
     (header::RETRY_AFTER, view.poll_after_ms.div_ceil(1000).max(1).to_string())
 }
 
-/// Where a visitor stands: the state answered by join and status.
-async fn place(state: &AppState, sale: &Sale, visitor: &str, n: u64) -> AppResult<QueueView> {
+/// Where a visitor stands: the state answered by join and status; `known`
+/// is a standing the caller already has (a new join's), else it is read.
+async fn place(state: &AppState, sale: &Sale, visitor: &str, n: u64, known: Option<Standing>) -> AppResult<QueueView> {
     let mut view = QueueView {
         queue_token: None,
         sale_id: sale.id.clone(),
@@ -183,7 +207,10 @@ async fn place(state: &AppState, sale: &Sale, visitor: &str, n: u64) -> AppResul
     if !sale.waiting_room {
         return admitted_without_queue(state, sale, visitor, view);
     }
-    let standing = state.waiting_room.status(&sale.id, n).await?;
+    let standing = match known {
+        Some(standing) => standing,
+        None => state.waiting_room.status(&sale.id, n).await?,
+    };
     let sale_state = if standing.sale_state.is_empty() { sale.state.as_str() } else { standing.sale_state.as_str() };
     view.paused = sale_state == state::PAUSED;
     view.prequeue = standing.position.is_none() && standing.standing == "waiting";
@@ -276,7 +303,7 @@ pub async fn status(state: web::Data<AppState>, req: HttpRequest, path: web::Pat
     let claims = state.tokens.verify(token, Purpose::Queue, Some(&path))?;
     let n = claims.n.ok_or_else(|| AppError::Unauthorized("queue token without a place".into()))?;
     let sale = state.sales.get(&state.db, &path).await?;
-    let view = place(&state, &sale, &claims.sub, n).await?;
+    let view = place(&state, &sale, &claims.sub, n, None).await?;
     Ok(HttpResponse::Ok()
         .insert_header(retry_after(&view))
         .insert_header((header::CACHE_CONTROL, "no-store"))

@@ -53,10 +53,7 @@ async fn receive(req: HttpRequest, body: web::Bytes, receiver: web::Data<Receive
         300,
     )
     .is_ok();
-    let fail = receiver
-        .fail_first
-        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-        .is_ok();
+    let fail = receiver.fail_first.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
     let answered = if fail { 503 } else { 200 };
     receiver.log.lock().unwrap().push(Received {
         at: Instant::now(),
@@ -100,8 +97,12 @@ impl Receiver {
     }
 
     fn configure(&self, settings: &mut Settings, max_attempts: i32) {
-        settings.webhooks.endpoints =
-            vec![WebhookEndpoint { name: "sink".into(), url: self.url.clone(), secret: SECRET.into(), events: vec!["*".into()] }];
+        settings.webhooks.endpoints = vec![WebhookEndpoint {
+            name: "sink".into(),
+            url: self.url.clone(),
+            secret: SECRET.into(),
+            events: vec!["*".into()],
+        }];
         settings.webhooks.max_attempts = max_attempts;
         settings.webhooks.backoff_base_ms = 200;
         settings.webhooks.backoff_max_ms = 5_000;
@@ -162,9 +163,10 @@ async fn dead_letters_after_the_last_try_and_an_admin_replays_them() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(body_json(response).await["replayed"], 1);
-    let delivered =
-        eventually(Duration::from_secs(5), || async { receiver.delivered().into_iter().find(|r| r.event_id == event_id) })
-            .await;
+    let delivered = eventually(Duration::from_secs(5), || async {
+        receiver.delivered().into_iter().find(|r| r.event_id == event_id)
+    })
+    .await;
     assert!(delivered.is_some(), "replayed event is delivered");
     let unknown = app
         .client

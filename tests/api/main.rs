@@ -3,9 +3,11 @@
 mod helpers;
 
 mod errors;
+mod events;
 mod holds;
 mod lottery;
 mod operations;
 mod payments;
+mod recovery;
 mod sales;
 mod waiting_room;
