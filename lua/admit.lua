@@ -6,6 +6,7 @@
 -- KEYS[2]  seen    string  u32 per join number: last poll (1 = abandoned)
 -- KEYS[3]  active  zset    join number -> admission deadline (unix ms)
 -- KEYS[4]  at      string  u32 per position: join number (pre-queue/lottery)
+-- KEYS[5]  users   hash    '#<n>' -> signed-in user id
 -- ARGV[1]  now, unix milliseconds
 -- ARGV[2]  manual count: admit exactly this many now, ignoring the rate,
 --          max_active and the sale's state; -1 for a regular tick. Nobody is
@@ -15,12 +16,15 @@
 -- ARGV[3]  most queue numbers to look at in this call (bounds the script's
 --          run time when many visitors abandoned)
 --
--- Returns {admitted, abandoned, serving, seq, active}
+-- Returns {admitted, abandoned, serving, seq, active, entries, deadline}
+--   entries   flat list: join number, user id ('' if anonymous), ... of the
+--             visitors admitted now (for queue.admitted events)
+--   deadline  their admission deadline, unix ms
 local m = redis.call('HMGET', KEYS[1], 'state', 'wr', 'aps', 'max', 'attl', 'aband',
   'pq', 'shuf', 'seq', 'serving', 'budget', 'tick', 'win_t', 'win_n', 'rate', 'hold_until',
   'rst_t', 'rst_n')
 if not m[1] then
-  return {0, 0, 0, 0, 0}
+  return {0, 0, 0, 0, 0, {}, 0}
 end
 local now = tonumber(ARGV[1])
 local manual = tonumber(ARGV[2])
@@ -38,7 +42,7 @@ local budget = tonumber(m[11]) or 0
 local quota
 if manual >= 0 then
   if not ordered then
-    return {0, 0, serving, seq, active}
+    return {0, 0, serving, seq, active, {}, 0}
   end
   quota = manual
 else
@@ -49,7 +53,7 @@ else
   end
   if not ready then
     redis.call('HSET', KEYS[1], 'tick', now, 'budget', 0)
-    return {0, 0, serving, seq, active}
+    return {0, 0, serving, seq, active, {}, 0}
   end
   local aps = tonumber(m[3]) or 0
   local dt = math.min(math.max(now - last_tick, 0), 1000)
@@ -69,6 +73,7 @@ local ttl_ms = (tonumber(m[5]) or 300) * 1000
 local restored_at = tonumber(m[17]) or 0
 local restored_upto = tonumber(m[18]) or 0
 local admitted, abandoned, steps = 0, 0, 0
+local entries = {}
 while admitted < quota and serving < seq and steps < max_steps do
   local p = serving + 1
   local n = p
@@ -87,6 +92,8 @@ while admitted < quota and serving < seq and steps < max_steps do
   else
     redis.call('ZADD', KEYS[3], now + ttl_ms, n)
     admitted = admitted + 1
+    entries[#entries + 1] = tostring(n)
+    entries[#entries + 1] = redis.call('HGET', KEYS[5], '#' .. n) or ''
   end
   serving = p
   steps = steps + 1
@@ -118,4 +125,4 @@ end
 if abandoned > 0 then
   redis.call('HINCRBY', KEYS[1], 'abandoned', abandoned)
 end
-return {admitted, abandoned, serving, seq, active + admitted}
+return {admitted, abandoned, serving, seq, active + admitted, entries, now + ttl_ms}

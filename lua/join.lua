@@ -3,7 +3,7 @@
 -- KEYS[1]  meta   hash   the sale's waiting-room state (see src/waiting_room/mod.rs)
 -- KEYS[2]  seen   string u32 per join number: last poll, unix seconds
 --                        (0 = never joined, 1 = abandoned)
--- KEYS[3]  users  hash   signed-in user id -> join number
+-- KEYS[3]  users  hash   signed-in user id -> join number, and '#<n>' -> user
 -- ARGV[1]  now, unix seconds
 -- ARGV[2]  signed-in user id, or "" for an anonymous visitor
 --
@@ -38,7 +38,8 @@ end
 local n = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 redis.call('BITFIELD', KEYS[2], 'SET', 'u32', '#' .. n, ARGV[1])
 if user ~= '' then
-  redis.call('HSET', KEYS[3], user, n)
+  -- '#<n>' maps back to the user, so admission events can name them.
+  redis.call('HSET', KEYS[3], user, n, '#' .. n, user)
 end
 -- A new number is above a frozen pre-queue, so it queues FIFO at n.
 local position = n

@@ -37,7 +37,19 @@ pub struct AuditReport {
     pub checked_at: DateTime<Utc>,
     /// Units by state; their sum equals `total`.
     pub units: UnitTotals,
-    /// The checks.
+    /// The checks of invariants I1–I3.
+    pub checks: Vec<Check>,
+    /// How the waiting room in Redis compares with Postgres (repairable
+    /// drift, not an invariant; see `reconcile`).
+    pub waiting_room: Option<WaitingRoomReport>,
+}
+
+/// The Redis comparison part of the audit.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WaitingRoomReport {
+    /// Every comparison matched.
+    pub ok: bool,
+    /// The comparisons.
     pub checks: Vec<Check>,
 }
 
@@ -169,5 +181,6 @@ pub async fn audit(db: &PgPool, sale: &Sale) -> AppResult<AuditReport> {
         checked_at: Utc::now(),
         units: UnitTotals { total, available, held, sold, unreleased },
         checks,
+        waiting_room: None,
     })
 }

@@ -37,6 +37,11 @@ async fn admission_ticker(state: Arc<AppState>, live: LiveSales, mut stopped: wa
         for sale in sales {
             match state.waiting_room.admit(&sale, None).await {
                 Ok(result) => {
+                    if let Err(e) =
+                        crate::events::queue_admitted(&state.db, &sale, &result.entries, result.deadline_ms).await
+                    {
+                        tracing::warn!(sale = %sale, error = %e, "queue.admitted events not written");
+                    }
                     ::metrics::counter!(metrics::ADMISSIONS, "how" => "ticker").increment(result.admitted);
                     ::metrics::counter!(metrics::ABANDONED).increment(result.abandoned);
                     ::metrics::gauge!(metrics::QUEUE_WAITING, "sale" => sale.clone())

@@ -78,3 +78,77 @@ pub async fn admission_slots(state: &AppState, sale: &Sale) -> AppResult<u64> {
     }
     Ok(added)
 }
+
+/// How the waiting room in Redis compares with Postgres, for the audit.
+/// Differences here are repaired by the clock and the slot repair pass;
+/// they delay visitors but cannot oversell, so they are reported apart from
+/// the invariants.
+pub async fn compare(state: &AppState, sale: &Sale) -> AppResult<Vec<crate::audit::Check>> {
+    use crate::audit::Check;
+    if !sale.waiting_room {
+        return Ok(Vec::new());
+    }
+    let keys = Keys::new(&state.redis().prefix, &sale.id);
+    let holds: Vec<(i64,)> = sqlx::query_as(
+        "SELECT queue_number FROM holds WHERE sale_id = $1 AND state = 'active' AND queue_number > 0 \
+         AND expires_at > now()",
+    )
+    .bind(&sale.id)
+    .fetch_all(&state.db)
+    .await?;
+    let (meta, active) = (keys.key("meta"), keys.key("active"));
+    let numbers: Vec<i64> = holds.iter().map(|(n,)| *n).collect();
+    let ((redis_state, seq), scores): ((Option<String>, Option<i64>), Vec<Option<f64>>) = state
+        .redis()
+        .run(|mut c| async move {
+            let mut pipe = redis::pipe();
+            pipe.cmd("HMGET").arg(&meta).arg(&["state", "seq"]);
+            if numbers.is_empty() {
+                pipe.cmd("ECHO").arg("");
+            } else {
+                pipe.cmd("ZMSCORE").arg(&active).arg(&numbers);
+            }
+            let (fields, scores): ((Option<String>, Option<i64>), redis::Value) = pipe.query_async(&mut c).await?;
+            let scores = redis::from_redis_value::<Vec<Option<f64>>>(scores).unwrap_or_default();
+            Ok((fields, scores))
+        })
+        .await?;
+    let missing: Vec<String> = holds
+        .iter()
+        .zip(scores.iter().chain(std::iter::repeat(&None)))
+        .filter(|(_, score)| score.is_none())
+        .map(|((n,), _)| format!("entry {n}"))
+        .collect();
+    let state_ok = redis_state.as_deref() == Some(sale.state.as_str());
+    let seq_ok = seq.unwrap_or(0) >= sale.queue_seq_saved;
+    Ok(vec![
+        Check {
+            name: "waiting_room_state",
+            invariant: "redis",
+            description: "the waiting room's copy of the sale state matches Postgres",
+            ok: state_ok,
+            violations: i64::from(!state_ok),
+            examples: if state_ok {
+                Vec::new()
+            } else {
+                vec![format!("redis {:?}, postgres {}", redis_state, sale.state)]
+            },
+        },
+        Check {
+            name: "join_numbers_above_saved",
+            invariant: "redis",
+            description: "the join counter is at or above the last value saved in Postgres",
+            ok: seq_ok,
+            violations: i64::from(!seq_ok),
+            examples: if seq_ok { Vec::new() } else { vec![format!("{seq:?} < {}", sale.queue_seq_saved)] },
+        },
+        Check {
+            name: "holds_have_admission_slots",
+            invariant: "redis",
+            description: "every active hold's visitor still counts against max_active",
+            ok: missing.is_empty(),
+            violations: missing.len() as i64,
+            examples: missing.into_iter().take(20).collect(),
+        },
+    ])
+}

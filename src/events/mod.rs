@@ -54,3 +54,35 @@ pub async fn record(
         .await?;
     Ok(())
 }
+
+/// Writes one `queue.admitted` event per admitted visitor. Admission
+/// happens in Redis, so this follows it rather than sharing a transaction
+/// with it: an instance dying in between loses these notifications (never
+/// the admission itself).
+pub async fn queue_admitted(
+    db: &sqlx::PgPool,
+    sale_id: &str,
+    entries: &[(u64, String)],
+    deadline_ms: i64,
+) -> Result<(), sqlx::Error> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let numbers: Vec<i64> = entries.iter().map(|(n, _)| *n as i64).collect();
+    let users: Vec<Option<&str>> = entries.iter().map(|(_, u)| (!u.is_empty()).then_some(u.as_str())).collect();
+    let deadline = chrono::DateTime::from_timestamp_millis(deadline_ms);
+    sqlx::query(
+        "INSERT INTO outbox_events (id, event_type, sale_id, subject_id, payload) \
+         SELECT gen_random_uuid(), 'queue.admitted', $1, $1 || ':' || entry, \
+                jsonb_build_object('sale_id', $1::text, 'entry', entry, 'user_id', user_id, \
+                                   'admission_expires_at', $4::timestamptz) \
+         FROM unnest($2::bigint[], $3::text[]) AS t(entry, user_id)",
+    )
+    .bind(sale_id)
+    .bind(&numbers)
+    .bind(&users)
+    .bind(deadline)
+    .execute(db)
+    .await?;
+    Ok(())
+}

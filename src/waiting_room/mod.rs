@@ -158,7 +158,7 @@ pub struct QueueSummary {
 type SummaryFields = (Option<u64>, Option<u64>, Option<u64>, Option<u64>, Option<String>);
 
 /// Result of an admission tick.
-#[derive(Debug, Clone, Copy, Default, Serialize, ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
 pub struct AdmitResult {
     /// Visitors admitted.
     pub admitted: u64,
@@ -170,7 +170,16 @@ pub struct AdmitResult {
     pub joined: u64,
     /// Admitted visitors not yet finished.
     pub active: u64,
+    /// Join number and user id (empty if anonymous) of each visitor admitted.
+    #[serde(skip)]
+    pub entries: Vec<(u64, String)>,
+    /// Their admission deadline, unix ms.
+    #[serde(skip)]
+    pub deadline_ms: i64,
 }
+
+/// What admit.lua returns.
+type AdmitReply = (u64, u64, u64, u64, u64, Vec<String>, i64);
 
 fn parse_rate(text: &str) -> Option<f64> {
     text.parse::<f64>().ok().filter(|r| r.is_finite() && *r > 0.0)
@@ -316,12 +325,15 @@ impl WaitingRoom {
             .key(keys.key("seen"))
             .key(keys.key("active"))
             .key(keys.key("at"))
+            .key(keys.key("users"))
             .arg(Utc::now().timestamp_millis())
             .arg(manual.map(|m| m as i64).unwrap_or(-1))
             .arg(manual.map(|m| m.saturating_mul(4).max(2000)).unwrap_or(2000));
-        let (admitted, abandoned, serving, joined, active): (u64, u64, u64, u64, u64) =
+        let (admitted, abandoned, serving, joined, active, entries, deadline_ms): AdmitReply =
             self.redis.run(|mut c| async move { invocation.invoke_async(&mut c).await }).await?;
-        Ok(AdmitResult { admitted, abandoned, serving, joined, active })
+        let entries =
+            entries.chunks(2).filter_map(|pair| Some((pair[0].parse().ok()?, pair.get(1)?.clone()))).collect();
+        Ok(AdmitResult { admitted, abandoned, serving, joined, active, entries, deadline_ms })
     }
 
     /// Freezes the pre-queue at the start and writes its shuffled order

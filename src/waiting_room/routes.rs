@@ -340,6 +340,7 @@ pub async fn admit(
         return Err(AppError::conflict("no_waiting_room", "this sale admits everyone at once"));
     }
     let result = state.waiting_room.admit(&sale.id, Some(body.count as u64)).await?;
+    crate::events::queue_admitted(&state.db, &sale.id, &result.entries, result.deadline_ms).await?;
     ::metrics::counter!(crate::metrics::ADMISSIONS, "how" => "manual").increment(result.admitted);
     Ok(HttpResponse::Ok().json(result))
 }

@@ -254,3 +254,29 @@ async fn an_expiring_hold_sends_expiring_then_expired_in_order() {
     .expect("three events for the hold");
     assert_eq!(kinds, vec!["hold.created", "hold.expiring", "hold.expired"]);
 }
+
+#[tokio::test]
+async fn admissions_write_queue_admitted_events() {
+    let app = crate::helpers::spawn_app().await;
+    let sale = app
+        .create_sale_ok(&sale_json(
+            10,
+            json!({ "waiting_room": true, "shuffle_prequeue": false, "admission": { "admit_per_second": 0 } }),
+        ))
+        .await;
+    let mut tokens = Vec::new();
+    for _ in 0..3 {
+        tokens.push(body_json(app.join(&sale, None).await).await["queue_token"].as_str().unwrap().to_owned());
+    }
+    let frozen = eventually(Duration::from_secs(3), || async {
+        (body_json(app.status(&sale, &tokens[0]).await).await["prequeue"] == false).then_some(())
+    })
+    .await;
+    assert!(frozen.is_some());
+    let admitted = body_json(app.admit(&sale, 2).await).await;
+    assert_eq!(admitted["admitted"], 2);
+    let events = app.events(&sale, "queue.admitted").await;
+    let entries: Vec<i64> = events.iter().map(|e| e["entry"].as_i64().unwrap()).collect();
+    assert_eq!(entries, vec![1, 2]);
+    assert!(events.iter().all(|e| e["admission_expires_at"].is_string()));
+}
