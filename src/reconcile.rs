@@ -79,6 +79,9 @@ pub async fn admission_slots(state: &AppState, sale: &Sale) -> AppResult<u64> {
     Ok(added)
 }
 
+/// `HMGET meta state seq`.
+type MetaStateSeq = (Option<String>, Option<i64>);
+
 /// How the waiting room in Redis compares with Postgres, for the audit.
 /// Differences here are repaired by the clock and the slot repair pass;
 /// they delay visitors but cannot oversell, so they are reported apart from
@@ -98,7 +101,7 @@ pub async fn compare(state: &AppState, sale: &Sale) -> AppResult<Vec<crate::audi
     .await?;
     let (meta, active) = (keys.key("meta"), keys.key("active"));
     let numbers: Vec<i64> = holds.iter().map(|(n,)| *n).collect();
-    let ((redis_state, seq), scores): ((Option<String>, Option<i64>), Vec<Option<f64>>) = state
+    let ((redis_state, seq), scores): (MetaStateSeq, Vec<Option<f64>>) = state
         .redis()
         .run(|mut c| async move {
             let mut pipe = redis::pipe();
@@ -108,7 +111,7 @@ pub async fn compare(state: &AppState, sale: &Sale) -> AppResult<Vec<crate::audi
             } else {
                 pipe.cmd("ZMSCORE").arg(&active).arg(&numbers);
             }
-            let (fields, scores): ((Option<String>, Option<i64>), redis::Value) = pipe.query_async(&mut c).await?;
+            let (fields, scores): (MetaStateSeq, redis::Value) = pipe.query_async(&mut c).await?;
             let scores = redis::from_redis_value::<Vec<Option<f64>>>(scores).unwrap_or_default();
             Ok((fields, scores))
         })
