@@ -32,8 +32,18 @@ pub fn spawn_all(state: Arc<AppState>, stopped: watch::Receiver<bool>) {
 
 async fn admission_ticker(state: Arc<AppState>, live: LiveSales, mut stopped: watch::Receiver<bool>) {
     let period = Duration::from_millis(state.settings.jobs.admission_tick_ms);
+    let mut last_estimate = std::time::Instant::now();
     while pause(&mut stopped, period).await {
         let sales = live.read().map(|l| l.clone()).unwrap_or_default();
+        if last_estimate.elapsed() >= Duration::from_secs(1) {
+            last_estimate = std::time::Instant::now();
+            for sale in &sales {
+                if let Ok(summary) = state.waiting_room.summary(sale).await {
+                    let wait = summary.estimated_wait_seconds.map(|w| w as f64).unwrap_or(f64::NAN);
+                    ::metrics::gauge!(metrics::QUEUE_ESTIMATED_WAIT, "sale" => sale.clone()).set(wait);
+                }
+            }
+        }
         for sale in sales {
             match state.waiting_room.admit(&sale, None).await {
                 Ok(result) => {
