@@ -209,5 +209,21 @@ impl From<deadpool_redis::PoolError> for AppError {
     }
 }
 
+/// Parses a JSON body the way the JSON extractor would answer errors:
+/// malformed is 400, well-formed with wrong values is 422. An empty body is
+/// `None`, for endpoints whose body is optional.
+pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> AppResult<Option<T>> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    serde_json::from_slice(body).map(Some).map_err(|e| {
+        if e.is_data() {
+            AppError::Invalid(format!("invalid body: {e}"))
+        } else {
+            AppError::BadRequest(format!("malformed JSON: {e}"))
+        }
+    })
+}
+
 /// Handler result.
 pub type AppResult<T> = Result<T, AppError>;

@@ -64,12 +64,8 @@ pub struct DrawResult {
 )]
 #[post("/admin/v1/sales/{sale}/lottery/draw")]
 #[tracing::instrument(name = "lottery draw", skip_all, fields(sale = %path))]
-pub async fn draw(
-    state: web::Data<AppState>,
-    path: web::Path<String>,
-    body: Option<web::Json<DrawRequest>>,
-) -> AppResult<HttpResponse> {
-    let request = body.map(web::Json::into_inner).unwrap_or_default();
+pub async fn draw(state: web::Data<AppState>, path: web::Path<String>, body: web::Bytes) -> AppResult<HttpResponse> {
+    let request: DrawRequest = crate::error::parse_json(&body)?.unwrap_or_default();
     if !crate::sales::valid_sale_id(&path) {
         return Err(AppError::NotFound("sale"));
     }

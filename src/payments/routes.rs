@@ -48,13 +48,8 @@ pub async fn webhook(state: web::Data<AppState>, req: HttpRequest, body: web::By
         Utc::now().timestamp(),
         state.settings.payments.signature_tolerance_seconds,
     )?;
-    let event: PaymentEvent = serde_json::from_slice(&body).map_err(|e| {
-        if e.is_data() {
-            AppError::Invalid(format!("invalid payment event: {e}"))
-        } else {
-            AppError::BadRequest(format!("malformed JSON: {e}"))
-        }
-    })?;
+    let event: PaymentEvent =
+        crate::error::parse_json(&body)?.ok_or_else(|| AppError::BadRequest("the payment event is empty".into()))?;
     tracing::info!(event_id = %event.event_id, hold_id = %event.hold_id, status = %event.status, "payment event");
     apply(&state, event).await
 }

@@ -101,11 +101,11 @@ pub async fn join(
     state: web::Data<AppState>,
     req: HttpRequest,
     path: web::Path<String>,
-    body: Option<web::Json<JoinRequest>>,
+    body: web::Bytes,
 ) -> AppResult<HttpResponse> {
     state.limits.check(Limit::Join, &req)?;
     let sale_id = path.into_inner();
-    let body = body.map(web::Json::into_inner).unwrap_or_default();
+    let body: JoinRequest = crate::error::parse_json(&body)?.unwrap_or_default();
     let sale = state.sales.get(&state.db, &sale_id).await?;
     let identity = identify(&state, &req, &body, &sale.id)?;
 

@@ -106,3 +106,21 @@ async fn unknown_routes_and_ids_are_404_json() {
     assert_error(app.get("/api/v1/sales/s_doesnotexist").await, StatusCode::NOT_FOUND, "not_found").await;
     assert_error(app.get("/api/v1/sales/%27%3B%20drop").await, StatusCode::NOT_FOUND, "not_found").await;
 }
+
+#[tokio::test]
+async fn optional_bodies_are_still_checked() {
+    let app = spawn_app().await;
+    let sale = app.create_sale_ok(&sale_json(5, json!({ "waiting_room": true }))).await;
+    let join = |body: &'static str| {
+        app.client
+            .post(app.url(&format!("/api/v1/sales/{sale}/queue")))
+            .header("Content-Type", "application/json")
+            .body(body)
+            .send()
+    };
+    assert_error(join("{not json").await.unwrap(), StatusCode::BAD_REQUEST, "bad_request").await;
+    assert_error(join("{\"queue_token\": 5}").await.unwrap(), StatusCode::UNPROCESSABLE_ENTITY, "invalid_request")
+        .await;
+    assert_eq!(join("").await.unwrap().status(), StatusCode::CREATED);
+    assert_eq!(join("{}").await.unwrap().status(), StatusCode::CREATED);
+}
