@@ -15,7 +15,7 @@ use utoipa::ToSchema;
 use crate::error::{AppError, AppResult};
 use crate::events;
 use crate::fairness::shuffled_order;
-use crate::sales::{Sale, SALE_COLUMNS};
+use crate::sales::Sale;
 use crate::startup::AppState;
 use crate::waiting_room::Keys;
 
@@ -66,19 +66,9 @@ pub struct DrawResult {
 #[tracing::instrument(name = "lottery draw", skip_all, fields(sale = %path))]
 pub async fn draw(state: web::Data<AppState>, path: web::Path<String>, body: web::Bytes) -> AppResult<HttpResponse> {
     let request: DrawRequest = crate::error::parse_json(&body)?.unwrap_or_default();
-    if !crate::sales::valid_sale_id(&path) {
-        return Err(AppError::NotFound("sale"));
-    }
     let mut tx = state.db.begin().await?;
-    // The row lock makes concurrent draws take turns; the second sees
-    // lottery_drawn_at set and is refused.
-    let sale = sqlx::query_as::<_, Sale>(sqlx::AssertSqlSafe(format!(
-        "SELECT {SALE_COLUMNS} FROM sales WHERE id = $1 FOR UPDATE"
-    )))
-    .bind(path.as_str())
-    .fetch_optional(&mut *tx)
-    .await?
-    .ok_or(AppError::NotFound("sale"))?;
+    // The second of two concurrent draws sees lottery_drawn_at and is refused.
+    let sale = Sale::lock(&mut tx, &path).await?;
     if sale.mode != "lottery" {
         return Err(AppError::conflict("not_a_lottery", "this sale is not a lottery"));
     }

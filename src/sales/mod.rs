@@ -132,6 +132,21 @@ impl Sale {
             .ok_or(AppError::NotFound("sale"))
     }
 
+    /// Loads and row-locks a sale inside a transaction, so concurrent admin
+    /// changes (updates, draws) take turns; 404 when there is none.
+    pub async fn lock(conn: &mut sqlx::PgConnection, id: &str) -> AppResult<Sale> {
+        if !valid_sale_id(id) {
+            return Err(AppError::NotFound("sale"));
+        }
+        sqlx::query_as::<_, Sale>(sqlx::AssertSqlSafe(format!(
+            "SELECT {SALE_COLUMNS} FROM sales WHERE id = $1 FOR UPDATE"
+        )))
+        .bind(id)
+        .fetch_optional(conn)
+        .await?
+        .ok_or(AppError::NotFound("sale"))
+    }
+
     /// The sale's stages in order.
     pub async fn stages(db: &PgPool, id: &str) -> AppResult<Vec<StageRow>> {
         Ok(sqlx::query_as::<_, StageRow>(

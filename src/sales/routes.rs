@@ -227,16 +227,7 @@ pub async fn admin_update_sale(
 ) -> AppResult<HttpResponse> {
     let update = body.into_inner();
     let mut tx = state.db.begin().await?;
-    if !super::valid_sale_id(&path) {
-        return Err(AppError::NotFound("sale"));
-    }
-    let sale = sqlx::query_as::<_, Sale>(sqlx::AssertSqlSafe(format!(
-        "SELECT {SALE_COLUMNS} FROM sales WHERE id = $1 FOR UPDATE"
-    )))
-    .bind(path.as_str())
-    .fetch_optional(&mut *tx)
-    .await?
-    .ok_or(AppError::NotFound("sale"))?;
+    let sale = Sale::lock(&mut tx, &path).await?;
     let new_state = match update.action.as_deref() {
         None => sale.state.clone(),
         Some("pause") => match sale.state.as_str() {

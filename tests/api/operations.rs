@@ -23,7 +23,12 @@ async fn healthz_and_readyz_answer_when_dependencies_are_up() {
 async fn readiness_fails_fast_when_redis_stops_and_recovers_when_it_returns() {
     let mut redis = PrivateRedis::start();
     let url = redis.url();
-    let app = spawn_app_with(|s| s.redis.url = url).await;
+    // The production-sized Redis time limit, not the generous test one.
+    let app = spawn_app_with(|s| {
+        s.redis.url = url;
+        s.redis.timeout_ms = 800;
+    })
+    .await;
     let sale = app.create_sale_ok(&sale_json(10, serde_json::json!({ "waiting_room": true }))).await;
     assert_eq!(app.get("/readyz").await.status(), StatusCode::OK);
 
