@@ -12,7 +12,7 @@
 #   5. loadtest/k6/check.sh      — only if present and executable
 #
 # Environment:
-#   FLOODGATE_TEST_THREADS   libtest --test-threads (default 4). Each
+#   FLOODGATE_TEST_THREADS   libtest --test-threads (default 3). Each
 #                            integration test gets its own ft_* database, so
 #                            this bounds concurrent DB/Redis load.
 #   FLOODGATE__DATABASE__URL / FLOODGATE__REDIS__URL  use existing servers
@@ -24,7 +24,7 @@ SCRIPT_DIR="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)"
 ROOT="$(cd -- "$SCRIPT_DIR/.." && pwd -P)"
 cd -- "$ROOT"
 
-TEST_THREADS="${FLOODGATE_TEST_THREADS:-4}"
+TEST_THREADS="${FLOODGATE_TEST_THREADS:-3}"
 if ! [[ "$TEST_THREADS" =~ ^[1-9][0-9]*$ ]]; then
     echo "test.sh: FLOODGATE_TEST_THREADS must be a positive integer, got '$TEST_THREADS'" >&2
     exit 2
