@@ -199,6 +199,11 @@ impl<V> Snapshots<V> {
         (at.elapsed() < self.ttl).then(|| value.clone())
     }
 
+    /// An entry of any age.
+    pub fn get_stale(&self, key: &str) -> Option<Arc<V>> {
+        self.entries.read().ok()?.get(key).map(|(_, value)| value.clone())
+    }
+
     /// Stores `value` under `key`.
     pub fn put(&self, key: &str, value: Arc<V>) {
         if let Ok(mut entries) = self.entries.write() {
@@ -229,14 +234,19 @@ impl SaleCache {
         SaleCache { snapshots: Snapshots::new(Duration::from_millis(1000)), refresh: tokio::sync::Mutex::new(()) }
     }
 
-    /// The sale, at most a second old. When it expires under a crowd of
-    /// polls, one of them reloads it and the others wait for that instead of
-    /// all querying Postgres.
+    /// The sale, about a second old at most. When it expires under a crowd
+    /// of polls, one of them reloads it while the others go on with the
+    /// copy they have, so a busy Postgres pool never stalls the polls; only
+    /// a sale not seen before makes requests wait for the one load.
     pub async fn get(&self, db: &PgPool, id: &str) -> AppResult<Arc<Sale>> {
         if let Some(sale) = self.snapshots.get(id) {
             return Ok(sale);
         }
-        let _guard = self.refresh.lock().await;
+        let _guard = match (self.snapshots.get_stale(id), self.refresh.try_lock()) {
+            (Some(stale), Err(_)) => return Ok(stale),
+            (_, Ok(guard)) => guard,
+            (None, Err(_)) => self.refresh.lock().await,
+        };
         if let Some(sale) = self.snapshots.get(id) {
             return Ok(sale);
         }
@@ -380,9 +390,13 @@ impl AvailabilityCache {
         if let Some(hit) = self.snapshots.get(&sale.id) {
             return Ok(hit);
         }
-        // One refresh at a time: concurrent readers wait for it instead of
-        // piling the same scan onto Postgres.
-        let _guard = self.refresh.lock().await;
+        // One refresh at a time; meanwhile readers keep the copy they have
+        // (or wait for the first one) instead of piling scans onto Postgres.
+        let _guard = match (self.snapshots.get_stale(&sale.id), self.refresh.try_lock()) {
+            (Some(stale), Err(_)) => return Ok(stale),
+            (_, Ok(guard)) => guard,
+            (None, Err(_)) => self.refresh.lock().await,
+        };
         if let Some(hit) = self.snapshots.get(&sale.id) {
             return Ok(hit);
         }
