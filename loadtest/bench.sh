@@ -1,0 +1,465 @@
+#!/usr/bin/env bash
+# loadtest/bench.sh — floodgate against the ceilings of its own infrastructure
+# (SPEC §8), everything measured in one run on this machine.
+#
+# Usage: loadtest/bench.sh [--quick] [--no-build] [--skip-flash] [--duration S]
+#                          [--concurrency C] [--visitors V] [--units U]
+#
+#   --quick        smoke run: 5 s per measurement, 20,000 joins for memory,
+#                  a 20,000-visitor / 2,000-unit flash sale (about 2 minutes)
+#   --no-build     use the binaries already in target/release
+#   --skip-flash   leave out the flash sale
+#   --duration S   seconds per fixed-duration measurement (default 20, quick 5)
+#   --concurrency  connections of every HTTP load (default 64)
+#   --visitors / --units   flash sale size (default 200000 / 20000)
+#
+# Needs Postgres and Redis from scripts/services.sh (started here if down),
+# wrk (installed with apt-get if missing), pgbench, redis-benchmark, python3.
+#
+# Steps (each printed as it runs; raw output in loadtest/out/bench-<time>/):
+#   ceilings  pgbench -M prepared, one-row-per-unit FOR UPDATE SKIP LOCKED claim
+#             on a scratch units table (8 clients, like floodgate's pool);
+#             redis-benchmark PING / GET / EVALSHA of lua/status.lua;
+#             const_server (same actix-web, 2 workers) under wrk with the very
+#             scripts used against floodgate (join: POST, status: GET + Bearer)
+#   floodgate join (wrk), 100,000 joins (Redis INFO memory before/after),
+#             status poll of those 100,000 waiting visitors (wrk, server RSS
+#             sampled), hold (wrk, 1 unit per hold, admitted buyers), selling
+#             (goose `hold` scenario: hold + signed webhook) with the public
+#             availability read under wrk at the same time, flash sale
+#             (fgdrive flash: burst, waiting room, stages 30/40/30, sold out,
+#             audit)
+#   summary   every figure next to its ceiling and the SPEC §8 target;
+#             written to summary.md and results.json in the run's folder.
+#
+# Everything talks to 127.0.0.1 only; every load is bounded in time or count;
+# the servers started here are stopped at the end (also on Ctrl-C).
+# Environment: FG_PORT (18080), FG_CONST_PORT (18090), FG_BENCH_DB
+# (floodgate_bench, dropped and re-created), RUST_LOG for the server.
+
+set -euo pipefail
+
+SCRIPT_DIR="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)"
+ROOT="$(cd -- "$SCRIPT_DIR/.." && pwd -P)"
+cd -- "$ROOT"
+
+QUICK=0 BUILD=1 FLASH=1
+DURATION="" CONC=64 VISITORS="" UNITS=""
+while (($#)); do
+    case "$1" in
+        --quick) QUICK=1 ;;
+        --no-build) BUILD=0 ;;
+        --skip-flash) FLASH=0 ;;
+        --duration) DURATION="$2"; shift ;;
+        --concurrency) CONC="$2"; shift ;;
+        --visitors) VISITORS="$2"; shift ;;
+        --units) UNITS="$2"; shift ;;
+        -h | --help) sed -n '2,40p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "bench.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+    esac
+    shift
+done
+
+if ((QUICK)); then
+    DURATION="${DURATION:-5}"
+    PG_UNITS=100000 MEM_JOINS=20000 HOLD_TOKENS=6000 HOLD_UNITS=40000 SELL_UNITS=40000
+    VISITORS="${VISITORS:-20000}" UNITS="${UNITS:-2000}" STAGE_INTERVAL=3 FLASH_TIMEOUT=240
+    RB_N=50000
+else
+    DURATION="${DURATION:-20}"
+    PG_UNITS=300000 MEM_JOINS=100000 HOLD_TOKENS=20000 HOLD_UNITS=200000 SELL_UNITS=200000
+    VISITORS="${VISITORS:-200000}" UNITS="${UNITS:-20000}" STAGE_INTERVAL=10 FLASH_TIMEOUT=900
+    RB_N=300000
+fi
+PG_CLIENTS=8
+WRK_THREADS=2
+PORT="${FG_PORT:-18080}"
+CONST_PORT="${FG_CONST_PORT:-18090}"
+BENCH_DB="${FG_BENCH_DB:-floodgate_bench}"
+PREFIX=bench
+
+STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
+OUT="$ROOT/loadtest/out/bench-$STAMP"
+BIN="$OUT/bin"
+mkdir -p -- "$OUT" "$BIN"
+METRICS="$OUT/metrics.jsonl"
+: >"$METRICS"
+LOG="$OUT/bench.log"
+exec > >(tee -a "$LOG") 2>&1
+
+say() { printf '\n==> [bench %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
+die() { printf '[bench] ERROR: %s\n' "$*" >&2; exit 1; }
+# metric NAME JSON-OBJECT — one line of results.
+metric() { printf '{"name":"%s","data":%s}\n' "$1" "$2" >>"$METRICS"; }
+
+# ---------------------------------------------------------------------------
+# Processes we start, stopped by pid on exit
+# ---------------------------------------------------------------------------
+PIDS=()
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do
+        kill "$pid" 2>/dev/null || true
+    done
+    for pid in "${PIDS[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+    if [[ -n "${PSQL_URL:-}" ]]; then
+        psql "$PSQL_URL" -XqAtc "DROP TABLE IF EXISTS claim_units, claim_sales" >/dev/null 2>&1 || true
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---------------------------------------------------------------------------
+# Tools and services
+# ---------------------------------------------------------------------------
+say "tools and services"
+if ! command -v wrk >/dev/null 2>&1; then
+    echo "wrk not found; installing it with apt-get"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null \
+        || die "could not install wrk (apt-get install wrk)"
+fi
+for tool in pgbench psql redis-benchmark redis-cli python3 wrk; do
+    command -v "$tool" >/dev/null 2>&1 || die "$tool is required"
+done
+scripts/services.sh up
+service_env="$(scripts/services.sh env)"
+eval "$service_env"
+PG_BASE_URL="${FLOODGATE__DATABASE__URL%/*}"
+PSQL_ADMIN_URL="$PG_BASE_URL/postgres"
+PSQL_URL="$PG_BASE_URL/$BENCH_DB"
+REDIS_HOST="$(sed -E 's#redis://([^:/]+).*#\1#' <<<"$FLOODGATE__REDIS__URL")"
+REDIS_PORT="$(sed -E 's#redis://[^:/]+:([0-9]+).*#\1#' <<<"$FLOODGATE__REDIS__URL")"
+case "$REDIS_HOST" in
+    127.*|localhost) ;;
+    *) die "redis must be on this machine (127.0.0.1), got $REDIS_HOST" ;;
+esac
+case "$PG_BASE_URL" in
+    *@127.*|*@localhost*|*://127.*|*://localhost*) ;;
+    *) die "postgres must be on this machine (127.0.0.1), got $PG_BASE_URL" ;;
+esac
+rcli() { redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" "$@"; }
+for p in "$PORT" "$CONST_PORT"; do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+        die "port $p is in use (set FG_PORT / FG_CONST_PORT)"
+    fi
+done
+
+if ((BUILD)); then
+    say "build (release): floodgate and loadtest/goose"
+    cargo build --release -p floodgate --bin floodgate
+    cargo build --release -p floodgate-loadtest --bins
+fi
+# Private copies: other builds may replace target/release while this runs.
+for b in floodgate fgdrive const_server floodgate-goose; do
+    [[ -x "target/release/$b" ]] || die "target/release/$b missing (run without --no-build)"
+    cp "target/release/$b" "$BIN/$b"
+done
+
+# ---------------------------------------------------------------------------
+# Machine
+# ---------------------------------------------------------------------------
+say "machine"
+LOAD_START="$(cut -d' ' -f1-3 /proc/loadavg)"
+MEM_TOTAL_GIB="$(awk '/MemTotal/ {printf "%.1f", $2/1048576}' /proc/meminfo)"
+CPU_MODEL="$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
+PG_VERSION="$(psql "$PSQL_ADMIN_URL" -XAtc 'show server_version')"
+REDIS_VERSION="$(rcli info server | awk -F: '/^redis_version/ {print $2}' | tr -d '\r')"
+echo "nproc $(nproc), memory ${MEM_TOTAL_GIB} GiB, cpu: $CPU_MODEL"
+echo "load average at start: $LOAD_START"
+echo "postgres $PG_VERSION, redis $REDIS_VERSION, $(wrk --version 2>&1 | head -1 | cut -c1-40), $(rustc --version)"
+echo "commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet -- src lua migrations 2>/dev/null || echo ' + uncommitted changes in src/lua/migrations')"
+echo "command: loadtest/bench.sh $([[ $QUICK == 1 ]] && echo --quick) (duration ${DURATION}s, concurrency $CONC, wrk threads $WRK_THREADS)"
+metric machine "$(python3 -c 'import json,sys; print(json.dumps(dict(zip(sys.argv[1::2], sys.argv[2::2]))))' \
+    nproc "$(nproc)" mem_gib "$MEM_TOTAL_GIB" cpu "$CPU_MODEL" load_start "$LOAD_START" postgres "$PG_VERSION" \
+    redis "$REDIS_VERSION" quick "$QUICK" duration "$DURATION" concurrency "$CONC" \
+    commit "$(git rev-parse --short HEAD 2>/dev/null || echo '?')" stamp "$STAMP")"
+
+# wrk_run NAME URL SCRIPT [extra wrk args...] — runs wrk, records WRK_RESULT.
+wrk_run() {
+    local name="$1" url="$2" script="$3"; shift 3
+    local file="$OUT/wrk-$name.txt"
+    FG_WRK_THREADS="$WRK_THREADS" wrk -t"$WRK_THREADS" -c"$CONC" -d"${DURATION}s" --timeout 10s \
+        -s "loadtest/wrk/$script" "$@" "$url" >"$file" 2>&1 || { cat "$file"; die "wrk $name failed"; }
+    local line
+    line="$(sed -n 's/^WRK_RESULT //p' "$file")"
+    [[ -n "$line" ]] || { cat "$file"; die "wrk $name printed no result"; }
+    metric "$name" "$line"
+    python3 - "$name" "$line" <<'PY'
+import json, sys
+r = json.loads(sys.argv[2])
+st = " ".join(f"{k}:{v}" for k, v in sorted(r["statuses"].items()))
+print(f"{sys.argv[1]:<22} {r['rps']:>9.0f} req/s  p50 {r['p50_ms']:.2f} ms  p95 {r['p95_ms']:.2f} ms  "
+      f"p99 {r['p99_ms']:.2f} ms  non-2xx {r['non2xx']}  socket errors {r['socket_errors']}  {st}")
+PY
+}
+
+# ---------------------------------------------------------------------------
+# Scratch database
+# ---------------------------------------------------------------------------
+say "database $BENCH_DB (dropped and re-created), redis keys $PREFIX:* (deleted)"
+psql "$PSQL_ADMIN_URL" -XqAt -v ON_ERROR_STOP=1 -c "DROP DATABASE IF EXISTS $BENCH_DB WITH (FORCE)" \
+    -c "CREATE DATABASE $BENCH_DB" >/dev/null
+rcli --scan --pattern "$PREFIX:*" | xargs -r -n 500 redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" unlink >/dev/null
+
+# ---------------------------------------------------------------------------
+# Ceiling 1: pgbench claim
+# ---------------------------------------------------------------------------
+say "ceiling: pgbench -M prepared, SKIP LOCKED claim, $PG_CLIENTS clients, ${DURATION}s, $PG_UNITS units"
+# pg_claim NAME SCRIPT — fresh scratch table (same shape as floodgate's units
+# and claim index, migrations/0001), then pgbench on SCRIPT; records tps and
+# latency percentiles from the per-transaction log.
+pg_claim() {
+    local name="$1" script="$2"
+    psql "$PSQL_URL" -XqAt -v ON_ERROR_STOP=1 >/dev/null <<SQL
+SET client_min_messages = warning;
+DROP TABLE IF EXISTS claim_units, claim_sales;
+CREATE TABLE claim_sales (id text PRIMARY KEY, state text NOT NULL, released_upto integer NOT NULL);
+CREATE TABLE claim_units (
+    sale_id text NOT NULL, id integer NOT NULL, stage smallint NOT NULL, label text,
+    status text NOT NULL CHECK (status IN ('available', 'held', 'sold')),
+    hold_id uuid, order_id uuid, PRIMARY KEY (sale_id, id)) WITH (fillfactor = 90);
+INSERT INTO claim_sales VALUES ('ceiling', 'on_sale', $PG_UNITS);
+INSERT INTO claim_units (sale_id, id, stage, status)
+    SELECT 'ceiling', g, 1, 'available' FROM generate_series(1, $PG_UNITS) g;
+CREATE INDEX claim_units_available ON claim_units (sale_id, id) WHERE status = 'available';
+ALTER TABLE claim_units SET (autovacuum_vacuum_scale_factor = 0.02, autovacuum_vacuum_threshold = 1000);
+VACUUM ANALYZE claim_units;
+VACUUM ANALYZE claim_sales;
+SQL
+    rm -rf "$OUT/pgbench-$name" && mkdir -p "$OUT/pgbench-$name"
+    (cd "$OUT/pgbench-$name" && pgbench -n -M prepared -c "$PG_CLIENTS" -j 2 -T "$DURATION" -f "$script" \
+        -D sale=ceiling -D n=1 -l --log-prefix=claim "$PSQL_URL") >"$OUT/pgbench-$name.txt" 2>&1 \
+        || { cat "$OUT/pgbench-$name.txt"; die "pgbench $name failed"; }
+    local left
+    left="$(psql "$PSQL_URL" -XAtc "select count(*) from claim_units where status = 'available'")"
+    python3 - "$OUT" "$name" "$left" <<'PY' >>"$METRICS"
+import glob, json, re, sys
+out, name, left = sys.argv[1], sys.argv[2], int(sys.argv[3])
+text = open(f"{out}/pgbench-{name}.txt").read()
+tps = float(re.search(r"tps = ([0-9.]+) \(without initial connection time\)", text).group(1))
+lat = [int(line.split()[2]) for f in glob.glob(f"{out}/pgbench-{name}/claim*") for line in open(f) if line.strip()]
+lat.sort()
+pct = lambda p: lat[min(len(lat) - 1, int(p / 100 * (len(lat) - 1) + 0.5))] / 1000 if lat else 0
+d = {"tps": tps, "transactions": len(lat), "p50_ms": pct(50), "p95_ms": pct(95), "p99_ms": pct(99), "units_left": left}
+print(json.dumps({"name": name, "data": d}))
+print(f"{name}: {tps:.0f} claims/s, p50 {d['p50_ms']:.2f} ms, p99 {d['p99_ms']:.2f} ms, {left} units left",
+      file=sys.stderr)
+PY
+    ((left > 0)) || echo "WARNING: the scratch table ran out of units; the $name ceiling is overstated"
+}
+# 1. floodgate's claim statement (src/inventory/mod.rs). Sale and quantity are
+#    parameters (:sale, :n), so -M prepared sends them as bind values exactly
+#    as sqlx does, with the same plan-cache behaviour. This is the ceiling.
+cat >"$OUT/claim.sql" <<'SQL'
+WITH picked AS (
+    SELECT id FROM claim_units
+    WHERE sale_id = :sale AND status = 'available'
+      AND id <= (SELECT released_upto FROM claim_sales WHERE id = :sale AND state = 'on_sale')
+    ORDER BY id LIMIT :n
+    FOR UPDATE SKIP LOCKED)
+UPDATE claim_units u SET status = 'held', hold_id = gen_random_uuid()
+FROM picked WHERE u.sale_id = :sale AND u.id = picked.id
+RETURNING u.id, u.label;
+SQL
+pg_claim pgbench_claim "$OUT/claim.sql"
+# 2. For the record: the same claim with the join written as
+#    `id = ANY(ARRAY(SELECT ...))`, whose generic plan is an index lookup, so
+#    the plan cache can keep it instead of re-planning every execution.
+sed -e 's/^FROM picked WHERE u.sale_id = :sale AND u.id = picked.id$/WHERE u.sale_id = :sale AND u.id = ANY(ARRAY(SELECT id FROM picked))/' \
+    "$OUT/claim.sql" >"$OUT/claim-any.sql"
+pg_claim pgbench_claim_any "$OUT/claim-any.sql"
+psql "$PSQL_URL" -XqAtc "DROP TABLE IF EXISTS claim_units, claim_sales"
+
+# ---------------------------------------------------------------------------
+# Ceiling 2: redis-benchmark
+# ---------------------------------------------------------------------------
+say "ceiling: redis-benchmark, $CONC clients, $RB_N requests each"
+RB_TAG="$PREFIX:{rbench}"
+rcli hset "$RB_TAG:meta" state on_sale serving 0 pq 0 seq 1000000 >/dev/null
+STATUS_SHA="$(rcli script load "$(cat lua/status.lua)")"
+NOW_MS="$(($(date +%s) * 1000))"
+rb() { # rb NAME redis-benchmark-args...
+    local name="$1"; shift
+    local line rps
+    line="$(redis-benchmark -h "$REDIS_HOST" -p "$REDIS_PORT" -c "$CONC" -n "$RB_N" -q "$@" 2>&1 | tr '\r' '\n' \
+        | grep 'requests per second' | tail -1)"
+    rps="$(sed -E 's/.*: ([0-9.]+) requests per second.*/\1/' <<<"$line")"
+    echo "redis $name: $line"
+    metric "redis_$name" "{\"rps\": ${rps:-0}}"
+}
+rb ping -t ping_mbulk
+rb get get "$RB_TAG:k"
+rb evalsha_status evalsha "$STATUS_SHA" 4 "$RB_TAG:meta" "$RB_TAG:seen" "$RB_TAG:active" "$RB_TAG:pos" 42 "$NOW_MS"
+rcli --scan --pattern "$RB_TAG:*" | xargs -r redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" unlink >/dev/null
+
+# ---------------------------------------------------------------------------
+# Ceiling 3: constant actix-web handler under the same wrk scripts
+# ---------------------------------------------------------------------------
+say "ceiling: const_server (actix-web, 2 workers) under wrk -t$WRK_THREADS -c$CONC -d${DURATION}s"
+"$BIN/const_server" --port "$CONST_PORT" --workers 2 >"$OUT/const_server.log" 2>&1 &
+PIDS+=($!)
+CONST_PID=$!
+for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$CONST_PORT") 2>/dev/null && break; sleep 0.1; done
+# Tokens of the same length as floodgate's, so requests are byte-for-byte alike.
+python3 -c "import sys; [print('x' * 230) for _ in range(1000)]" >"$OUT/const-tokens.txt"
+wrk_run const_join "http://127.0.0.1:$CONST_PORT/api/v1/sales/const/queue" join.lua
+FG_TOKENS="$OUT/const-tokens.txt" wrk_run const_status \
+    "http://127.0.0.1:$CONST_PORT/api/v1/sales/const/queue/status" status.lua
+kill "$CONST_PID" 2>/dev/null || true
+wait "$CONST_PID" 2>/dev/null || true
+
+# ---------------------------------------------------------------------------
+# floodgate
+# ---------------------------------------------------------------------------
+say "floodgate on 127.0.0.1:$PORT (FLOODGATE_ENV=test, 2 workers, database $BENCH_DB, redis prefix $PREFIX)"
+FLOODGATE_ENV=test FLOODGATE__SERVER__PORT="$PORT" FLOODGATE__SERVER__HOST=127.0.0.1 \
+    FLOODGATE__SERVER__WORKERS=2 FLOODGATE__DATABASE__URL="$PSQL_URL" \
+    FLOODGATE__REDIS__URL="$FLOODGATE__REDIS__URL" FLOODGATE__REDIS__KEY_PREFIX="$PREFIX" \
+    "$BIN/floodgate" >"$OUT/floodgate.log" 2>&1 &
+FG_PID=$!
+PIDS+=("$FG_PID")
+export FG_BASE="http://127.0.0.1:$PORT"
+"$BIN/fgdrive" wait-ready --timeout 60 || { tail -20 "$OUT/floodgate.log"; die "floodgate did not start"; }
+rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$FG_PID/status" 2>/dev/null || echo 0; }
+hwm_kib() { awk '/VmHWM/ {print $2}' "/proc/$FG_PID/status" 2>/dev/null || echo 0; }
+# sample_rss FILE — samples the server's RSS every 0.5 s until killed.
+sample_rss() { while :; do rss_kib >>"$1"; sleep 0.5; done; }
+RSS_IDLE="$(rss_kib)"
+echo "server RSS idle: $((RSS_IDLE / 1024)) MiB"
+metric rss_idle "{\"kib\": $RSS_IDLE}"
+create_sale() { "$BIN/fgdrive" create-sale "$@"; }
+
+# --- join -------------------------------------------------------------------
+say "floodgate: join (wrk, every request a new visitor)"
+JOIN_SALE="$(create_sale --name bench-join --admit-per-second 0 --abandon-after 3600 --units 1000)"
+wrk_run join "$FG_BASE/api/v1/sales/$JOIN_SALE/queue" join.lua
+
+# --- memory: 100k waiting visitors, then status polls ---------------------------
+say "floodgate: $MEM_JOINS joins, Redis INFO memory before/after"
+MEM_SALE="$(create_sale --name bench-memory --admit-per-second 0 --abandon-after 3600 --units 1000)"
+# Let the sale clock freeze the pre-queue so joins are plain FIFO places.
+sleep 1
+used_memory() { rcli info memory | awk -F: '/^used_memory:/ {print $2}' | tr -d '\r'; }
+MEM_BEFORE="$(used_memory)"
+"$BIN/fgdrive" join --sale "$MEM_SALE" --count "$MEM_JOINS" --concurrency "$CONC" --out "$OUT/queue-tokens.txt" \
+    >"$OUT/mem-joins.txt" 2>&1 || { cat "$OUT/mem-joins.txt"; die "joins failed"; }
+tail -3 "$OUT/mem-joins.txt"
+MEM_AFTER="$(used_memory)"
+SALE_KEYS_BYTES=0
+while read -r key; do
+    [[ -n "$key" ]] || continue
+    b="$(rcli memory usage "$key" samples 0 | tr -d '\r')"
+    SALE_KEYS_BYTES=$((SALE_KEYS_BYTES + ${b:-0}))
+done < <(rcli --scan --pattern "$PREFIX:{$MEM_SALE}:*")
+python3 - "$MEM_BEFORE" "$MEM_AFTER" "$SALE_KEYS_BYTES" "$MEM_JOINS" <<'PY' >>"$METRICS"
+import json, sys
+before, after, keys, n = map(int, sys.argv[1:])
+d = {"before": before, "after": after, "joins": n, "per_visitor_info": (after - before) / n,
+     "sale_keys_bytes": keys, "per_visitor_keys": keys / n}
+print(json.dumps({"name": "redis_memory", "data": d}))
+print(f"redis used_memory {before} -> {after}: {(after - before) / n:.1f} bytes per waiting visitor "
+      f"(the sale's keys by MEMORY USAGE: {keys} bytes, {keys / n:.1f} per visitor)", file=sys.stderr)
+PY
+
+say "floodgate: status poll of $MEM_JOINS waiting visitors (wrk), server RSS sampled"
+RSS_BEFORE_POLL="$(rss_kib)"
+sample_rss "$OUT/rss-status.txt" &
+SAMPLER=$!
+PIDS+=("$SAMPLER")
+FG_TOKENS="$OUT/queue-tokens.txt" wrk_run status "$FG_BASE/api/v1/sales/$MEM_SALE/queue/status" status.lua
+kill "$SAMPLER" 2>/dev/null || true
+RSS_POLL_MAX="$(sort -n "$OUT/rss-status.txt" | tail -1)"
+echo "server RSS with $MEM_JOINS waiting visitors polling: $((RSS_POLL_MAX / 1024)) MiB (idle $((RSS_IDLE / 1024)) MiB)"
+metric rss_polling "{\"kib_max\": ${RSS_POLL_MAX:-0}, \"kib_before\": $RSS_BEFORE_POLL, \"visitors\": $MEM_JOINS}"
+
+# --- hold ---------------------------------------------------------------------
+say "floodgate: hold (wrk, admitted buyers, 1 unit per hold, $HOLD_TOKENS buyers x 4)"
+# A database with history: the planner has statistics for the earlier sales
+# but none yet for the one created now (autovacuum analyzes it later).
+psql "$PSQL_URL" -XqAtc "ANALYZE units"
+HOLD_SALE="$(create_sale --name bench-hold --waiting-room false --units "$HOLD_UNITS" --per-user-limit 4 \
+    --hold-ttl 600 --admission-ttl 3600)"
+"$BIN/fgdrive" join --sale "$HOLD_SALE" --count "$HOLD_TOKENS" --concurrency "$CONC" --token admission \
+    --out "$OUT/admission-tokens.txt" >"$OUT/hold-joins.txt" 2>&1 || { cat "$OUT/hold-joins.txt"; die "joins failed"; }
+FG_TOKENS="$OUT/admission-tokens.txt" wrk_run hold "$FG_BASE/api/v1/sales/$HOLD_SALE/holds" hold.lua
+"$BIN/fgdrive" audit --sale "$HOLD_SALE" >"$OUT/audit-hold.txt" 2>&1 && HOLD_AUDIT=1 || HOLD_AUDIT=0
+tail -1 "$OUT/audit-hold.txt"
+metric audit_hold "{\"pass\": $HOLD_AUDIT}"
+
+# The same on a sale whose units the planner has statistics for. A sale
+# opened right after it was created (as above) is claimed before autovacuum
+# has analyzed its rows; this run shows what the hold path does once it has.
+say "floodgate: hold again, after ANALYZE units (planner statistics include the new sale)"
+HOLD2_SALE="$(create_sale --name bench-hold-analyzed --waiting-room false --units "$HOLD_UNITS" --per-user-limit 4 \
+    --hold-ttl 600 --admission-ttl 3600)"
+"$BIN/fgdrive" join --sale "$HOLD2_SALE" --count "$HOLD_TOKENS" --concurrency "$CONC" --token admission \
+    --out "$OUT/admission-tokens-2.txt" >"$OUT/hold-joins-2.txt" 2>&1 || { cat "$OUT/hold-joins-2.txt"; die "joins failed"; }
+psql "$PSQL_URL" -XqAtc "ANALYZE units"
+FG_TOKENS="$OUT/admission-tokens-2.txt" wrk_run hold_analyzed "$FG_BASE/api/v1/sales/$HOLD2_SALE/holds" hold.lua
+"$BIN/fgdrive" audit --sale "$HOLD2_SALE" >"$OUT/audit-hold-2.txt" 2>&1 && HOLD_AUDIT=1 || HOLD_AUDIT=0
+tail -1 "$OUT/audit-hold-2.txt"
+metric audit_hold_analyzed "{\"pass\": $HOLD_AUDIT}"
+
+# --- selling: goose hold + pay, availability read at the same time ------------------
+say "floodgate: selling (goose hold scenario: hold + signed webhook) with the availability read under wrk"
+SELL_SALE="$(create_sale --name bench-sell --waiting-room false --units "$SELL_UNITS" --per-user-limit 4)"
+# As if created ahead of time: the planner knows the sale's units.
+psql "$PSQL_URL" -XqAtc "ANALYZE units"
+FG_SALE="$SELL_SALE" "$BIN/floodgate-goose" --scenarios hold --users 16 --increase-rate 16 \
+    --run-time "$((DURATION + 2))s" --no-reset-metrics --quiet >"$OUT/goose-hold.txt" 2>&1 &
+GOOSE_PID=$!
+PIDS+=("$GOOSE_PID")
+sleep 2
+SAVED_CONC="$CONC" SAVED_THREADS="$WRK_THREADS"
+CONC=8 WRK_THREADS=1
+wrk_run availability "$FG_BASE/api/v1/sales/$SELL_SALE" get.lua
+CONC="$SAVED_CONC" WRK_THREADS="$SAVED_THREADS"
+wait "$GOOSE_PID" && GOOSE_OK=1 || GOOSE_OK=0
+grep -E "^ *(Aggregated|[0-9]+ *\|)|^ .*\| (POST|GET|DELETE) |verdict|oversold" "$OUT/goose-hold.txt" | head -20 || true
+python3 - "$OUT/goose-hold.txt" <<'PY' >>"$METRICS" || true
+import json, re, sys
+text = open(sys.argv[1]).read()
+m = re.search(r"oversold units: (\d+); audit ok: (\w+); verdict: (\w+)", text)
+print(json.dumps({"name": "goose_hold", "data": {"audit_pass": bool(m and m.group(3) == "PASS"),
+                                                 "oversold": int(m.group(1)) if m else None}}))
+PY
+
+# --- flash ------------------------------------------------------------------------
+if ((FLASH)); then
+    say "floodgate: flash sale, $VISITORS visitors, $UNITS units, stages 30/40/30 every ${STAGE_INTERVAL}s"
+    sample_rss "$OUT/rss-flash.txt" &
+    SAMPLER=$!
+    PIDS+=("$SAMPLER")
+    FLASH_OK=1
+    FLASH_ARGS=(--visitors "$VISITORS" --units "$UNITS" --stages 30,40,30 --stage-interval "$STAGE_INTERVAL"
+        --concurrency "$((CONC * 4))" --timeout "$FLASH_TIMEOUT")
+    # The sale is created first and its units analyzed, as for a sale set up
+    # ahead of its opening (a sale opened the moment it is created is what
+    # the first hold run above measures).
+    FLASH_SALE="$("$BIN/fgdrive" flash "${FLASH_ARGS[@]}" --create-only)"
+    psql "$PSQL_URL" -XqAtc "ANALYZE units"
+    "$BIN/fgdrive" flash "${FLASH_ARGS[@]}" --sale "$FLASH_SALE" --json-out "$OUT/flash.json" \
+        | tee "$OUT/flash.txt" || FLASH_OK=0
+    kill "$SAMPLER" 2>/dev/null || true
+    RSS_FLASH_MAX="$(sort -n "$OUT/rss-flash.txt" | tail -1)"
+    metric flash_rss "{\"kib_max\": ${RSS_FLASH_MAX:-0}}"
+    if [[ -s "$OUT/flash.json" ]]; then
+        metric flash "$(python3 -c 'import json, sys; print(json.dumps(json.load(open(sys.argv[1]))))' "$OUT/flash.json")"
+    fi
+    ((FLASH_OK)) || echo "flash sale: FAILED (see above)"
+fi
+
+RSS_HWM="$(hwm_kib)"
+metric rss_hwm "{\"kib\": $RSS_HWM}"
+LOAD_END="$(cut -d' ' -f1-3 /proc/loadavg)"
+metric load_end "{\"load\": \"$LOAD_END\"}"
+
+# ---------------------------------------------------------------------------
+# Summary
+# ---------------------------------------------------------------------------
+say "summary"
+python3 "$SCRIPT_DIR/summary.py" "$METRICS" "$OUT/summary.md" "$OUT/results.json"
+echo
+echo "raw output: $OUT"

@@ -1,0 +1,195 @@
+#!/usr/bin/env python3
+"""Turns loadtest/bench.sh's metrics.jsonl into the SPEC §8 table.
+
+Usage: summary.py METRICS_JSONL SUMMARY_MD RESULTS_JSON
+Prints the table (markdown) and writes it, plus all raw figures as JSON.
+"""
+
+import json
+import sys
+
+
+def load(path):
+    m = {}
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if line:
+                rec = json.loads(line)
+                m[rec["name"]] = rec["data"]
+    return m
+
+
+def fmt(x, digits=0):
+    if x is None:
+        return "n/a"
+    return f"{x:,.{digits}f}"
+
+
+def pct(x):
+    return "n/a" if x is None else f"{100 * x:.0f} %"
+
+
+def verdict(ok):
+    return "n/a" if ok is None else ("**met**" if ok else "**MISSED**")
+
+
+def goose_requests(path):
+    """Per-request req/s and percentiles from goose's printed summary."""
+    import re
+    try:
+        text = open(path).read()
+    except OSError:
+        return {}
+    out = {}
+    rate_part = text.split("=== PER REQUEST METRICS ===")[-1]
+    for name, reqs, rps in re.findall(r"^ (\w+ \w+) +\| +([\d,]+) \| +[\d,]+ \([\d.]+%\) \| +([\d.,]+) \|",
+                                      rate_part, re.M):
+        out.setdefault(name, {})["rps"] = float(rps.replace(",", ""))
+        out[name]["requests"] = int(reqs.replace(",", ""))
+    pct_part = text.split("Slowest page load")[-1]
+    for row in re.findall(r"^ (\w+ \w+) +\|((?: +[\d.,]+ \|){5} +[\d.,]+)$", pct_part, re.M):
+        vals = [float(v.replace(",", "")) for v in row[1].replace("|", " ").split()]
+        out.setdefault(row[0], {}).update({"p50_ms": vals[0], "p98_ms": vals[2], "p99_ms": vals[3]})
+    return out
+
+
+def main():
+    metrics_path, md_path, json_path = sys.argv[1:4]
+    m = load(metrics_path)
+    import os
+    g = goose_requests(os.path.join(os.path.dirname(metrics_path), "goose-hold.txt"))
+    if g:
+        m["goose_hold_requests"] = g
+    rows = []
+    machine = m.get("machine", {})
+
+    def ratio(a, b):
+        return a / b if a is not None and b else None
+
+    # hold vs pgbench claim
+    pg = m.get("pgbench_claim", {})
+    hold = m.get("hold")
+    hold_rate = None
+    if hold:
+        created = hold["statuses"].get("201", 0)
+        hold_rate = created / hold["duration_s"] if hold["duration_s"] else None
+    r = ratio(hold_rate, pg.get("tps"))
+    rows.append(("hold (claim units), sale just created", f"{fmt(hold_rate)} holds/s (1 unit each)",
+                 f"pgbench claim {fmt(pg.get('tps'))}/s (p99 {fmt(pg.get('p99_ms'), 2)} ms)",
+                 pct(r), "≥ 80 %", verdict(None if r is None else r >= 0.8)))
+    ha = m.get("hold_analyzed")
+    ha_rate = ha["statuses"].get("201", 0) / ha["duration_s"] if ha and ha["duration_s"] else None
+    r = ratio(ha_rate, pg.get("tps"))
+    rows.append(("hold, after ANALYZE units", f"{fmt(ha_rate)} holds/s (p99 {fmt(ha and ha['p99_ms'], 1)} ms)",
+                 "same", pct(r), "≥ 80 %", verdict(None if r is None else r >= 0.8)))
+    p99 = hold["p99_ms"] if hold else None
+    rows.append(("hold p99", f"{fmt(p99, 1)} ms at {machine.get('concurrency', '?')} connections", "", "",
+                 "< 50 ms", verdict(None if p99 is None else p99 < 50)))
+
+    gh, gw = g.get("POST hold", {}), g.get("POST webhook", {})
+    if gh:
+        rows.append(("hold + pay (goose `hold`, 16 buyers, while the availability read runs)",
+                     f"{fmt(gh.get('rps'))} buyers/s; hold p50 {fmt(gh.get('p50_ms'), 0)} ms, p99 "
+                     f"{fmt(gh.get('p99_ms'), 0)} ms; webhook p50 {fmt(gw.get('p50_ms'), 0)} ms, p99 "
+                     f"{fmt(gw.get('p99_ms'), 0)} ms", "", "", "hold p99 < 50 ms",
+                     verdict(None if gh.get("p99_ms") is None else gh["p99_ms"] < 50)))
+
+    # join vs constant handler
+    cj, j = m.get("const_join"), m.get("join")
+    r = ratio(j and j["rps"], cj and cj["rps"])
+    rows.append(("join queue", f"{fmt(j and j['rps'])} req/s", f"constant handler {fmt(cj and cj['rps'])} req/s",
+                 pct(r), "≥ 60 %", verdict(None if r is None else r >= 0.6)))
+    rows.append(("join p99", f"{fmt(j and j['p99_ms'], 1)} ms", f"constant {fmt(cj and cj['p99_ms'], 1)} ms", "",
+                 "< 20 ms", verdict(None if not j else j["p99_ms"] < 20)))
+
+    # status vs constant handler (and Redis)
+    cs, s = m.get("const_status"), m.get("status")
+    r = ratio(s and s["rps"], cs and cs["rps"])
+    mem = m.get("redis_memory", {})
+    rows.append((f"queue status poll ({fmt(mem.get('joins'))} waiting)", f"{fmt(s and s['rps'])} req/s "
+                 f"(p99 {fmt(s and s['p99_ms'], 1)} ms)", f"constant handler {fmt(cs and cs['rps'])} req/s",
+                 pct(r), "≥ 80 %", verdict(None if r is None else r >= 0.8)))
+    rs = m.get("redis_evalsha_status", {}).get("rps")
+    r2 = ratio(s and s["rps"], rs)
+    rows.append(("status poll vs Redis", f"{fmt(s and s['rps'])} req/s", f"redis-benchmark EVALSHA status.lua "
+                 f"{fmt(rs)}/s (PING {fmt(m.get('redis_ping', {}).get('rps'))}/s)", pct(r2), "(context)", ""))
+
+    # availability while selling
+    a = m.get("availability")
+    rows.append(("sale availability read while selling", f"p99 {fmt(a and a['p99_ms'], 1)} ms "
+                 f"({fmt(a and a['rps'])} req/s, 8 connections)", "", "", "p99 < 50 ms",
+                 verdict(None if not a else a["p99_ms"] < 50)))
+
+    # flash
+    fl = m.get("flash")
+    if fl:
+        oversold = None
+        units = fl.get("audit", {}).get("units", {})
+        if units:
+            oversold = max(0, units.get("sold", 0) + units.get("held", 0) - units.get("total", 0))
+        t = fl.get("time_to_sell_out_s")
+        ok = fl.get("sold_out") and fl.get("audit_ok") and oversold == 0
+        rows.append((f"flash sale ({fmt(fl.get('visitors'))} visitors, {fmt(fl.get('units'))} units, 30/40/30)",
+                     f"sold out in {fmt(t, 1)} s (50/90/99 %: "
+                     f"{' / '.join(fmt(x, 1) for x in (fl.get('time_to_50_90_99_s') or [None] * 3))} s); "
+                     f"sold {fmt(units.get('sold'))}; oversold {oversold}; "
+                     f"audit {'ok' if fl.get('audit_ok') else 'FAILED'}", "", "",
+                     "sold out, zero oversell", verdict(bool(ok))))
+    else:
+        rows.append(("flash sale", "not run", "", "", "sold out, zero oversell", "n/a"))
+
+    # memory
+    per = mem.get("per_visitor_info")
+    rows.append((f"Redis per waiting visitor ({fmt(mem.get('joins'))} joins)",
+                 f"{fmt(per, 1)} B (INFO used_memory delta); {fmt(mem.get('per_visitor_keys'), 1)} B "
+                 f"(MEMORY USAGE of the sale's keys)", "", "", "≤ 150 B",
+                 verdict(None if per is None else per <= 150)))
+    rp = m.get("rss_polling", {})
+    rows.append((f"server RSS, {fmt(rp.get('visitors'))} waiting visitors polling",
+                 f"{fmt((rp.get('kib_max') or 0) / 1024, 1)} MiB (idle {fmt(m.get('rss_idle', {}).get('kib', 0) / 1024, 1)}"
+                 f" MiB; peak of the whole run {fmt(m.get('rss_hwm', {}).get('kib', 0) / 1024, 1)} MiB)",
+                 "", "", "reported", ""))
+
+    lines = [
+        f"machine: {machine.get('nproc')} cores ({machine.get('cpu')}), {machine.get('mem_gib')} GiB; "
+        f"load average at start {machine.get('load_start')}, at end {m.get('load_end', {}).get('load')}; "
+        f"postgres {machine.get('postgres')}, redis {machine.get('redis')}; commit {machine.get('commit')}; "
+        f"{'quick' if machine.get('quick') == '1' else 'full'} run, {machine.get('duration')} s per measurement, "
+        f"{machine.get('concurrency')} connections",
+        "",
+        "| path | floodgate | ceiling | ratio | target | verdict |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in rows:
+        lines.append("| " + " | ".join(row) + " |")
+    pa = m.get("pgbench_claim_any", {})
+    r = ratio(ha_rate, pa.get("tps"))
+    rows.append(("(context) hold vs claim rewritten as `id = ANY(ARRAY(...))`", f"{fmt(ha_rate)} holds/s",
+                 f"pgbench {fmt(pa.get('tps'))}/s (p99 {fmt(pa.get('p99_ms'), 2)} ms)", pct(r), "", ""))
+    ceilings = [
+        "",
+        "ceilings: pgbench claim {} tps (p50 {} ms, p99 {} ms, {} units left); redis PING {}/s, GET {}/s, "
+        "EVALSHA status.lua {}/s; constant handler POST {}/s (p99 {} ms), GET+Bearer {}/s (p99 {} ms)".format(
+            fmt(pg.get("tps")), fmt(pg.get("p50_ms"), 2), fmt(pg.get("p99_ms"), 2), fmt(pg.get("units_left")),
+            fmt(m.get("redis_ping", {}).get("rps")), fmt(m.get("redis_get", {}).get("rps")), fmt(rs),
+            fmt(cj and cj["rps"]), fmt(cj and cj["p99_ms"], 2), fmt(cs and cs["rps"]), fmt(cs and cs["p99_ms"], 2)),
+    ]
+    if hold:
+        ceilings.append(f"hold answers by status: {hold['statuses']}")
+    if ha:
+        ceilings.append(f"hold (after ANALYZE) answers by status: {ha['statuses']}")
+    if fl:
+        for e in fl.get("endpoints", []):
+            ceilings.append(f"flash {e['name']}: {fmt(e['count'])} requests, p50 {fmt(e['p50_ms'], 1)} ms, "
+                            f"p95 {fmt(e['p95_ms'], 1)} ms, p99 {fmt(e['p99_ms'], 1)} ms, statuses {e['statuses']}")
+    text = "\n".join(lines + ceilings) + "\n"
+    print(text)
+    with open(md_path, "w") as f:
+        f.write(text)
+    with open(json_path, "w") as f:
+        json.dump(m, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
