@@ -24,11 +24,17 @@ pub const SIGNATURE_HEADER: &str = "floodgate-signature";
 /// `Floodgate-Signature` value for `body` at `timestamp`: HMAC-SHA256 of
 /// `"<t>.<body>"`. Used to verify the provider and to sign outgoing events.
 pub fn sign(secret: &str, timestamp: i64, body: &[u8]) -> String {
+    format!("t={timestamp},v1={}", hex::encode(signed_payload(secret, timestamp, body).finalize().into_bytes()))
+}
+
+/// HMAC-SHA256 over `"<t>.<body>"`, ready to finalize or verify.
+fn signed_payload(secret: &str, timestamp: i64, body: &[u8]) -> Hmac<Sha256> {
+    // HMAC accepts keys of any length, so this cannot fail.
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any length");
     mac.update(timestamp.to_string().as_bytes());
     mac.update(b".");
     mac.update(body);
-    format!("t={timestamp},v1={}", hex::encode(mac.finalize().into_bytes()))
+    mac
 }
 
 /// Checks a `Floodgate-Signature` header: a `t` within `tolerance` seconds of
@@ -50,11 +56,7 @@ pub fn verify_signature(secret: &str, header: &str, body: &[u8], now: i64, toler
     }
     for candidate in candidates {
         let Ok(expected) = hex::decode(candidate) else { continue };
-        let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any length");
-        mac.update(timestamp.to_string().as_bytes());
-        mac.update(b".");
-        mac.update(body);
-        if mac.verify_slice(&expected).is_ok() {
+        if signed_payload(secret, timestamp, body).verify_slice(&expected).is_ok() {
             return Ok(());
         }
     }
