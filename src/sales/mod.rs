@@ -360,6 +360,14 @@ pub async fn count_units(db: &PgPool, sale: &Sale) -> AppResult<Availability> {
             released += i64::from(s.units);
         }
     }
+    for (state, count) in [
+        ("available", totals.available),
+        ("held", totals.held),
+        ("sold", totals.sold),
+        ("unreleased", totals.unreleased),
+    ] {
+        ::metrics::gauge!(crate::metrics::UNITS, "sale" => sale.id.clone(), "state" => state).set(count as f64);
+    }
     Ok(Availability {
         total: i64::from(sale.total_units),
         released,
