@@ -4,6 +4,7 @@
 #
 # Usage: loadtest/bench.sh [--quick] [--no-build] [--skip-flash] [--duration S]
 #                          [--concurrency C] [--visitors V] [--units U]
+#                          [--only pg-ceiling]
 #
 #   --quick        smoke run: 5 s per measurement, 20,000 joins for memory,
 #                  a 20,000-visitor / 2,000-unit flash sale (about 2 minutes)
@@ -12,13 +13,22 @@
 #   --duration S   seconds per fixed-duration measurement (default 20, quick 5)
 #   --concurrency  connections of every HTTP load (default 64)
 #   --visitors / --units   flash sale size (default 200000 / 20000)
+#   --only pg-ceiling  just the pgbench claim ceiling (tools, services, machine,
+#                  the claim variants, their table): no build, no binaries,
+#                  no Redis or HTTP loads; uses the database
+#                  floodgate_bench_ceiling (dropped at the end). About
+#                  6 x (duration + 3) s. FG_PG_VARIANTS="any cursor" runs a
+#                  subset of the variants (loadtest/pg/claim-*.sql).
 #
 # Needs Postgres and Redis from scripts/services.sh (started here if down),
 # wrk (installed with apt-get if missing), pgbench, redis-benchmark, python3.
 #
 # Steps (each printed as it runs; raw output in loadtest/out/bench-<time>/):
 #   ceilings  pgbench -M prepared, one-row-per-unit FOR UPDATE SKIP LOCKED claim
-#             on a scratch units table (8 clients, like floodgate's pool);
+#             on a scratch units table (8 clients, like floodgate's pool), in
+#             several variants (loadtest/pg/), claims/s per window of a
+#             fifth of the duration; the ceiling is the best variant's last
+#             window;
 #             redis-benchmark PING / GET / EVALSHA of lua/status.lua;
 #             const_server (same actix-web, 2 workers) under wrk with the very
 #             scripts used against floodgate (join: POST, status: GET + Bearer)
@@ -43,7 +53,7 @@ SCRIPT_DIR="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)"
 ROOT="$(cd -- "$SCRIPT_DIR/.." && pwd -P)"
 cd -- "$ROOT"
 
-QUICK=0 BUILD=1 FLASH=1
+QUICK=0 BUILD=1 FLASH=1 ONLY=""
 DURATION="" CONC=64 VISITORS="" UNITS=""
 while (($#)); do
     case "$1" in
@@ -54,7 +64,10 @@ while (($#)); do
         --concurrency) CONC="$2"; shift ;;
         --visitors) VISITORS="$2"; shift ;;
         --units) UNITS="$2"; shift ;;
-        -h | --help) sed -n '2,40p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --only)
+            ONLY="$2"; shift
+            [[ "$ONLY" == pg-ceiling ]] || { echo "bench.sh: --only takes pg-ceiling" >&2; exit 2; } ;;
+        -h | --help) sed -n '2,48p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "bench.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -76,12 +89,15 @@ WRK_THREADS=2
 PORT="${FG_PORT:-18080}"
 CONST_PORT="${FG_CONST_PORT:-18090}"
 BENCH_DB="${FG_BENCH_DB:-floodgate_bench}"
+# Its own database, so it can run next to a full bench.
+[[ "$ONLY" == pg-ceiling ]] && BENCH_DB="${FG_BENCH_DB:-floodgate_bench_ceiling}"
 PREFIX=bench
 
 STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
-OUT="$ROOT/loadtest/out/bench-$STAMP"
+OUT="$ROOT/loadtest/out/bench-$STAMP${ONLY:+-$ONLY}"
 BIN="$OUT/bin"
-mkdir -p -- "$OUT" "$BIN"
+mkdir -p -- "$OUT"
+[[ -n "$ONLY" ]] || mkdir -p -- "$BIN"
 METRICS="$OUT/metrics.jsonl"
 : >"$METRICS"
 LOG="$OUT/bench.log"
@@ -115,12 +131,17 @@ trap 'exit 130' INT TERM
 # Tools and services
 # ---------------------------------------------------------------------------
 say "tools and services"
-if ! command -v wrk >/dev/null 2>&1; then
-    echo "wrk not found; installing it with apt-get"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null \
-        || die "could not install wrk (apt-get install wrk)"
+TOOLS=(pgbench psql redis-cli python3)
+if [[ -z "$ONLY" ]]; then
+    TOOLS+=(redis-benchmark wrk)
+    if ! command -v wrk >/dev/null 2>&1; then
+        echo "wrk not found; installing it with apt-get"
+        if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }; then
+            die "could not install wrk (apt-get install wrk)"
+        fi
+    fi
 fi
-for tool in pgbench psql redis-benchmark redis-cli python3 wrk; do
+for tool in "${TOOLS[@]}"; do
     command -v "$tool" >/dev/null 2>&1 || die "$tool is required"
 done
 scripts/services.sh up
@@ -140,22 +161,24 @@ case "$PG_BASE_URL" in
     *) die "postgres must be on this machine (127.0.0.1), got $PG_BASE_URL" ;;
 esac
 rcli() { redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" "$@"; }
-for p in "$PORT" "$CONST_PORT"; do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-        die "port $p is in use (set FG_PORT / FG_CONST_PORT)"
-    fi
-done
+if [[ -z "$ONLY" ]]; then
+    for p in "$PORT" "$CONST_PORT"; do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+            die "port $p is in use (set FG_PORT / FG_CONST_PORT)"
+        fi
+    done
 
-if ((BUILD)); then
-    say "build (release): floodgate and loadtest/goose"
-    cargo build --release -p floodgate --bin floodgate
-    cargo build --release -p floodgate-loadtest --bins
+    if ((BUILD)); then
+        say "build (release): floodgate and loadtest/goose"
+        cargo build --release -p floodgate --bin floodgate
+        cargo build --release -p floodgate-loadtest --bins
+    fi
+    # Private copies: other builds may replace target/release while this runs.
+    for b in floodgate fgdrive const_server floodgate-goose; do
+        [[ -x "target/release/$b" ]] || die "target/release/$b missing (run without --no-build)"
+        cp "target/release/$b" "$BIN/$b"
+    done
 fi
-# Private copies: other builds may replace target/release while this runs.
-for b in floodgate fgdrive const_server floodgate-goose; do
-    [[ -x "target/release/$b" ]] || die "target/release/$b missing (run without --no-build)"
-    cp "target/release/$b" "$BIN/$b"
-done
 
 # ---------------------------------------------------------------------------
 # Machine
@@ -168,12 +191,16 @@ PG_VERSION="$(psql "$PSQL_ADMIN_URL" -XAtc 'show server_version')"
 REDIS_VERSION="$(rcli info server | awk -F: '/^redis_version/ {print $2}' | tr -d '\r')"
 echo "nproc $(nproc), memory ${MEM_TOTAL_GIB} GiB, cpu: $CPU_MODEL"
 echo "load average at start: $LOAD_START"
-echo "postgres $PG_VERSION, redis $REDIS_VERSION, $(wrk --version 2>&1 | head -1 | cut -c1-40), $(rustc --version)"
+WRK_VERSION="wrk ?"
+command -v wrk >/dev/null 2>&1 && WRK_VERSION="$( (wrk --version 2>&1 || true) | head -1 | cut -c1-40)"
+echo "postgres $PG_VERSION, redis $REDIS_VERSION, $WRK_VERSION, $(rustc --version 2>/dev/null || echo 'rustc ?')"
 echo "commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet -- src lua migrations 2>/dev/null || echo ' + uncommitted changes in src/lua/migrations')"
-echo "command: loadtest/bench.sh $([[ $QUICK == 1 ]] && echo --quick) (duration ${DURATION}s, concurrency $CONC, wrk threads $WRK_THREADS)"
+echo "command: loadtest/bench.sh$([[ $QUICK == 1 ]] && echo ' --quick')${ONLY:+ --only $ONLY} (duration ${DURATION}s,\
+ concurrency $CONC, wrk threads $WRK_THREADS)"
 metric machine "$(python3 -c 'import json,sys; print(json.dumps(dict(zip(sys.argv[1::2], sys.argv[2::2]))))' \
     nproc "$(nproc)" mem_gib "$MEM_TOTAL_GIB" cpu "$CPU_MODEL" load_start "$LOAD_START" postgres "$PG_VERSION" \
-    redis "$REDIS_VERSION" quick "$QUICK" duration "$DURATION" concurrency "$CONC" \
+    redis "$REDIS_VERSION" quick "$QUICK" duration "$DURATION" concurrency "$CONC" only "$ONLY" \
+    pg_clients "$PG_CLIENTS" pg_units "$PG_UNITS" \
     commit "$(git rev-parse --short HEAD 2>/dev/null || echo '?')" stamp "$STAMP")"
 
 # wrk_run NAME URL SCRIPT [extra wrk args...] — runs wrk, records WRK_RESULT.
@@ -198,79 +225,87 @@ PY
 # ---------------------------------------------------------------------------
 # Scratch database
 # ---------------------------------------------------------------------------
-say "database $BENCH_DB (dropped and re-created), redis keys $PREFIX:* (deleted)"
+if [[ -z "$ONLY" ]]; then
+    say "database $BENCH_DB (dropped and re-created), redis keys $PREFIX:* (deleted)"
+else
+    say "database $BENCH_DB (dropped and re-created)"
+fi
 psql "$PSQL_ADMIN_URL" -XqAt -v ON_ERROR_STOP=1 -c "DROP DATABASE IF EXISTS $BENCH_DB WITH (FORCE)" \
     -c "CREATE DATABASE $BENCH_DB" >/dev/null
-rcli --scan --pattern "$PREFIX:*" | xargs -r -n 500 redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" unlink >/dev/null
+if [[ -z "$ONLY" ]]; then
+    rcli --scan --pattern "$PREFIX:*" | xargs -r -n 500 redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" unlink >/dev/null
+fi
 
 # ---------------------------------------------------------------------------
 # Ceiling 1: pgbench claim
 # ---------------------------------------------------------------------------
-say "ceiling: pgbench -M prepared, SKIP LOCKED claim, $PG_CLIENTS clients, ${DURATION}s, $PG_UNITS units"
-# pg_claim NAME SCRIPT — fresh scratch table (same shape as floodgate's units
-# and claim index, migrations/0001), then pgbench on SCRIPT; records tps and
-# latency percentiles from the per-transaction log.
+# Several ways of writing the one-unit claim (loadtest/pg/claim-*.sql), each
+# on a fresh scratch table of PG_UNITS units (loadtest/pg/claim_table.sql:
+# floodgate's units table, constraints, indexes, fillfactor and autovacuum
+# settings). A claim slows down as claimed rows pile up in front of its scan,
+# so each variant's throughput is taken per window of PG_WINDOW seconds (a
+# fifth of the duration, 1 to 5 s: 4 s windows in a 20 s run) from pgbench's
+# per-transaction log; the ceiling is the correct variant with the best LAST
+# window (loadtest/pg/claim_stats.py), not the best mean. Variants, what they
+# showed and why: loadtest/pg/README.md.
+PG_DIR="$SCRIPT_DIR/pg"
+PG_WINDOW=$((DURATION / 5))
+((PG_WINDOW >= 1)) || PG_WINDOW=1
+((PG_WINDOW <= 5)) || PG_WINDOW=5
+# variant:order — order is how units are handed out ("id": lowest id first,
+# as floodgate's best-available claim does).
+PG_VARIANTS="${FG_PG_VARIANTS:-param any limit1 random stripe cursor}"
+declare -A PG_ORDER=([param]=id [any]=id [limit1]=id [random]=random [stripe]="per-client stripes"
+    [cursor]="per-client stripes")
+say "ceiling: pgbench -M prepared, SKIP LOCKED claim, $PG_CLIENTS clients, ${DURATION}s, $PG_UNITS units, variants: $PG_VARIANTS"
+# pg_claim VARIANT — fresh scratch table, pgbench on loadtest/pg/claim-VARIANT.sql,
+# then the check (every transaction held exactly one unit, none failed) and
+# the figures: mean tps, tps per window, latency percentiles, index entries
+# read per claim. Metric pgbench_claim_VARIANT (pgbench_claim for "param",
+# the claim as this bench always measured it).
 pg_claim() {
-    local name="$1" script="$2"
-    psql "$PSQL_URL" -XqAt -v ON_ERROR_STOP=1 >/dev/null <<SQL
-SET client_min_messages = warning;
-DROP TABLE IF EXISTS claim_units, claim_sales;
-CREATE TABLE claim_sales (id text PRIMARY KEY, state text NOT NULL, released_upto integer NOT NULL);
-CREATE TABLE claim_units (
-    sale_id text NOT NULL, id integer NOT NULL, stage smallint NOT NULL, label text,
-    status text NOT NULL CHECK (status IN ('available', 'held', 'sold')),
-    hold_id uuid, order_id uuid, PRIMARY KEY (sale_id, id)) WITH (fillfactor = 90);
-INSERT INTO claim_sales VALUES ('ceiling', 'on_sale', $PG_UNITS);
-INSERT INTO claim_units (sale_id, id, stage, status)
-    SELECT 'ceiling', g, 1, 'available' FROM generate_series(1, $PG_UNITS) g;
-CREATE INDEX claim_units_available ON claim_units (sale_id, id) WHERE status = 'available';
-ALTER TABLE claim_units SET (autovacuum_vacuum_scale_factor = 0.02, autovacuum_vacuum_threshold = 1000);
-VACUUM ANALYZE claim_units;
-VACUUM ANALYZE claim_sales;
-SQL
+    local variant="$1" name="pgbench_claim_$1"
+    local script="$PG_DIR/claim-$variant.sql"
+    [[ "$variant" == param ]] && name=pgbench_claim
+    [[ -f "$script" && -n "${PG_ORDER[$variant]:-}" ]] || die "unknown pgbench claim variant $variant"
+    cp "$script" "$OUT/claim-$variant.sql"
+    psql "$PSQL_URL" -XqAt -v ON_ERROR_STOP=1 -v units="$PG_UNITS" -f "$PG_DIR/claim_table.sql" >/dev/null
+    # Start every variant with a clean slate of dirty buffers and WAL.
+    psql "$PSQL_URL" -XqAtc "CHECKPOINT" >/dev/null 2>&1 || true
     rm -rf "$OUT/pgbench-$name" && mkdir -p "$OUT/pgbench-$name"
-    (cd "$OUT/pgbench-$name" && pgbench -n -M prepared -c "$PG_CLIENTS" -j 2 -T "$DURATION" -f "$script" \
-        -D sale=ceiling -D n=1 -l --log-prefix=claim "$PSQL_URL") >"$OUT/pgbench-$name.txt" 2>&1 \
-        || { cat "$OUT/pgbench-$name.txt"; die "pgbench $name failed"; }
-    local left
-    left="$(psql "$PSQL_URL" -XAtc "select count(*) from claim_units where status = 'available'")"
-    python3 - "$OUT" "$name" "$left" <<'PY' >>"$METRICS"
-import glob, json, re, sys
-out, name, left = sys.argv[1], sys.argv[2], int(sys.argv[3])
-text = open(f"{out}/pgbench-{name}.txt").read()
-tps = float(re.search(r"tps = ([0-9.]+) \(without initial connection time\)", text).group(1))
-lat = [int(line.split()[2]) for f in glob.glob(f"{out}/pgbench-{name}/claim*") for line in open(f) if line.strip()]
-lat.sort()
-pct = lambda p: lat[min(len(lat) - 1, int(p / 100 * (len(lat) - 1) + 0.5))] / 1000 if lat else 0
-d = {"tps": tps, "transactions": len(lat), "p50_ms": pct(50), "p95_ms": pct(95), "p99_ms": pct(99), "units_left": left}
-print(json.dumps({"name": name, "data": d}))
-print(f"{name}: {tps:.0f} claims/s, p50 {d['p50_ms']:.2f} ms, p99 {d['p99_ms']:.2f} ms, {left} units left",
-      file=sys.stderr)
-PY
-    ((left > 0)) || echo "WARNING: the scratch table ran out of units; the $name ceiling is overstated"
+    local rc=0
+    (cd "$OUT/pgbench-$name" && pgbench -n -M prepared -c "$PG_CLIENTS" -j 2 -T "$DURATION" -P "$PG_WINDOW" \
+        -f "$script" -D sale=ceiling -D n=1 -D units="$PG_UNITS" -D clients="$PG_CLIENTS" -D last=0 \
+        -l --log-prefix=claim "$PSQL_URL") >"$OUT/pgbench-$name.txt" 2>&1 || rc=$?
+    if ((rc != 0)); then
+        cat "$OUT/pgbench-$name.txt"
+        echo "WARNING: pgbench $variant failed (exit status $rc); left out of the ceiling"
+    fi
+    local check index
+    check="$(psql "$PSQL_URL" -XAtc "SELECT json_build_object(
+        'held', count(*) FILTER (WHERE status = 'held'),
+        'held_holds', count(DISTINCT hold_id) FILTER (WHERE status = 'held'),
+        'available', count(*) FILTER (WHERE status = 'available'),
+        'total', count(*)) FROM claim_units")"
+    index="$(psql "$PSQL_URL" -XAtc "SELECT coalesce(json_object_agg(indexrelname, json_build_array(idx_scan, idx_tup_read)), '{}')
+        FROM pg_stat_user_indexes WHERE relname = 'claim_units'")"
+    python3 "$PG_DIR/claim_stats.py" run "$OUT" "$name" "$variant" "${PG_ORDER[$variant]}" "claim-$variant.sql" \
+        "$DURATION" "$PG_WINDOW" "$PG_UNITS" "$rc" "$check" "$index" >>"$METRICS"
 }
-# 1. floodgate's claim statement (src/inventory/mod.rs). Sale and quantity are
-#    parameters (:sale, :n), so -M prepared sends them as bind values exactly
-#    as sqlx does, with the same plan-cache behaviour. This is the ceiling.
-cat >"$OUT/claim.sql" <<'SQL'
-WITH picked AS (
-    SELECT id FROM claim_units
-    WHERE sale_id = :sale AND status = 'available'
-      AND id <= (SELECT released_upto FROM claim_sales WHERE id = :sale AND state = 'on_sale')
-    ORDER BY id LIMIT :n
-    FOR UPDATE SKIP LOCKED)
-UPDATE claim_units u SET status = 'held', hold_id = gen_random_uuid()
-FROM picked WHERE u.sale_id = :sale AND u.id = picked.id
-RETURNING u.id, u.label;
-SQL
-pg_claim pgbench_claim "$OUT/claim.sql"
-# 2. For the record: the same claim with the join written as
-#    `id = ANY(ARRAY(SELECT ...))`, whose generic plan is an index lookup, so
-#    the plan cache can keep it instead of re-planning every execution.
-sed -e 's/^FROM picked WHERE u.sale_id = :sale AND u.id = picked.id$/WHERE u.sale_id = :sale AND u.id = ANY(ARRAY(SELECT id FROM picked))/' \
-    "$OUT/claim.sql" >"$OUT/claim-any.sql"
-pg_claim pgbench_claim_any "$OUT/claim-any.sql"
+for variant in $PG_VARIANTS; do
+    pg_claim "$variant"
+done
 psql "$PSQL_URL" -XqAtc "DROP TABLE IF EXISTS claim_units, claim_sales"
+PG_CEILING="$(python3 "$PG_DIR/claim_stats.py" ceiling "$METRICS" "$OUT/pg-ceiling.md")" || true
+[[ -n "$PG_CEILING" ]] && printf '%s\n' "$PG_CEILING" >>"$METRICS"
+
+if [[ "$ONLY" == pg-ceiling ]]; then
+    psql "$PSQL_ADMIN_URL" -XqAtc "DROP DATABASE IF EXISTS $BENCH_DB WITH (FORCE)" >/dev/null 2>&1 || true
+    PSQL_URL=""
+    echo
+    echo "raw output: $OUT (table: $OUT/pg-ceiling.md)"
+    exit 0
+fi
 
 # ---------------------------------------------------------------------------
 # Ceiling 2: redis-benchmark
@@ -433,6 +468,7 @@ if ((FLASH)); then
     SAMPLER=$!
     PIDS+=("$SAMPLER")
     FLASH_OK=1
+    # shellcheck disable=SC2054 # --stages takes a comma-separated list
     FLASH_ARGS=(--visitors "$VISITORS" --units "$UNITS" --stages 30,40,30 --stage-interval "$STAGE_INTERVAL"
         --concurrency "$((CONC * 4))" --timeout "$FLASH_TIMEOUT")
     # The sale is created first and its units analyzed, as for a sale set up

@@ -15,20 +15,23 @@
 --          before the shuffle would hand slots to the wrong visitors.
 -- ARGV[3]  most queue numbers to look at in this call (bounds the script's
 --          run time when many visitors abandoned)
+-- ARGV[4]  grace in ms an unrevealed FIFO admission keeps its slot
 --
 -- Returns {admitted, abandoned, serving, seq, active, entries, deadline}
 --   entries   flat list: join number, user id ('' if anonymous), ... of the
 --             visitors admitted now (for queue.admitted events)
---   deadline  their admission deadline, unix ms
+--   deadline  the deadline their slot has until they see the admission
+--             (FIFO: the grace; lottery waitlist: the whole window), unix ms
 local m = redis.call('HMGET', KEYS[1], 'state', 'wr', 'aps', 'max', 'attl', 'aband',
   'pq', 'shuf', 'seq', 'serving', 'budget', 'tick', 'win_t', 'win_n', 'rate', 'hold_until',
-  'rst_t', 'rst_n')
+  'rst_t', 'rst_n', 'mode')
 if not m[1] then
   return {0, 0, 0, 0, 0, {}, 0}
 end
 local now = tonumber(ARGV[1])
 local manual = tonumber(ARGV[2])
 local max_steps = tonumber(ARGV[3])
+local reveal_grace_ms = tonumber(ARGV[4])
 local seq = tonumber(m[9]) or 0
 local serving = tonumber(m[10]) or 0
 local pq = tonumber(m[7])
@@ -67,6 +70,14 @@ end
 local now_s = math.floor(now / 1000)
 local abandon_before = now_s - (tonumber(m[6]) or 60)
 local ttl_ms = (tonumber(m[5]) or 300) * 1000
+-- FIFO admissions reserve the slot for a short grace only; the visitor's
+-- next status answer reveals the admission and starts the full window
+-- (status.lua). Someone asleep past the grace frees the slot for the next
+-- in line instead of holding it for the whole window.
+local slot_ms = ttl_ms
+if m[19] == 'fifo' then
+  slot_ms = math.min(ttl_ms, reveal_grace_ms)
+end
 -- After Redis lost its data (see sync_sale.lua), numbers up to rst_n have
 -- no "last seen" any more; they count as seen at the restore, so waiting
 -- visitors keep their places for one abandonment window.
@@ -90,7 +101,7 @@ while admitted < quota and serving < seq and steps < max_steps do
     redis.call('BITFIELD', KEYS[2], 'SET', 'u32', '#' .. n, 1)
     abandoned = abandoned + 1
   else
-    redis.call('ZADD', KEYS[3], now + ttl_ms, n)
+    redis.call('ZADD', KEYS[3], now + slot_ms, n)
     admitted = admitted + 1
     entries[#entries + 1] = tostring(n)
     entries[#entries + 1] = redis.call('HGET', KEYS[5], '#' .. n) or ''
@@ -125,4 +136,4 @@ end
 if abandoned > 0 then
   redis.call('HINCRBY', KEYS[1], 'abandoned', abandoned)
 end
-return {admitted, abandoned, serving, seq, active + admitted, entries, now + ttl_ms}
+return {admitted, abandoned, serving, seq, active + admitted, entries, now + slot_ms}

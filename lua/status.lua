@@ -6,6 +6,7 @@
 -- KEYS[3]  active  zset    join number -> admission deadline (unix ms)
 -- KEYS[4]  pos     string  u32 per join number: position after the shuffle
 --                          (pre-queue and lottery entries only)
+-- KEYS[5]  rev     string  1 bit per join number: the admission was revealed
 -- ARGV[1]  join number n
 -- ARGV[2]  now, unix milliseconds
 --
@@ -16,11 +17,15 @@
 --             shuffle)
 --   standing  'waiting' | 'admitted' | 'expired' | 'abandoned'; 'admitted'
 --             only while the admission deadline is still ahead (an entry
---             past it may linger in `active` until the next tick)
+--             past it may linger in `active` until the next tick). In FIFO
+--             mode the first answer that reveals an admission starts its
+--             window (`attl` seconds from now): admit.lua only reserved the
+--             slot for a short grace, so a visitor asleep between polls
+--             neither loses window time nor blocks the line for long.
 --   deadline  admission deadline in unix ms when admitted, else ''
 --   rate      measured admissions per second as text, '' when unknown
 --   drawn     lottery winners count as text, '' before a draw
-local m = redis.call('HMGET', KEYS[1], 'state', 'serving', 'pq', 'shuf', 'rate', 'drawn', 'seq')
+local m = redis.call('HMGET', KEYS[1], 'state', 'serving', 'pq', 'shuf', 'rate', 'drawn', 'seq', 'mode', 'attl')
 local state = m[1]
 if not state then
   return {'', 0, -1, 'waiting', '', '', '', 0}
@@ -53,6 +58,11 @@ end
 if position > 0 and position <= serving then
   local deadline = redis.call('ZSCORE', KEYS[3], n)
   if deadline and tonumber(deadline) > now_ms then
+    if m[8] == 'fifo' and redis.call('SETBIT', KEYS[5], n, 1) == 0 then
+      deadline = now_ms + (tonumber(m[9]) or 300) * 1000
+      redis.call('ZADD', KEYS[3], 'XX', 'GT', deadline, n)
+      deadline = redis.call('ZSCORE', KEYS[3], n)
+    end
     return {state, serving, position, 'admitted', deadline, rate, drawn, seq}
   end
   return {state, serving, position, 'expired', '', rate, drawn, seq}

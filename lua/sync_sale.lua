@@ -22,7 +22,8 @@
 --          counter (rst_n) so admit.lua treats those visitors as seen now
 -- ARGV[8..] field, value pairs of settings (state, mode, wr, aps, ...)
 --
--- Returns {settings_written, restored}: 1/0 each.
+-- Returns {settings_changed, restored}: 1/0 each (settings_changed: a newer
+-- version than Redis had was written).
 local written = 0
 local current = tonumber(redis.call('HGET', KEYS[1], 'ver'))
 if current == nil or current <= tonumber(ARGV[1]) then
@@ -31,7 +32,9 @@ if current == nil or current <= tonumber(ARGV[1]) then
     pairs[#pairs + 1] = ARGV[i]
   end
   redis.call('HSET', KEYS[1], 'ver', ARGV[1], unpack(pairs))
-  written = 1
+  if current ~= tonumber(ARGV[1]) then
+    written = 1
+  end
 end
 
 local restored = 0

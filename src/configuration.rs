@@ -92,6 +92,10 @@ pub struct ServerSettings {
     pub json_logs: bool,
     /// Base URL printed in links.
     pub public_url: String,
+    /// Listen backlog: connections the kernel queues before the workers
+    /// accept them (capped by `net.core.somaxconn`). A flash sale's opening
+    /// second arrives as one burst of connections.
+    pub backlog: u32,
 }
 
 /// PostgreSQL pool settings.
@@ -107,16 +111,17 @@ pub struct DatabaseSettings {
     pub statement_timeout_ms: u64,
 }
 
-/// Redis pool settings.
+/// Redis connection settings.
 #[derive(Debug, Clone, Deserialize)]
 pub struct RedisSettings {
     /// Connection URL.
     pub url: String,
     /// Prefix of every key floodgate writes.
     pub key_prefix: String,
-    /// Pool size.
-    pub max_connections: usize,
-    /// Upper bound on one Redis round trip, pool wait included.
+    /// Shared multiplexed connections (each carries any number of
+    /// concurrent commands).
+    pub connections: usize,
+    /// Upper bound on one Redis round trip, reconnecting included.
     pub timeout_ms: u64,
 }
 
@@ -188,6 +193,9 @@ pub struct JobSettings {
     pub expiry_sweep_ms: u64,
     /// Sale state clock period (start, end, sold out, Redis sync).
     pub sale_clock_ms: u64,
+    /// Refresh period of the per-instance line snapshots that answer
+    /// waiting visitors' polls (and of the buffered heartbeats' writes).
+    pub line_refresh_ms: u64,
 }
 
 /// Rate limiting settings.

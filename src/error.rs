@@ -203,12 +203,6 @@ impl From<redis::RedisError> for AppError {
     }
 }
 
-impl From<deadpool_redis::PoolError> for AppError {
-    fn from(error: deadpool_redis::PoolError) -> Self {
-        AppError::Unavailable(error.into())
-    }
-}
-
 /// Parses a JSON body the way the JSON extractor would answer errors:
 /// malformed is 400, well-formed with wrong values is 422. An empty body is
 /// `None`, for endpoints whose body is optional.

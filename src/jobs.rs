@@ -23,6 +23,8 @@ pub fn spawn_all(state: Arc<AppState>, stopped: watch::Receiver<bool>) {
     let live: LiveSales = Arc::default();
     tokio::spawn(sale_clock(state.clone(), live.clone(), stopped.clone()));
     tokio::spawn(admission_ticker(state.clone(), live, stopped.clone()));
+    tokio::spawn(line_refresher(state.clone(), stopped.clone()));
+    tokio::spawn(availability_counter(state.clone(), stopped.clone()));
     tokio::spawn(expiry_sweeper(state.clone(), stopped.clone()));
     tokio::spawn(crate::events::delivery::run(state.clone(), stopped.clone()));
     tokio::spawn(reminders(state.clone(), stopped.clone()));
@@ -64,6 +66,30 @@ async fn admission_ticker(state: Arc<AppState>, live: LiveSales, mut stopped: wa
     }
 }
 
+async fn line_refresher(state: Arc<AppState>, mut stopped: watch::Receiver<bool>) {
+    let period = Duration::from_millis(state.settings.jobs.line_refresh_ms.max(1));
+    while pause(&mut stopped, period).await {
+        if let Err(e) = state.waiting_room.refresh_lines().await {
+            tracing::debug!(error = %e, "line refresh failed");
+        }
+    }
+}
+
+/// Recounts the availability of every sale read lately, so reads never wait.
+async fn availability_counter(state: Arc<AppState>, mut stopped: watch::Receiver<bool>) {
+    while pause(&mut stopped, Duration::from_millis(500)).await {
+        for id in state.availability.wanted() {
+            let counted = match state.sales.get(&state.db, &id).await {
+                Ok(sale) => state.availability.refresh(&state.db, &sale).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = counted {
+                tracing::debug!(sale = %id, error = %e, "availability recount failed");
+            }
+        }
+    }
+}
+
 async fn expiry_sweeper(state: Arc<AppState>, mut stopped: watch::Receiver<bool>) {
     const BATCH: i64 = 500;
     let period = Duration::from_millis(state.settings.jobs.expiry_sweep_ms);
@@ -73,6 +99,7 @@ async fn expiry_sweeper(state: Arc<AppState>, mut stopped: watch::Receiver<bool>
                 Ok(expired) => {
                     ::metrics::counter!(metrics::HOLD_EXPIRIES).increment(expired.len() as u64);
                     for hold in &expired {
+                        state.claim_hints.returned(&hold.sale_id);
                         if let Some(n) = hold.queue_number.filter(|n| *n > 0) {
                             let _ = state.waiting_room.finish(&hold.sale_id, n as u64, None).await;
                         }
@@ -165,6 +192,7 @@ pub async fn clock_tick(state: &AppState) -> AppResult<Vec<String>> {
     .await?;
     for (sale,) in due {
         release_next_stage(db, &sale, true).await?;
+        state.claim_hints.returned(&sale);
     }
     sqlx::query(
         "UPDATE sales s SET state = 'sold_out', updated_at = now() \

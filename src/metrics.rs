@@ -83,7 +83,7 @@ fn describe() {
     describe_counter!(HOLD_EXPIRIES, "Holds expired by the sweeper.");
     describe_gauge!(UNITS, "Units by state, per sale.");
     describe_gauge!(PG_POOL, "Postgres pool connections by state.");
-    describe_gauge!(REDIS_POOL, "Redis pool connections by state.");
+    describe_gauge!(REDIS_POOL, "Shared Redis connections (multiplexed, cloned per request).");
     describe_histogram!(REDIS_DURATION, Unit::Seconds, "Redis script latency by script.");
     describe_counter!(crate::events::delivery::DELIVERIES, "Webhook deliveries by event type and outcome.");
     describe_histogram!(

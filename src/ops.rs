@@ -63,10 +63,7 @@ pub async fn metrics_endpoint(state: web::Data<AppState>) -> HttpResponse {
     ::metrics::gauge!(crate::metrics::PG_POOL, "state" => "in_use").set(f64::from(pg.size()) - idle);
     ::metrics::gauge!(crate::metrics::PG_POOL, "state" => "max")
         .set(f64::from(state.settings.database.max_connections));
-    let redis = state.redis().pool.status();
-    ::metrics::gauge!(crate::metrics::REDIS_POOL, "state" => "idle").set(redis.available as f64);
-    ::metrics::gauge!(crate::metrics::REDIS_POOL, "state" => "in_use").set((redis.size - redis.available) as f64);
-    ::metrics::gauge!(crate::metrics::REDIS_POOL, "state" => "max").set(redis.max_size as f64);
+    ::metrics::gauge!(crate::metrics::REDIS_POOL, "state" => "shared").set(state.redis().connection_count() as f64);
     HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(crate::metrics::handle().render())
 }
 

@@ -1,7 +1,7 @@
 //! Building and running the application: pools, migrations, routes,
 //! middleware, background jobs and graceful shutdown.
 
-use std::net::TcpListener;
+use std::net::{TcpListener, ToSocketAddrs};
 use std::time::Duration;
 
 use actix_web::dev::Server;
@@ -13,11 +13,13 @@ use actix_web::{
 };
 use sqlx::PgPool;
 use subtle::ConstantTimeEq;
+use tokio::net::TcpSocket;
 use tokio::sync::watch;
 use tracing_actix_web::{RequestId, TracingLogger};
 
 use crate::configuration::Settings;
 use crate::error::{error_response, AppError, AppResult};
+use crate::inventory::ClaimHints;
 use crate::rate_limit::RateLimits;
 use crate::sales::{AvailabilityCache, SaleCache};
 use crate::store::{self, Redis};
@@ -43,6 +45,8 @@ pub struct AppState {
     pub availability: AvailabilityCache,
     /// Per-IP limits and the in-flight ceiling.
     pub limits: RateLimits,
+    /// Where this instance's claims of each sale start.
+    pub claim_hints: ClaimHints,
 }
 
 impl AppState {
@@ -97,6 +101,7 @@ impl Application {
             waiting_room: WaitingRoom::new(redis),
             sales: SaleCache::new(),
             availability: AvailabilityCache::new(),
+            claim_hints: ClaimHints::default(),
             db,
             settings,
         });
@@ -104,7 +109,7 @@ impl Application {
             crate::demo::seed(&state).await?;
         }
 
-        let listener = TcpListener::bind((state.settings.server.host.as_str(), state.settings.server.port))?;
+        let listener = bind(&state.settings.server)?;
         let port = listener.local_addr()?.port();
         let server = run(listener, state.clone())?;
         let (stop_jobs, stopped) = watch::channel(false);
@@ -131,6 +136,19 @@ impl Application {
     }
 }
 
+/// Binds the listening socket with the configured backlog (the standard
+/// library's bind always listens with 128).
+fn bind(settings: &crate::configuration::ServerSettings) -> anyhow::Result<TcpListener> {
+    let address = (settings.host.as_str(), settings.port)
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("server.host {} resolves to no address", settings.host))?;
+    let socket = if address.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    Ok(socket.listen(settings.backlog.max(1))?.into_std()?)
+}
+
 fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Server> {
     let settings = state.settings.server.clone();
     let mut server = HttpServer::new(move || {
@@ -149,6 +167,7 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Serv
             .configure(routes)
             .default_service(web::to(not_found))
     })
+    .backlog(settings.backlog)
     .listen(listener)?
     .shutdown_timeout(settings.shutdown_timeout_seconds);
     if settings.workers > 0 {

@@ -3,9 +3,11 @@
 
 use std::future::Future;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
-use deadpool_redis::{Config as RedisPoolConfig, Pool as RedisPool, Runtime, Timeouts};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 
@@ -28,42 +30,67 @@ pub fn pg_pool(settings: &DatabaseSettings, options: PgConnectOptions) -> PgPool
         .connect_lazy_with(options)
 }
 
-/// The Redis side: a pool, the key prefix, and the per-call time limit.
+/// The Redis side: a few shared multiplexed connections, the key prefix, and
+/// the per-call time limit.
+///
+/// A multiplexed connection pipelines every caller's commands over one
+/// socket, so it is cloned per request rather than pooled: a pool would add
+/// a checkout (and deadpool's `PING` on every recycle, a second round trip
+/// per poll) for nothing. A few connections instead of one spread the
+/// encoding and socket work over the runtime's workers. Each reconnects by
+/// itself after Redis comes back.
 #[derive(Clone)]
 pub struct Redis {
-    /// Pooled multiplexed connections.
-    pub pool: RedisPool,
+    connections: Arc<[ConnectionManager]>,
+    next: Arc<AtomicUsize>,
     /// Prefix of every key.
     pub prefix: String,
-    /// Upper bound on one call, pool wait included.
+    /// Upper bound on one call, reconnecting included.
     pub timeout: Duration,
 }
 
 impl Redis {
-    /// Builds the pool; connections are made on first use.
+    /// Sets the connections up; they connect on first use, so start-up does
+    /// not wait for Redis.
     pub fn new(settings: &RedisSettings) -> anyhow::Result<Self> {
         let timeout = Duration::from_millis(settings.timeout_ms);
-        let mut config = RedisPoolConfig::from_url(settings.url.clone());
-        let mut pool_config = deadpool_redis::PoolConfig::new(settings.max_connections);
-        pool_config.timeouts = Timeouts { wait: Some(timeout), create: Some(timeout), recycle: Some(timeout) };
-        config.pool = Some(pool_config);
-        let pool = config.create_pool(Some(Runtime::Tokio1))?;
-        Ok(Redis { pool, prefix: settings.key_prefix.clone(), timeout })
+        let client = redis::Client::open(settings.url.as_str())?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(200));
+        let connections = (0..settings.connections.max(1))
+            .map(|_| ConnectionManager::new_lazy_with_config(client.clone(), config.clone()))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Redis {
+            connections: connections.into(),
+            next: Arc::new(AtomicUsize::new(0)),
+            prefix: settings.key_prefix.clone(),
+            timeout,
+        })
     }
 
-    /// Runs `f` with a pooled connection, bounded by the configured timeout.
+    /// Shared connections.
+    pub fn connection_count(&self) -> usize {
+        self.connections.len()
+    }
+
+    /// A handle on one of the shared connections, round robin.
+    pub fn connection(&self) -> ConnectionManager {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.connections.len();
+        self.connections[i].clone()
+    }
+
+    /// Runs `f` with a shared connection, bounded by the configured timeout.
     /// Any failure to reach Redis becomes a 503.
     pub async fn run<T, F, Fut>(&self, f: F) -> AppResult<T>
     where
-        F: FnOnce(deadpool_redis::Connection) -> Fut,
+        F: FnOnce(ConnectionManager) -> Fut,
         Fut: Future<Output = Result<T, redis::RedisError>>,
     {
-        let work = async {
-            let connection = self.pool.get().await?;
-            f(connection).await.map_err(AppError::from)
-        };
-        match tokio::time::timeout(self.timeout, work).await {
-            Ok(result) => result,
+        match tokio::time::timeout(self.timeout, f(self.connection())).await {
+            Ok(result) => result.map_err(AppError::from),
             Err(_) => Err(AppError::Unavailable(anyhow::anyhow!("redis call timed out"))),
         }
     }

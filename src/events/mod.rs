@@ -55,6 +55,21 @@ pub async fn record(
     Ok(())
 }
 
+/// Writes a `hold.*` event about `hold` inside the caller's transaction,
+/// with the payload every hold event has (`hold_event_payload` in
+/// migrations/0004).
+pub async fn record_hold_event(conn: &mut PgConnection, event_type: &str, hold: uuid::Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO outbox_events (id, event_type, sale_id, subject_id, payload) \
+         SELECT gen_random_uuid(), $1, h.sale_id, h.id::text, hold_event_payload(h) FROM holds h WHERE h.id = $2",
+    )
+    .bind(event_type)
+    .bind(hold)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Writes one `queue.admitted` event per admitted visitor. Admission
 /// happens in Redis, so this follows it rather than sharing a transaction
 /// with it: an instance dying in between loses these notifications (never

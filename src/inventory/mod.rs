@@ -4,7 +4,10 @@
 //! `FOR UPDATE SKIP LOCKED`, inside the transaction that also records the
 //! hold, the buyer's count (I3) and the outbox event.
 
+mod place;
 pub mod routes;
+
+pub use place::{place_hold, ClaimHints, HoldAsk, HoldOutcome};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -186,67 +189,11 @@ fn limit_exceeded(limit: i32) -> AppError {
     AppError::conflict("limit_exceeded", format!("at most {limit} units per buyer in this sale"))
 }
 
-/// Claims units for `hold_id` in the caller's transaction. Returns the
-/// claimed `(id, label)` pairs; fewer than asked means the caller must roll
-/// back (all-or-nothing, I2).
-///
-/// The released bound and the on-sale check are read inside the statement,
-/// without locking the sale row, so a pause or a new stage applies to the
-/// very next claim without making every claim contend on one row.
-pub async fn claim_units(
-    conn: &mut PgConnection,
-    sale_id: &str,
-    hold_id: Uuid,
-    want: &Want,
-) -> AppResult<Vec<(i32, Option<String>)>> {
-    let rows = match want {
-        // The partial index units_available (sale_id, id) WHERE status =
-        // 'available' serves this as an ordered range scan that never visits
-        // held or sold rows; SKIP LOCKED lets concurrent buyers take the next
-        // free rows instead of queueing behind each other. The update matches
-        // `id = ANY(ARRAY(...))` rather than joining `picked`: the join let
-        // the planner hash or scan every unit of the sale (20-34 ms a claim
-        // on 20k units, loadtest/RESULTS.md), the array keeps it on the
-        // primary key (0.6 ms).
-        Want::Best(n) => {
-            sqlx::query_as(
-                "WITH picked AS ( \
-                 SELECT id FROM units \
-                 WHERE sale_id = $1 AND status = 'available' \
-                   AND id <= (SELECT released_upto FROM sales WHERE id = $1 AND state = 'on_sale') \
-                 ORDER BY id LIMIT $2 \
-                 FOR UPDATE SKIP LOCKED) \
-             UPDATE units u SET status = 'held', hold_id = $3 \
-             WHERE u.sale_id = $1 AND u.id = ANY(ARRAY(SELECT id FROM picked)) \
-             RETURNING u.id, u.label",
-            )
-            .bind(sale_id)
-            .bind(n)
-            .bind(hold_id)
-            .fetch_all(conn)
-            .await?
-        }
-        // A seat locked by a concurrent buyer is skipped, so it counts as
-        // taken: nobody waits on a seat someone else is about to get.
-        Want::Seats(labels) => {
-            sqlx::query_as(
-                "WITH picked AS ( \
-                 SELECT id FROM units \
-                 WHERE sale_id = $1 AND label = ANY($2) AND status = 'available' \
-                   AND id <= (SELECT released_upto FROM sales WHERE id = $1 AND state = 'on_sale') \
-                 FOR UPDATE SKIP LOCKED) \
-             UPDATE units u SET status = 'held', hold_id = $3 \
-             WHERE u.sale_id = $1 AND u.id = ANY(ARRAY(SELECT id FROM picked)) \
-             RETURNING u.id, u.label",
-            )
-            .bind(sale_id)
-            .bind(labels)
-            .bind(hold_id)
-            .fetch_all(conn)
-            .await?
-        }
-    };
-    Ok(rows)
+fn insufficient_stock(wanted: i32) -> AppError {
+    AppError::conflict(
+        "insufficient_stock",
+        format!("fewer than {wanted} units are available right now; nothing was held"),
+    )
 }
 
 /// Why a claim came up short, worked out after the rollback.
@@ -285,10 +232,7 @@ pub async fn shortage_error(db: &PgPool, sale_id: &str, want: &Want, got: usize)
             if got == 0 && !held && !available {
                 Ok(AppError::gone("sold_out", "the sale is sold out"))
             } else {
-                Ok(AppError::conflict(
-                    "insufficient_stock",
-                    format!("fewer than {n} units are available right now; nothing was held"),
-                ))
+                Ok(insufficient_stock(*n))
             }
         }
     }
@@ -307,17 +251,7 @@ pub async fn return_hold(conn: &mut PgConnection, hold: &Hold, new_state: &str, 
         .bind(new_state)
         .execute(&mut *conn)
         .await?;
-    events::record(
-        conn,
-        event,
-        &hold.sale_id,
-        &hold.id.to_string(),
-        serde_json::json!({
-            "hold_id": hold.id, "sale_id": hold.sale_id, "visitor_id": hold.visitor_id,
-            "quantity": hold.quantity, "unit_ids": hold.unit_ids, "expires_at": hold.expires_at,
-        }),
-    )
-    .await?;
+    events::record_hold_event(conn, event, hold.id).await?;
     Ok(())
 }
 
@@ -359,8 +293,7 @@ pub async fn expire_due_holds(db: &PgPool, batch: i64) -> AppResult<Vec<ExpiredH
              ORDER BY expires_at LIMIT $1 FOR UPDATE SKIP LOCKED), \
          h AS ( \
              UPDATE holds SET state = 'expired', updated_at = now() FROM due WHERE holds.id = due.id \
-             RETURNING holds.id, holds.sale_id, holds.visitor_id, holds.queue_number, holds.quantity, \
-                       holds.unit_ids, holds.expires_at), \
+             RETURNING holds.*), \
          freed AS ( \
              UPDATE units SET status = 'available', hold_id = NULL FROM h \
              WHERE units.hold_id = h.id AND units.status = 'held'), \
@@ -370,9 +303,7 @@ pub async fn expire_due_holds(db: &PgPool, batch: i64) -> AppResult<Vec<ExpiredH
              WHERE p.sale_id = agg.sale_id AND p.visitor_id = agg.visitor_id), \
          outbox AS ( \
              INSERT INTO outbox_events (id, event_type, sale_id, subject_id, payload) \
-             SELECT gen_random_uuid(), 'hold.expired', h.sale_id, h.id::text, \
-                    jsonb_build_object('hold_id', h.id, 'sale_id', h.sale_id, 'visitor_id', h.visitor_id, \
-                                       'quantity', h.quantity, 'unit_ids', h.unit_ids, 'expires_at', h.expires_at) \
+             SELECT gen_random_uuid(), 'hold.expired', h.sale_id, h.id::text, hold_event_payload(h::holds) \
              FROM h) \
          SELECT id, sale_id, queue_number FROM h",
     )

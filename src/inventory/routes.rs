@@ -2,23 +2,19 @@
 
 use std::time::Instant;
 
-use actix_web::http::StatusCode;
 use actix_web::{delete, get, post, web, HttpRequest, HttpResponse};
 use chrono::Utc;
 use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{claim_units, reserve_allowance, return_hold, shortage_error, unit_label, Hold, HoldView, UnitView, Want};
+use super::{place_hold, return_hold, Hold, HoldAsk, HoldOutcome, HoldView, Want};
 use crate::error::{AppError, AppResult};
-use crate::idempotency::{self, Claim};
+use crate::idempotency;
 use crate::rate_limit::Limit;
 use crate::startup::AppState;
 use crate::tokens::{self, Claims, Purpose};
 use crate::{events, metrics};
-
-/// How long a hold token stays valid: long enough to see the order later.
-const HOLD_TOKEN_DAYS: i64 = 30;
 
 /// `POST /api/v1/sales/{sale}/holds` body: exactly one of the two.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -91,109 +87,29 @@ pub async fn create_hold(
     let key = idempotency::key(&req)?;
     let want = parse_want(body.into_inner())?;
     let started = Instant::now();
-    let result = hold(&state, &claims, want, key).await;
+    let sale = state.sales.get(&state.db, &claims.sale).await?;
+    let ask = HoldAsk { want, buyer: &claims, key };
+    let result = place_hold(&state.db, &state.claim_hints, &state.tokens, &sale, ask).await;
     let outcome = match &result {
-        Ok((status, _)) if *status == StatusCode::CREATED => "created",
-        Ok(_) => "replayed",
+        Ok(HoldOutcome::Created(..)) => "created",
+        Ok(HoldOutcome::Replayed(..)) => "replayed",
         Err(e) => e.code(),
     };
     ::metrics::histogram!(metrics::HOLD_CLAIM_DURATION).record(started.elapsed().as_secs_f64());
     ::metrics::counter!(metrics::HOLDS, "outcome" => outcome).increment(1);
-    let (status, body) = result?;
-    Ok(HttpResponse::build(status).json(body))
-}
-
-async fn hold(
-    state: &AppState,
-    claims: &Claims,
-    want: Want,
-    key: Option<String>,
-) -> AppResult<(StatusCode, serde_json::Value)> {
-    let sale = state.sales.get(&state.db, &claims.sale).await?;
-    let hold_id = Uuid::new_v4();
-    let scope = format!("hold:{}", claims.sub);
-    let request_hash = idempotency::fingerprint(&[&sale.id, &format!("{want:?}")]);
-
-    let mut tx = state.db.begin().await?;
-    if let Some(key) = &key {
-        if let Claim::Replay(status, body) = idempotency::claim(&mut tx, &scope, key, &request_hash).await? {
-            return Ok((status, body));
+    match result? {
+        HoldOutcome::Replayed(status, body) => Ok(HttpResponse::build(status).json(body)),
+        HoldOutcome::Created(body, expires_at) => {
+            // The admission slot now lasts as long as the hold; losing this
+            // update only means the slot frees a little early.
+            if let Some(n) = claims.n.filter(|_| sale.waiting_room) {
+                if let Err(e) = state.waiting_room.finish(&sale.id, n, Some(expires_at.timestamp_millis())).await {
+                    tracing::warn!(error = %e, "could not extend admission slot");
+                }
+            }
+            Ok(HttpResponse::Created().json(body))
         }
     }
-    // Checked after the key, so a retry of a hold that succeeded just before
-    // the sale paused still gets its first answer back.
-    sale.ensure_on_sale()?;
-    reserve_allowance(&mut tx, &sale.id, &claims.sub, want.count(), sale.per_user_limit).await?;
-    let claimed = claim_units(&mut tx, &sale.id, hold_id, &want).await?;
-    if claimed.len() < want.count() as usize {
-        tx.rollback().await?;
-        return Err(shortage_error(&state.db, &sale.id, &want, claimed.len()).await?);
-    }
-
-    let now = Utc::now();
-    let expires_at = now + chrono::Duration::seconds(i64::from(sale.hold_ttl_seconds));
-    let unit_ids: Vec<i32> = claimed.iter().map(|(id, _)| *id).collect();
-    let hold_token = state.tokens.issue(
-        Purpose::Hold,
-        &sale.id,
-        &claims.sub,
-        claims.n,
-        Some(hold_id.to_string()),
-        now + chrono::Duration::days(HOLD_TOKEN_DAYS),
-    )?;
-    let view = HoldView {
-        id: hold_id.to_string(),
-        sale_id: sale.id.clone(),
-        state: "held".into(),
-        quantity: want.count(),
-        units: claimed
-            .into_iter()
-            .map(|(id, label)| UnitView { id: id.to_string(), label: unit_label(id, label) })
-            .collect(),
-        expires_at,
-        created_at: now,
-        order_id: None,
-        hold_token: Some(hold_token),
-    };
-    let body = serde_json::to_value(&view).map_err(|e| AppError::Internal(e.into()))?;
-    sqlx::query(
-        "INSERT INTO holds (id, sale_id, visitor_id, queue_number, quantity, unit_ids, state, expires_at, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, 'active', $7, $8)",
-    )
-    .bind(hold_id)
-    .bind(&sale.id)
-    .bind(&claims.sub)
-    .bind(claims.n.map(|n| n as i64))
-    .bind(want.count())
-    .bind(&unit_ids)
-    .bind(expires_at)
-    .bind(now)
-    .execute(&mut *tx)
-    .await?;
-    events::record(
-        &mut tx,
-        events::kind::HOLD_CREATED,
-        &sale.id,
-        &hold_id.to_string(),
-        serde_json::json!({
-            "hold_id": hold_id, "sale_id": sale.id, "visitor_id": claims.sub,
-            "quantity": want.count(), "unit_ids": unit_ids, "expires_at": expires_at,
-        }),
-    )
-    .await?;
-    if let Some(key) = &key {
-        idempotency::store(&mut tx, &scope, key, StatusCode::CREATED, &body).await?;
-    }
-    tx.commit().await?;
-
-    // The admission slot now lasts as long as the hold; losing this update
-    // only means the slot frees a little early.
-    if let Some(n) = claims.n.filter(|_| sale.waiting_room) {
-        if let Err(e) = state.waiting_room.finish(&sale.id, n, Some(expires_at.timestamp_millis())).await {
-            tracing::warn!(error = %e, "could not extend admission slot");
-        }
-    }
-    Ok((StatusCode::CREATED, body))
 }
 
 /// The hold id of the path, which the hold token must name.
@@ -251,6 +167,7 @@ pub async fn release_hold(
     match hold.state.as_str() {
         "active" if hold.expires_at > Utc::now() => {
             return_hold(&mut tx, &hold, "released", events::kind::HOLD_RELEASED).await?;
+            state.claim_hints.returned(&hold.sale_id);
         }
         "released" => {}
         "confirmed" => {

@@ -377,40 +377,61 @@ pub async fn count_units(db: &PgPool, sale: &Sale) -> AppResult<Availability> {
     })
 }
 
-/// Availability per sale, recomputed at most once a second per instance, so
-/// the public read costs no scan per request however hard it is polled.
+/// Availability per sale, recounted in the background
+/// ([`AvailabilityCache::refresh_wanted`], about twice a second for every
+/// sale read lately), so a read never waits for a recount: only the very
+/// first read of a sale on an instance counts inline.
 pub struct AvailabilityCache {
     snapshots: Snapshots<Availability>,
-    refresh: tokio::sync::Mutex<()>,
+    /// Sales read lately, and when.
+    wanted: std::sync::Mutex<HashMap<String, Instant>>,
+    first: tokio::sync::Mutex<()>,
 }
+
+/// A sale nobody read for this long is no longer recounted.
+const AVAILABILITY_IDLE: Duration = Duration::from_secs(30);
 
 impl AvailabilityCache {
     /// An empty cache.
     pub fn new() -> Self {
         AvailabilityCache {
             snapshots: Snapshots::new(Duration::from_millis(1000)),
-            refresh: tokio::sync::Mutex::new(()),
+            wanted: std::sync::Mutex::new(HashMap::new()),
+            first: tokio::sync::Mutex::new(()),
         }
     }
 
-    /// Counts at most a second old.
+    /// The latest counts of the sale.
     pub async fn get(&self, db: &PgPool, sale: &Sale) -> AppResult<Arc<Availability>> {
-        if let Some(hit) = self.snapshots.get(&sale.id) {
-            return Ok(hit);
+        if let Ok(mut wanted) = self.wanted.lock() {
+            wanted.insert(sale.id.clone(), Instant::now());
         }
-        // One refresh at a time; meanwhile readers keep the copy they have
-        // (or wait for the first one) instead of piling scans onto Postgres.
-        let _guard = match (self.snapshots.get_stale(&sale.id), self.refresh.try_lock()) {
-            (Some(stale), Err(_)) => return Ok(stale),
-            (_, Ok(guard)) => guard,
-            (None, Err(_)) => self.refresh.lock().await,
-        };
-        if let Some(hit) = self.snapshots.get(&sale.id) {
-            return Ok(hit);
+        if let Some(copy) = self.snapshots.get_stale(&sale.id) {
+            return Ok(copy);
+        }
+        let _first = self.first.lock().await;
+        if let Some(copy) = self.snapshots.get_stale(&sale.id) {
+            return Ok(copy);
         }
         let fresh = Arc::new(count_units(db, sale).await?);
         self.snapshots.put(&sale.id, fresh.clone());
         Ok(fresh)
+    }
+
+    /// Sales read lately (forgetting the others).
+    pub fn wanted(&self) -> Vec<String> {
+        let Ok(mut wanted) = self.wanted.lock() else {
+            return Vec::new();
+        };
+        wanted.retain(|_, at| at.elapsed() < AVAILABILITY_IDLE);
+        wanted.keys().cloned().collect()
+    }
+
+    /// Recounts `sale`.
+    pub async fn refresh(&self, db: &PgPool, sale: &Sale) -> AppResult<()> {
+        let fresh = Arc::new(count_units(db, sale).await?);
+        self.snapshots.put(&sale.id, fresh);
+        Ok(())
     }
 
     /// Forgets a sale's counts after this instance changed its stages.

@@ -167,6 +167,7 @@ pub async fn admin_create_sale(state: web::Data<AppState>, body: web::Json<NewSa
 async fn sync_to_redis(state: &AppState, sale: &Sale) {
     state.sales.invalidate(&sale.id);
     state.availability.invalidate(&sale.id);
+    state.claim_hints.returned(&sale.id);
     // The sale clock repeats this every tick, so a Redis outage now only
     // delays the waiting room's view of the change.
     if let Err(e) = state.waiting_room.sync_sale(sale).await {

@@ -21,13 +21,23 @@
 //! | `users` | hash | signed-in user id → join number |
 //! | `pos` | string | u32 per join number: place after the shuffle |
 //! | `at` | string | u32 per place: join number (inverse of `pos`) |
+//! | `rev` | string | 1 bit per join number: the admission was revealed to the visitor |
+//!
+//! Two things keep Redis off the per-request path at line rate: joins are
+//! batched ([`batch`]), and a waiting visitor's poll is answered from this
+//! instance's snapshot of the line ([`line`]), whose heartbeats are written
+//! with the next refresh. Only visitors at or past the serving number run
+//! `status.lua` per poll.
 
+mod batch;
+pub mod line;
 pub mod routes;
 
-use std::time::Instant;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use redis::Script;
+use redis::{FromRedisValue, ParsingError, Script, Value};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -91,11 +101,18 @@ impl Keys {
     }
 }
 
-/// Everything the waiting room does, bound to the Redis pool.
+/// How long an unrevealed FIFO admission keeps its `max_active` slot (at
+/// most the admission window): several times the 1 s poll interval of the
+/// visitors near the front, so only a visitor who stopped polling loses it.
+const REVEAL_GRACE: Duration = Duration::from_secs(10);
+
+/// Everything the waiting room does, bound to Redis.
 pub struct WaitingRoom {
     /// Redis access.
     pub redis: Redis,
     scripts: Scripts,
+    lines: line::Lines,
+    joiner: OnceLock<batch::Joiner>,
 }
 
 /// Result of a join.
@@ -112,6 +129,98 @@ pub enum JoinOutcome {
     Unknown,
 }
 
+/// What `join.lua` answers for a batch.
+#[derive(Debug)]
+struct JoinReply {
+    code: i64,
+    state: String,
+    serving: u64,
+    frozen: bool,
+    rate: Option<f64>,
+    drawn: Option<u64>,
+    /// Join number and whether the user already had it, per visitor.
+    places: Vec<(u64, bool)>,
+}
+
+impl FromRedisValue for JoinReply {
+    fn from_redis_value(v: Value) -> Result<Self, ParsingError> {
+        let mut items = Vec::<Value>::from_redis_value(v)?.into_iter();
+        let mut next = || items.next().ok_or_else(|| ParsingError::from("join.lua reply too short".to_owned()));
+        let code = i64::from_redis_value(next()?)?;
+        let state = String::from_redis_value(next()?)?;
+        let serving = u64::from_redis_value(next()?)?;
+        let frozen = i64::from_redis_value(next()?)? == 1;
+        let rate = parse_rate(&String::from_redis_value(next()?)?);
+        let drawn = String::from_redis_value(next()?)?.parse().ok();
+        let mut places = Vec::new();
+        while let Ok(n) = next() {
+            let n = u64::from_redis_value(n)?;
+            let again = i64::from_redis_value(next()?)? == 1;
+            places.push((n, again));
+        }
+        Ok(JoinReply { code, state, serving, frozen, rate, drawn, places })
+    }
+}
+
+impl JoinReply {
+    /// One outcome per visitor of the batch, in order.
+    fn outcomes(self, visitors: usize) -> Vec<JoinOutcome> {
+        match self.code {
+            1 => self
+                .places
+                .iter()
+                .map(|&(n, again)| {
+                    if again {
+                        return JoinOutcome::Again(n);
+                    }
+                    JoinOutcome::New(
+                        n,
+                        Standing {
+                            sale_state: self.state.clone(),
+                            serving: self.serving,
+                            // A new number is above a frozen pre-queue, so it
+                            // queues FIFO at n.
+                            position: self.frozen.then_some(n),
+                            standing: PlaceState::Waiting,
+                            deadline_ms: None,
+                            rate: self.rate,
+                            drawn: self.drawn,
+                            seq: n,
+                        },
+                    )
+                })
+                .collect(),
+            -2 => (0..visitors).map(|_| JoinOutcome::Refused(self.state.clone())).collect(),
+            _ => (0..visitors).map(|_| JoinOutcome::Unknown).collect(),
+        }
+    }
+}
+
+/// Where a visitor's join number stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlaceState {
+    /// Behind the serving number (or in an unordered pre-queue).
+    Waiting,
+    /// Admitted, deadline ahead.
+    Admitted,
+    /// Passed and admitted, but the deadline is over (or the slot freed).
+    Expired,
+    /// Passed while not polling.
+    Abandoned,
+}
+
+impl PlaceState {
+    fn parse(text: &str) -> Result<Self, ParsingError> {
+        match text {
+            "waiting" => Ok(PlaceState::Waiting),
+            "admitted" => Ok(PlaceState::Admitted),
+            "expired" => Ok(PlaceState::Expired),
+            "abandoned" => Ok(PlaceState::Abandoned),
+            other => Err(ParsingError::from(format!("status.lua answered an unknown standing {other}"))),
+        }
+    }
+}
+
 /// A visitor's standing as the status script sees it.
 #[derive(Debug, Clone)]
 pub struct Standing {
@@ -121,8 +230,8 @@ pub struct Standing {
     pub serving: u64,
     /// Place in admission order, if known yet.
     pub position: Option<u64>,
-    /// `waiting`, `admitted`, `expired` or `abandoned`.
-    pub standing: String,
+    /// Where the place stands.
+    pub standing: PlaceState,
     /// Admission deadline, unix ms.
     pub deadline_ms: Option<i64>,
     /// Measured admissions per second.
@@ -132,6 +241,34 @@ pub struct Standing {
     /// Last join number handed out.
     pub seq: u64,
 }
+
+impl FromRedisValue for Standing {
+    fn from_redis_value(v: Value) -> Result<Self, ParsingError> {
+        let (sale_state, serving, position, standing, deadline, rate, drawn, seq): (
+            String,
+            u64,
+            i64,
+            String,
+            String,
+            String,
+            String,
+            u64,
+        ) = FromRedisValue::from_redis_value(v)?;
+        Ok(Standing {
+            sale_state,
+            serving,
+            position: u64::try_from(position).ok().filter(|p| *p > 0),
+            standing: PlaceState::parse(&standing)?,
+            deadline_ms: deadline.parse::<f64>().ok().map(|d| d as i64),
+            rate: parse_rate(&rate),
+            drawn: drawn.parse().ok(),
+            seq,
+        })
+    }
+}
+
+/// What `HMGET meta state serving pq shuf rate drawn seq` answers.
+type LineFields = (Option<String>, Option<u64>, Option<u64>, Option<String>, Option<String>, Option<u64>, Option<u64>);
 
 /// Queue figures for a sale page.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -191,21 +328,27 @@ pub fn estimated_wait(ahead: u64, rate: Option<f64>) -> Option<u64> {
 }
 
 /// How long a client should wait before polling again: about a tenth of the
-/// remaining wait, 1 s at the front, at most 30 s, and always well inside
-/// the abandonment window so patient visitors never lose their place.
-pub fn poll_after_ms(ahead: u64, rate: Option<f64>, abandon_after_seconds: i32) -> u64 {
+/// remaining wait, at most 30 s, and always well inside the abandonment
+/// window so patient visitors never lose their place. Near the front (within
+/// `max_active` places, or five seconds of admissions) it is 1 s, so an
+/// admitted visitor learns of it at once instead of sleeping on a slot.
+pub fn poll_after_ms(ahead: u64, rate: Option<f64>, sale: &Sale) -> u64 {
+    let near = u64::try_from(sale.max_active).unwrap_or(0).max(rate.map(|r| (r * 5.0) as u64).unwrap_or(0));
+    if ahead <= near {
+        return 1000;
+    }
     let guess = match rate {
         Some(r) => (ahead as f64 / r * 100.0) as u64,
         None => ahead.saturating_mul(10),
     };
-    let ceiling = (u64::try_from(abandon_after_seconds).unwrap_or(60) * 1000 / 3).clamp(1000, 30_000);
+    let ceiling = (u64::try_from(sale.abandon_after_seconds).unwrap_or(60) * 1000 / 3).clamp(1000, 30_000);
     guess.clamp(1000, ceiling)
 }
 
 impl WaitingRoom {
     /// The waiting room over `redis`.
     pub fn new(redis: Redis) -> Self {
-        WaitingRoom { redis, scripts: Scripts::new() }
+        WaitingRoom { redis, scripts: Scripts::new(), lines: line::Lines::default(), joiner: OnceLock::new() }
     }
 
     fn keys(&self, sale: &str) -> Keys {
@@ -237,8 +380,11 @@ impl WaitingRoom {
         ] {
             invocation.arg(field).arg(value);
         }
-        let (_written, restored): (i64, i64) =
+        let (written, restored): (i64, i64) =
             self.redis.run(|mut c| async move { invocation.invoke_async(&mut c).await }).await?;
+        if written == 1 {
+            self.lines.forget(&sale.id);
+        }
         if restored == 1 {
             tracing::warn!(sale = %sale.id, "waiting room counters restored from Postgres");
             ::metrics::counter!(crate::reconcile::REPAIRS, "kind" => "counters").increment(1);
@@ -246,42 +392,20 @@ impl WaitingRoom {
         Ok(restored == 1)
     }
 
-    /// Joins `sale`; `user` is the signed-in user id, if any.
+    /// Joins `sale`; `user` is the signed-in user id, if any. Joins arriving
+    /// together share one script call (see [`batch`]).
     pub async fn join(&self, sale: &Sale, user: Option<&str>) -> AppResult<JoinOutcome> {
-        let keys = self.keys(&sale.id);
-        let mut invocation = self.scripts.join.prepare_invoke();
-        invocation
-            .key(keys.key("meta"))
-            .key(keys.key("seen"))
-            .key(keys.key("users"))
-            .arg(Utc::now().timestamp())
-            .arg(user.unwrap_or(""));
-        let started = Instant::now();
-        let (code, n, state, serving, position, rate, drawn): (i64, u64, String, u64, i64, String, String) =
-            self.redis.run(|mut c| async move { invocation.invoke_async(&mut c).await }).await?;
-        ::metrics::histogram!(metrics::REDIS_DURATION, "script" => "join").record(started.elapsed().as_secs_f64());
-        Ok(match code {
-            1 => JoinOutcome::New(
-                n,
-                Standing {
-                    sale_state: state,
-                    serving,
-                    position: u64::try_from(position).ok().filter(|p| *p > 0),
-                    standing: "waiting".into(),
-                    deadline_ms: None,
-                    rate: parse_rate(&rate),
-                    drawn: drawn.parse().ok(),
-                    seq: n,
-                },
-            ),
-            0 => JoinOutcome::Again(n),
-            -2 => JoinOutcome::Refused(state),
-            _ => JoinOutcome::Unknown,
-        })
+        let joiner = self.joiner.get_or_init(|| batch::Joiner::start(self.redis.clone(), self.scripts.join.clone()));
+        joiner.join(&sale.id, user.unwrap_or("")).await
     }
 
     /// Where join number `n` stands; also records that the visitor is there.
+    /// A visitor behind the serving number is answered from this instance's
+    /// snapshot of the line; others run `status.lua`.
     pub async fn status(&self, sale: &str, n: u64) -> AppResult<Standing> {
+        if let Some(standing) = self.lines.waiting_standing(sale, n) {
+            return Ok(standing);
+        }
         let keys = self.keys(sale);
         let mut invocation = self.scripts.status.prepare_invoke();
         invocation
@@ -289,30 +413,73 @@ impl WaitingRoom {
             .key(keys.key("seen"))
             .key(keys.key("active"))
             .key(keys.key("pos"))
+            .key(keys.key("rev"))
             .arg(n)
             .arg(Utc::now().timestamp_millis());
         let started = Instant::now();
-        let (sale_state, serving, position, standing, deadline, rate, drawn, seq): (
-            String,
-            u64,
-            i64,
-            String,
-            String,
-            String,
-            String,
-            u64,
-        ) = self.redis.run(|mut c| async move { invocation.invoke_async(&mut c).await }).await?;
+        let standing: Standing = self.redis.run(|mut c| async move { invocation.invoke_async(&mut c).await }).await?;
         ::metrics::histogram!(metrics::REDIS_DURATION, "script" => "status").record(started.elapsed().as_secs_f64());
-        Ok(Standing {
-            sale_state,
-            serving,
-            position: u64::try_from(position).ok().filter(|p| *p > 0),
-            standing,
-            deadline_ms: deadline.parse::<f64>().ok().map(|d| d as i64),
-            rate: parse_rate(&rate),
-            drawn: drawn.parse().ok(),
-            seq,
-        })
+        Ok(standing)
+    }
+
+    /// Refreshes this instance's snapshot of every sale polled here, and
+    /// writes the heartbeats buffered since the last refresh: one pipelined
+    /// round trip for all sales (plus a one-off read of a pre-queue's order
+    /// once it is written). Run every tick by a background job.
+    pub async fn refresh_lines(&self) -> AppResult<()> {
+        let due = self.lines.due();
+        if due.is_empty() {
+            return Ok(());
+        }
+        let now_s = Utc::now().timestamp();
+        let mut pipe = redis::pipe();
+        for sale in &due {
+            let keys = self.keys(&sale.sale);
+            for chunk in sale.heartbeats.chunks(2000) {
+                let mut bitfield = redis::cmd("BITFIELD");
+                bitfield.arg(keys.key("seen"));
+                for n in chunk {
+                    bitfield.arg("SET").arg("u32").arg(format!("#{n}")).arg(now_s);
+                }
+                pipe.add_command(bitfield).ignore();
+            }
+            pipe.cmd("HMGET").arg(keys.key("meta")).arg(&["state", "serving", "pq", "shuf", "rate", "drawn", "seq"]);
+        }
+        let started = Instant::now();
+        let replies: AppResult<Vec<LineFields>> =
+            self.redis.run(|mut c| async move { pipe.query_async(&mut c).await }).await;
+        ::metrics::histogram!(metrics::REDIS_DURATION, "script" => "line").record(started.elapsed().as_secs_f64());
+        let replies = match replies {
+            Ok(replies) => replies,
+            Err(e) => {
+                for sale in due {
+                    self.lines.requeue(&sale.sale, sale.heartbeats);
+                }
+                return Err(e);
+            }
+        };
+        for (sale, (state, serving, pq, shuf, rate, drawn, seq)) in due.iter().zip(replies) {
+            let view = line::LineView {
+                state: state.unwrap_or_default(),
+                serving: serving.unwrap_or(0),
+                prequeue: pq,
+                shuffled: shuf.as_deref() == Some("1"),
+                rate: rate.as_deref().and_then(parse_rate),
+                drawn,
+                seq: seq.unwrap_or(0),
+            };
+            let load_positions = sale.wants_positions || (view.shuffled && view.prequeue.is_some_and(|pq| pq > 0));
+            self.lines.store(&sale.sale, view);
+            if load_positions && sale.wants_positions {
+                let key = self.keys(&sale.sale).key("pos");
+                let positions: Vec<u8> = self
+                    .redis
+                    .run(|mut c| async move { redis::cmd("GET").arg(&key).query_async(&mut c).await })
+                    .await?;
+                self.lines.store_positions(&sale.sale, positions);
+            }
+        }
+        Ok(())
     }
 
     /// Advances the serving number: a regular tick (`manual = None`) at the
@@ -328,9 +495,11 @@ impl WaitingRoom {
             .key(keys.key("users"))
             .arg(Utc::now().timestamp_millis())
             .arg(manual.map(|m| m as i64).unwrap_or(-1))
-            .arg(manual.map(|m| m.saturating_mul(4).max(2000)).unwrap_or(2000));
+            .arg(manual.map(|m| m.saturating_mul(4).max(2000)).unwrap_or(2000))
+            .arg(REVEAL_GRACE.as_millis() as u64);
         let (admitted, abandoned, serving, joined, active, entries, deadline_ms): AdmitReply =
             self.redis.run(|mut c| async move { invocation.invoke_async(&mut c).await }).await?;
+        self.lines.note_serving(sale, serving);
         let entries =
             entries.chunks(2).filter_map(|pair| Some((pair[0].parse().ok()?, pair.get(1)?.clone()))).collect();
         Ok(AdmitResult { admitted, abandoned, serving, joined, active, entries, deadline_ms })
@@ -376,7 +545,9 @@ impl WaitingRoom {
                     .query_async::<()>(&mut c)
                     .await
             })
-            .await
+            .await?;
+        self.lines.forget(&sale.id);
+        Ok(())
     }
 
     /// Frees (`until_ms = None`) or extends an admission slot.
@@ -423,6 +594,7 @@ impl WaitingRoom {
     /// admits from the waitlist.
     pub async fn mark_drawn(&self, sale: &str, winners: u64, window_end_ms: i64) -> AppResult<()> {
         let meta = self.keys(sale).key("meta");
+        self.lines.forget(sale);
         self.redis
             .run(|mut c| async move {
                 redis::cmd("HSET")

@@ -6,7 +6,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{estimated_wait, poll_after_ms, JoinOutcome, Standing};
+use super::{estimated_wait, poll_after_ms, JoinOutcome, PlaceState, Standing};
 use crate::error::{AppError, AppResult};
 use crate::rate_limit::Limit;
 use crate::sales::{state, Sale};
@@ -213,7 +213,7 @@ async fn place(state: &AppState, sale: &Sale, visitor: &str, n: u64, known: Opti
     };
     let sale_state = if standing.sale_state.is_empty() { sale.state.as_str() } else { standing.sale_state.as_str() };
     view.paused = sale_state == state::PAUSED;
-    view.prequeue = standing.position.is_none() && standing.standing == "waiting";
+    view.prequeue = standing.position.is_none() && standing.standing == PlaceState::Waiting;
     let position = standing.position.unwrap_or(n);
     let ahead = position.saturating_sub(standing.serving + 1);
     view.state = visitor_state(sale, sale_state, &standing, position);
@@ -222,9 +222,11 @@ async fn place(state: &AppState, sale: &Sale, visitor: &str, n: u64, known: Opti
             let ahead = if view.state == "lost" { position.saturating_sub(standing.serving + 1) } else { ahead };
             view.position = Some(ahead + 1);
             view.ahead = Some(ahead);
-            view.estimated_wait_seconds =
-                if view.paused || view.prequeue { None } else { estimated_wait(ahead, standing.rate) };
-            view.poll_after_ms = poll_after_ms(ahead, standing.rate, sale.abandon_after_seconds);
+            // Until a rate has been measured, the configured one is the best
+            // estimate of how fast the line moves.
+            let rate = standing.rate.or_else(|| (sale.admit_per_second > 0).then(|| f64::from(sale.admit_per_second)));
+            view.estimated_wait_seconds = if view.paused || view.prequeue { None } else { estimated_wait(ahead, rate) };
+            view.poll_after_ms = poll_after_ms(ahead, rate, sale);
         }
         "admitted" | "won" => {
             view.position = Some(0);
@@ -243,13 +245,13 @@ async fn place(state: &AppState, sale: &Sale, visitor: &str, n: u64, known: Opti
 }
 
 fn visitor_state(sale: &Sale, sale_state: &str, standing: &Standing, position: u64) -> String {
-    match (sale_state, standing.standing.as_str()) {
+    match (sale_state, standing.standing) {
         (state::CLOSED, _) => return "closed".into(),
         (state::SOLD_OUT, _) => return "sold_out".into(),
-        (_, "abandoned") | (_, "expired") => return "expired".into(),
+        (_, PlaceState::Abandoned) | (_, PlaceState::Expired) => return "expired".into(),
         _ => {}
     }
-    let admitted = standing.standing == "admitted";
+    let admitted = standing.standing == PlaceState::Admitted;
     if sale.mode == "lottery" {
         return match standing.drawn {
             None => "waiting".into(),

@@ -1,0 +1,11 @@
+-- (c) (b) with the quantity written into the statement: `LIMIT 1` is a
+-- literal, so even the generic plan knows it wants one row.
+WITH picked AS (
+    SELECT id FROM claim_units
+    WHERE sale_id = :sale AND status = 'available'
+      AND id <= (SELECT released_upto FROM claim_sales WHERE id = :sale AND state = 'on_sale')
+    ORDER BY id LIMIT 1
+    FOR UPDATE SKIP LOCKED)
+UPDATE claim_units u SET status = 'held', hold_id = gen_random_uuid()
+WHERE u.sale_id = :sale AND u.id = ANY(ARRAY(SELECT id FROM picked))
+RETURNING u.id, u.label;

@@ -1,0 +1,254 @@
+//! Placing a hold: the idempotency record, the buyer's allowance (I3), the
+//! claim (I1, I2), the hold row and its outbox event in one statement, the
+//! `place_hold` function of `migrations/0004_place_hold.sql`.
+//!
+//! "Best available" scans the partial index of free units up from a per-sale
+//! floor this instance keeps (the lowest unit its last claim took), so claims
+//! do not wade through the ever longer run of taken units at the head of the
+//! index as the sale sells; the statement wraps around below the floor before
+//! it reports a shortage, so a stale floor costs time, never a unit. The
+//! floor drops back to the start every [`FLOOR_RESET`], so units that came
+//! back (expired holds, cancellations) are again the best available soon.
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+use std::time::{Duration, Instant};
+
+use actix_web::http::StatusCode;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::postgres::PgDatabaseError;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::{shortage_error, HoldView, Want};
+use crate::error::{AppError, AppResult};
+use crate::idempotency;
+use crate::sales::Sale;
+use crate::tokens::{Claims, Purpose, TokenSigner};
+
+/// How long a hold token stays valid: long enough to see the order later.
+const HOLD_TOKEN_DAYS: i64 = 30;
+
+/// How often a sale's claim floor goes back to its first unit.
+const FLOOR_RESET: Duration = Duration::from_secs(2);
+
+/// How long a claim that found no unit at all answers for the next ones.
+const EMPTY_FOR: Duration = Duration::from_millis(250);
+
+/// What this instance learnt from its last claims of a sale.
+struct Hint {
+    floor: i32,
+    floor_since: Instant,
+    /// A "best available" claim found nothing: until then, the same answer
+    /// without a transaction (at the end of a sale, retrying buyers would
+    /// otherwise fill the pool with claims that cannot succeed).
+    empty: Option<(Instant, Shortage)>,
+}
+
+#[derive(Clone, Copy)]
+enum Shortage {
+    SoldOut,
+    Insufficient,
+}
+
+/// Per-sale claim hints of this instance: the floor, and a recent empty claim.
+#[derive(Default)]
+pub struct ClaimHints {
+    sales: RwLock<HashMap<String, Hint>>,
+}
+
+impl ClaimHints {
+    fn floor(&self, sale: &str) -> i32 {
+        let sales = self.sales.read().unwrap_or_else(|e| e.into_inner());
+        match sales.get(sale) {
+            Some(hint) if hint.floor_since.elapsed() < FLOOR_RESET => hint.floor,
+            _ => 1,
+        }
+    }
+
+    fn empty(&self, sale: &str, wanted: i32) -> Option<AppError> {
+        let sales = self.sales.read().unwrap_or_else(|e| e.into_inner());
+        let (until, shortage) = sales.get(sale)?.empty?;
+        (Instant::now() < until).then(|| match shortage {
+            Shortage::SoldOut => AppError::gone("sold_out", "the sale is sold out"),
+            Shortage::Insufficient => super::insufficient_stock(wanted),
+        })
+    }
+
+    fn update(&self, sale: &str, f: impl FnOnce(&mut Hint)) {
+        let mut sales = self.sales.write().unwrap_or_else(|e| e.into_inner());
+        let hint =
+            sales.entry(sale.to_owned()).or_insert_with(|| Hint { floor: 1, floor_since: Instant::now(), empty: None });
+        f(hint);
+    }
+
+    fn taken(&self, sale: &str, lowest: i32) {
+        self.update(sale, |hint| {
+            hint.empty = None;
+            if hint.floor_since.elapsed() >= FLOOR_RESET {
+                (hint.floor, hint.floor_since) = (lowest, Instant::now());
+            } else {
+                hint.floor = hint.floor.max(lowest);
+            }
+        });
+    }
+
+    fn found_none(&self, sale: &str, error: &AppError) {
+        let shortage = match error.code() {
+            "sold_out" => Shortage::SoldOut,
+            "insufficient_stock" => Shortage::Insufficient,
+            _ => return,
+        };
+        self.update(sale, |hint| hint.empty = Some((Instant::now() + EMPTY_FOR, shortage)));
+    }
+
+    /// Units of `sale` came back on sale through this instance.
+    pub fn returned(&self, sale: &str) {
+        self.update(sale, |hint| {
+            hint.empty = None;
+            hint.floor = 1;
+        });
+    }
+}
+
+/// A `place_hold` row: outcome, lowest unit taken, answer status and body.
+type Placed = (String, Option<i32>, Option<i16>, Option<Value>);
+
+/// What a hold request came to.
+pub enum HoldOutcome {
+    /// A new hold: the 201 answer, and until when the hold lasts.
+    Created(Value, DateTime<Utc>),
+    /// The first answer to this `Idempotency-Key`.
+    Replayed(StatusCode, Value),
+}
+
+/// The buyer's request.
+pub struct HoldAsk<'a> {
+    /// What to hold.
+    pub want: Want,
+    /// The admission token's claims: buyer, sale, join number.
+    pub buyer: &'a Claims,
+    /// `Idempotency-Key`, if sent.
+    pub key: Option<String>,
+}
+
+/// Places a hold for an admitted buyer (all or nothing), or answers why not.
+#[tracing::instrument(name = "place hold", skip_all, fields(sale = %sale.id))]
+pub async fn place_hold(
+    db: &PgPool,
+    hints: &ClaimHints,
+    tokens: &TokenSigner,
+    sale: &Sale,
+    ask: HoldAsk<'_>,
+) -> AppResult<HoldOutcome> {
+    let HoldAsk { want, buyer, key } = ask;
+    if want.count() > sale.per_user_limit {
+        return Err(super::limit_exceeded(sale.per_user_limit));
+    }
+    if key.is_none() {
+        // With a key the stored answer comes first: a retry of a hold that
+        // succeeded just before the sale paused still gets it back.
+        sale.ensure_on_sale()?;
+        if let Want::Best(n) = want {
+            if let Some(refused) = hints.empty(&sale.id, n) {
+                return Err(refused);
+            }
+        }
+    }
+
+    let hold_id = Uuid::new_v4();
+    let now = Utc::now();
+    let expires_at = now + chrono::Duration::seconds(i64::from(sale.hold_ttl_seconds));
+    let hold_token = tokens.issue(
+        Purpose::Hold,
+        &sale.id,
+        &buyer.sub,
+        buyer.n,
+        Some(hold_id.to_string()),
+        now + chrono::Duration::days(HOLD_TOKEN_DAYS),
+    )?;
+    let answer = HoldView {
+        id: hold_id.to_string(),
+        sale_id: sale.id.clone(),
+        state: "held".into(),
+        quantity: want.count(),
+        units: Vec::new(),
+        expires_at,
+        created_at: now,
+        order_id: None,
+        hold_token: Some(hold_token),
+    };
+    let body = serde_json::to_value(&answer).map_err(|e| AppError::Internal(e.into()))?;
+    let scope = format!("hold:{}", buyer.sub);
+    let request_hash = idempotency::fingerprint(&[&sale.id, &format!("{want:?}")]);
+    let (quantity, seats) = match &want {
+        Want::Best(n) => (*n, None),
+        Want::Seats(seats) => (seats.len() as i32, Some(seats)),
+    };
+
+    let placed: Result<Placed, sqlx::Error> = sqlx::query_as(
+        "SELECT outcome, lowest, status, body FROM place_hold($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+    )
+    .bind(&sale.id)
+    .bind(&buyer.sub)
+    .bind(buyer.n.map(|n| n as i64))
+    .bind(hold_id)
+    .bind(quantity)
+    .bind(seats)
+    .bind(sale.per_user_limit)
+    .bind(hints.floor(&sale.id))
+    .bind(expires_at)
+    .bind(now)
+    .bind(&scope)
+    .bind(key.as_deref())
+    .bind(&request_hash)
+    .bind(&body)
+    .fetch_one(db)
+    .await;
+
+    let (outcome, lowest, status, body) = match placed {
+        Ok(row) => row,
+        Err(e) => {
+            let (refused, found) = refusal(db, sale, &want, e).await;
+            if let (Want::Best(_), Some(0)) = (&want, found) {
+                hints.found_none(&sale.id, &refused);
+            }
+            return Err(refused);
+        }
+    };
+    match outcome.as_str() {
+        "created" => {
+            if let (Want::Best(_), Some(lowest)) = (&want, lowest) {
+                hints.taken(&sale.id, lowest);
+            }
+            let body = body.ok_or_else(|| AppError::Internal(anyhow::anyhow!("place_hold answered no body")))?;
+            Ok(HoldOutcome::Created(body, expires_at))
+        }
+        "reused" => {
+            Err(AppError::conflict("idempotency_key_reused", "this Idempotency-Key was used for a different request"))
+        }
+        _ => match (status.and_then(|s| StatusCode::from_u16(s as u16).ok()), body) {
+            (Some(status), Some(body)) => Ok(HoldOutcome::Replayed(status, body)),
+            _ => Err(AppError::conflict("request_in_progress", "a request with this Idempotency-Key is still running")),
+        },
+    }
+}
+
+/// The answer for a statement `place_hold` refused (it rolled back), and
+/// for a shortage how many units it found.
+async fn refusal(db: &PgPool, sale: &Sale, want: &Want, error: sqlx::Error) -> (AppError, Option<usize>) {
+    let Some(pg) = error.as_database_error().and_then(|d| d.try_downcast_ref::<PgDatabaseError>()) else {
+        return (AppError::from(error), None);
+    };
+    match pg.code() {
+        "FG001" => (super::limit_exceeded(sale.per_user_limit), None),
+        "FG002" => {
+            let found = pg.detail().and_then(|d| d.parse().ok()).unwrap_or(0);
+            match shortage_error(db, &sale.id, want, found).await {
+                Ok(error) | Err(error) => (error, Some(found)),
+            }
+        }
+        _ => (AppError::from(error), None),
+    }
+}

@@ -1,0 +1,100 @@
+//! Joins go to Redis in batches: the joins of a sale that arrive while the
+//! previous batch is in flight are sent together in one `join.lua` call.
+//!
+//! Nothing waits on purpose: a lone join goes out at once, and under a burst
+//! the batch grows by itself to whatever arrived during one round trip, so
+//! Redis runs one script per batch instead of one per visitor.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use chrono::Utc;
+use redis::Script;
+use tokio::sync::{mpsc, oneshot};
+
+use super::{JoinOutcome, JoinReply, Keys};
+use crate::error::{AppError, AppResult};
+use crate::metrics;
+use crate::store::Redis;
+
+/// Most visitors in one script call (bounds the script's run time).
+const MAX_BATCH: usize = 512;
+
+struct Request {
+    sale: String,
+    user: String,
+    reply: oneshot::Sender<AppResult<JoinOutcome>>,
+}
+
+/// The sending side; the batching task runs until it is dropped.
+pub struct Joiner {
+    tx: mpsc::UnboundedSender<Request>,
+}
+
+impl Joiner {
+    /// Starts the batching task on the current runtime.
+    pub fn start(redis: Redis, script: Script) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(run(redis, script, rx));
+        Joiner { tx }
+    }
+
+    /// Joins one visitor (`user` empty for an anonymous one).
+    pub async fn join(&self, sale: &str, user: &str) -> AppResult<JoinOutcome> {
+        let (reply, answer) = oneshot::channel();
+        let request = Request { sale: sale.to_owned(), user: user.to_owned(), reply };
+        self.tx.send(request).map_err(|_| AppError::Unavailable(anyhow::anyhow!("the join batcher has stopped")))?;
+        answer.await.map_err(|_| AppError::Unavailable(anyhow::anyhow!("the join batcher dropped a join")))?
+    }
+}
+
+async fn run(redis: Redis, script: Script, mut rx: mpsc::UnboundedReceiver<Request>) {
+    let mut pending = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut pending, 8 * MAX_BATCH).await > 0 {
+        let mut by_sale: HashMap<String, Vec<Request>> = HashMap::new();
+        for request in pending.drain(..) {
+            by_sale.entry(request.sale.clone()).or_default().push(request);
+        }
+        let mut calls = Vec::new();
+        for (sale, mut requests) in by_sale {
+            while !requests.is_empty() {
+                let rest = requests.split_off(requests.len().min(MAX_BATCH));
+                calls.push(call(&redis, &script, sale.clone(), std::mem::replace(&mut requests, rest)));
+            }
+        }
+        futures_util::future::join_all(calls).await;
+    }
+}
+
+async fn call(redis: &Redis, script: &Script, sale: String, requests: Vec<Request>) {
+    let keys = Keys::new(&redis.prefix, &sale);
+    let mut invocation = script.prepare_invoke();
+    invocation.key(keys.key("meta")).key(keys.key("seen")).key(keys.key("users")).arg(Utc::now().timestamp());
+    for request in &requests {
+        invocation.arg(&request.user);
+    }
+    let started = Instant::now();
+    let reply: AppResult<JoinReply> = redis.run(|mut c| async move { invocation.invoke_async(&mut c).await }).await;
+    ::metrics::histogram!(metrics::REDIS_DURATION, "script" => "join").record(started.elapsed().as_secs_f64());
+    match reply {
+        Ok(reply) => {
+            let mut outcomes = reply.outcomes(requests.len()).into_iter();
+            for request in requests {
+                let outcome = outcomes.next().unwrap_or(JoinOutcome::Unknown);
+                let _ = request.reply.send(Ok(outcome));
+            }
+        }
+        Err(e) => {
+            let unavailable = matches!(e, AppError::Unavailable(_));
+            let message = e.to_string();
+            for request in requests {
+                let error = if unavailable {
+                    AppError::Unavailable(anyhow::anyhow!("{message}"))
+                } else {
+                    AppError::Internal(anyhow::anyhow!("{message}"))
+                };
+                let _ = request.reply.send(Err(error));
+            }
+        }
+    }
+}

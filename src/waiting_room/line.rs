@@ -1,0 +1,291 @@
+//! What one instance knows of each sale's line, so that a waiting visitor's
+//! poll needs no Redis call of its own.
+//!
+//! A visitor whose place is behind the serving number cannot have been
+//! admitted, expired or abandoned yet (`admit.lua` only ever marks places at
+//! or below `serving`), so their standing is a pure function of the sale's
+//! line: state, serving number, pre-queue size and order, measured rate,
+//! lottery winners. [`Lines`] keeps that per sale, refreshed by one pipelined
+//! Redis round trip per tick for every sale polled on this instance
+//! ([`super::WaitingRoom::refresh_lines`]), and buffers the waiting
+//! visitors' heartbeats ("last seen", which abandonment needs) to write
+//! them in the same round trip. Only visitors at or past the serving number
+//! run `status.lua` per poll.
+//!
+//! The snapshot is at most one tick old (plus a round trip). A copy older
+//! than [`MAX_AGE`] (Redis slow or down) is not used, so an outage still
+//! answers 503 rather than stale places. Changes this instance makes itself
+//! (admissions, sale settings) update or drop its copy at once.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use super::{PlaceState, Standing};
+
+/// A snapshot older than this is not trusted.
+pub const MAX_AGE: Duration = Duration::from_millis(500);
+
+/// A sale nobody polled on this instance for this long is dropped.
+const IDLE: Duration = Duration::from_secs(30);
+
+/// Most buffered heartbeats per sale; past it polls run the script.
+const MAX_BUFFERED: usize = 200_000;
+
+/// A sale's line as `meta` says (see `lua/status.lua`).
+#[derive(Debug, Clone, Default)]
+pub struct LineView {
+    /// Sale state in Redis; empty when Redis does not know the sale.
+    pub state: String,
+    /// Serving number.
+    pub serving: u64,
+    /// Frozen pre-queue size, once frozen.
+    pub prequeue: Option<u64>,
+    /// The pre-queue's order is written.
+    pub shuffled: bool,
+    /// Measured admissions per second.
+    pub rate: Option<f64>,
+    /// Lottery winners, once drawn.
+    pub drawn: Option<u64>,
+    /// Last join number.
+    pub seq: u64,
+}
+
+struct Watched {
+    view: RwLock<Option<(Instant, LineView)>>,
+    /// The pre-queue's places by join number (`pos`), read once it is
+    /// written: it never changes afterwards.
+    positions: RwLock<Option<Arc<Vec<u8>>>>,
+    heartbeats: Mutex<Vec<u32>>,
+    /// Milliseconds since `Lines::epoch` of the last poll.
+    last_poll: AtomicU64,
+}
+
+impl Watched {
+    fn new(now: u64) -> Self {
+        Watched {
+            view: RwLock::new(None),
+            positions: RwLock::new(None),
+            heartbeats: Mutex::new(Vec::new()),
+            last_poll: AtomicU64::new(now),
+        }
+    }
+}
+
+/// What a refresh must do for one sale.
+pub struct Due {
+    /// Sale id.
+    pub sale: String,
+    /// Join numbers that polled since the last refresh.
+    pub heartbeats: Vec<u32>,
+    /// The pre-queue order should be read (written but not yet loaded).
+    pub wants_positions: bool,
+}
+
+/// Per-sale line snapshots and heartbeat buffers of this instance.
+pub struct Lines {
+    sales: RwLock<HashMap<String, Arc<Watched>>>,
+    epoch: Instant,
+}
+
+impl Default for Lines {
+    fn default() -> Self {
+        Lines { sales: RwLock::new(HashMap::new()), epoch: Instant::now() }
+    }
+}
+
+impl Lines {
+    fn now(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    fn watched(&self, sale: &str) -> Arc<Watched> {
+        if let Some(w) = self.sales.read().ok().and_then(|s| s.get(sale).cloned()) {
+            return w;
+        }
+        let mut sales = self.sales.write().unwrap_or_else(|e| e.into_inner());
+        sales.entry(sale.to_owned()).or_insert_with(|| Arc::new(Watched::new(self.now()))).clone()
+    }
+
+    /// The standing of join number `n` when the snapshot alone can tell it
+    /// (the visitor waits behind the serving number); records the
+    /// heartbeat to be written with the next refresh. `None`: ask Redis.
+    pub fn waiting_standing(&self, sale: &str, n: u64) -> Option<Standing> {
+        let watched = self.watched(sale);
+        watched.last_poll.store(self.now(), Ordering::Relaxed);
+        let line = {
+            let view = watched.view.read().ok()?;
+            let (taken, line) = view.as_ref()?;
+            if taken.elapsed() > MAX_AGE || line.state.is_empty() {
+                return None;
+            }
+            line.clone()
+        };
+        let n32 = u32::try_from(n).ok()?;
+        let position = match line.prequeue {
+            // Not frozen: the whole line so far is the pre-queue, in an
+            // order still to be drawn.
+            None => None,
+            Some(pq) if n <= pq && pq > 0 => {
+                if !line.shuffled {
+                    None
+                } else {
+                    let positions = watched.positions.read().ok()?.clone()?;
+                    let at = n as usize * 4;
+                    let bytes: [u8; 4] = positions.get(at..at + 4)?.try_into().ok()?;
+                    Some(u64::from(u32::from_be_bytes(bytes)))
+                }
+            }
+            Some(_) => Some(n),
+        };
+        if let Some(p) = position {
+            if p == 0 || p <= line.serving {
+                return None;
+            }
+        }
+        {
+            let mut beats = watched.heartbeats.lock().ok()?;
+            if beats.len() >= MAX_BUFFERED {
+                return None;
+            }
+            beats.push(n32);
+        }
+        Some(Standing {
+            sale_state: line.state,
+            serving: line.serving,
+            position,
+            standing: PlaceState::Waiting,
+            deadline_ms: None,
+            rate: line.rate,
+            drawn: line.drawn,
+            seq: line.seq,
+        })
+    }
+
+    /// Sales to refresh now, with their buffered heartbeats; forgets sales
+    /// nobody polled lately.
+    pub fn due(&self) -> Vec<Due> {
+        let now = self.now();
+        let idle = IDLE.as_millis() as u64;
+        let mut sales = self.sales.write().unwrap_or_else(|e| e.into_inner());
+        sales.retain(|_, w| now.saturating_sub(w.last_poll.load(Ordering::Relaxed)) < idle);
+        sales
+            .iter()
+            .map(|(sale, w)| {
+                let heartbeats = w.heartbeats.lock().map(|mut b| std::mem::take(&mut *b)).unwrap_or_default();
+                let shuffled = w.view.read().ok().and_then(|v| v.as_ref().map(|(_, l)| l.shuffled)).unwrap_or(false);
+                let loaded = w.positions.read().map(|p| p.is_some()).unwrap_or(true);
+                Due { sale: sale.clone(), heartbeats, wants_positions: shuffled && !loaded }
+            })
+            .collect()
+    }
+
+    /// Stores a fresh view of `sale`'s line.
+    pub fn store(&self, sale: &str, line: LineView) {
+        let watched = self.watched(sale);
+        if let Ok(mut view) = watched.view.write() {
+            *view = Some((Instant::now(), line));
+        };
+    }
+
+    /// Stores the pre-queue's order of `sale`.
+    pub fn store_positions(&self, sale: &str, positions: Vec<u8>) {
+        let watched = self.watched(sale);
+        if let Ok(mut p) = watched.positions.write() {
+            *p = Some(Arc::new(positions));
+        };
+    }
+
+    /// Puts heartbeats back after a failed refresh, so they are not lost.
+    pub fn requeue(&self, sale: &str, mut heartbeats: Vec<u32>) {
+        let watched = self.watched(sale);
+        if let Ok(mut beats) = watched.heartbeats.lock() {
+            if beats.len() + heartbeats.len() <= MAX_BUFFERED {
+                beats.append(&mut heartbeats);
+            }
+        };
+    }
+
+    /// This instance moved the serving number: polls see it at once.
+    pub fn note_serving(&self, sale: &str, serving: u64) {
+        let watched = self.watched(sale);
+        if let Ok(mut view) = watched.view.write() {
+            if let Some((_, line)) = view.as_mut() {
+                line.serving = line.serving.max(serving);
+            }
+        };
+    }
+
+    /// This instance changed the sale's settings or order: polls ask Redis
+    /// until the next refresh.
+    pub fn forget(&self, sale: &str) {
+        let watched = self.watched(sale);
+        if let Ok(mut view) = watched.view.write() {
+            *view = None;
+        }
+        if let Ok(mut p) = watched.positions.write() {
+            *p = None;
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(serving: u64, prequeue: Option<u64>, shuffled: bool) -> LineView {
+        LineView { state: "on_sale".into(), serving, prequeue, shuffled, rate: Some(10.0), drawn: None, seq: 100 }
+    }
+
+    #[test]
+    fn behind_the_serving_number_is_answered_locally_and_beats() {
+        let lines = Lines::default();
+        assert!(lines.waiting_standing("s", 50).is_none(), "no snapshot yet: ask Redis");
+        lines.store("s", line(10, Some(0), true));
+        let standing = lines.waiting_standing("s", 50).expect("waiting behind serving");
+        assert_eq!(standing.position, Some(50));
+        assert_eq!(standing.standing, PlaceState::Waiting);
+        assert!(lines.waiting_standing("s", 10).is_none(), "at the serving number: ask Redis");
+        assert!(lines.waiting_standing("s", 3).is_none(), "passed: ask Redis");
+        let due = lines.due();
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].heartbeats, vec![50]);
+        assert!(lines.due()[0].heartbeats.is_empty(), "heartbeats are taken once");
+    }
+
+    #[test]
+    fn prequeue_places_come_from_the_written_order() {
+        let lines = Lines::default();
+        lines.store("s", line(1, Some(3), true));
+        assert!(lines.waiting_standing("s", 2).is_none(), "order not loaded yet");
+        assert!(lines.due()[0].wants_positions);
+        // n = 1, 2, 3 -> places 3, 1, 2
+        let mut pos = vec![0u8; 16];
+        for (n, p) in [(1u32, 3u32), (2, 1), (3, 2)] {
+            pos[n as usize * 4..n as usize * 4 + 4].copy_from_slice(&p.to_be_bytes());
+        }
+        lines.store_positions("s", pos);
+        assert_eq!(lines.waiting_standing("s", 1).and_then(|s| s.position), Some(3));
+        assert!(lines.waiting_standing("s", 2).is_none(), "place 1 is served");
+        assert_eq!(lines.waiting_standing("s", 7).and_then(|s| s.position), Some(7), "after the pre-queue: FIFO");
+    }
+
+    #[test]
+    fn an_open_prequeue_waits_without_a_place_and_a_forgotten_line_asks_redis() {
+        let lines = Lines::default();
+        lines.store("s", line(0, None, false));
+        assert_eq!(lines.waiting_standing("s", 5).map(|s| s.position), Some(None));
+        lines.forget("s");
+        assert!(lines.waiting_standing("s", 5).is_none());
+    }
+
+    #[test]
+    fn own_admissions_move_the_line_at_once() {
+        let lines = Lines::default();
+        lines.store("s", line(10, Some(0), true));
+        assert!(lines.waiting_standing("s", 12).is_some());
+        lines.note_serving("s", 12);
+        assert!(lines.waiting_standing("s", 12).is_none());
+    }
+}
