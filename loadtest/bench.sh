@@ -326,7 +326,7 @@ rb() { # rb NAME redis-benchmark-args...
 }
 rb ping -t ping_mbulk
 rb get get "$RB_TAG:k"
-rb evalsha_status evalsha "$STATUS_SHA" 4 "$RB_TAG:meta" "$RB_TAG:seen" "$RB_TAG:active" "$RB_TAG:pos" 42 "$NOW_MS"
+rb evalsha_status evalsha "$STATUS_SHA" 5 "$RB_TAG:meta" "$RB_TAG:seen" "$RB_TAG:active" "$RB_TAG:pos" "$RB_TAG:rev" 42 "$NOW_MS"
 rcli --scan --pattern "$RB_TAG:*" | xargs -r redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" unlink >/dev/null
 
 # ---------------------------------------------------------------------------
@@ -403,7 +403,22 @@ RSS_BEFORE_POLL="$(rss_kib)"
 sample_rss "$OUT/rss-status.txt" &
 SAMPLER=$!
 PIDS+=("$SAMPLER")
+# Redis commands per poll: every command Redis ran during the run (INFO
+# commandstats, all instances' background work included) over the polls.
+redis_calls() { rcli info commandstats | awk -F'[=,:]' '/^cmdstat_/ {n += $3} END {print n + 0}'; }
+CALLS_BEFORE="$(redis_calls)"
 FG_TOKENS="$OUT/queue-tokens.txt" wrk_run status "$FG_BASE/api/v1/sales/$MEM_SALE/queue/status" status.lua
+CALLS_AFTER="$(redis_calls)"
+rcli info commandstats >"$OUT/redis-commandstats-after-status.txt"
+python3 - "$CALLS_BEFORE" "$CALLS_AFTER" "$(sed -n 's/^WRK_RESULT //p' "$OUT/wrk-status.txt")" <<'PY' >>"$METRICS"
+import json, sys
+before, after, wrk = int(sys.argv[1]), int(sys.argv[2]), json.loads(sys.argv[3])
+polls = wrk["requests"]
+d = {"commands": after - before, "polls": polls, "per_poll": (after - before) / polls if polls else None}
+print(json.dumps({"name": "redis_commands_status", "data": d}))
+print(f"redis commands during the status run: {after - before} for {polls} polls "
+      f"({d['per_poll']:.3f} per poll; INFO itself included)", file=sys.stderr)
+PY
 kill "$SAMPLER" 2>/dev/null || true
 RSS_POLL_MAX="$(sort -n "$OUT/rss-status.txt" | tail -1)"
 echo "server RSS with $MEM_JOINS waiting visitors polling: $((RSS_POLL_MAX / 1024)) MiB (idle $((RSS_IDLE / 1024)) MiB)"
@@ -478,13 +493,25 @@ if ((FLASH)); then
     psql "$PSQL_URL" -XqAtc "ANALYZE units"
     "$BIN/fgdrive" flash "${FLASH_ARGS[@]}" --sale "$FLASH_SALE" --json-out "$OUT/flash.json" \
         | tee "$OUT/flash.txt" || FLASH_OK=0
-    kill "$SAMPLER" 2>/dev/null || true
     RSS_FLASH_MAX="$(sort -n "$OUT/rss-flash.txt" | tail -1)"
     metric flash_rss "{\"kib_max\": ${RSS_FLASH_MAX:-0}}"
     if [[ -s "$OUT/flash.json" ]]; then
         metric flash "$(python3 -c 'import json, sys; print(json.dumps(json.load(open(sys.argv[1]))))' "$OUT/flash.json")"
     fi
     ((FLASH_OK)) || echo "flash sale: FAILED (see above)"
+
+    say "floodgate: the same flash sale in adaptive admission mode (starts at 400/s, finds its own rate)"
+    FLASH_OK=1
+    FLASH_SALE="$("$BIN/fgdrive" flash "${FLASH_ARGS[@]}" --admission-mode adaptive --create-only)"
+    psql "$PSQL_URL" -XqAtc "ANALYZE units"
+    "$BIN/fgdrive" flash "${FLASH_ARGS[@]}" --admission-mode adaptive --sale "$FLASH_SALE" \
+        --json-out "$OUT/flash-adaptive.json" | tee "$OUT/flash-adaptive.txt" || FLASH_OK=0
+    if [[ -s "$OUT/flash-adaptive.json" ]]; then
+        metric flash_adaptive \
+            "$(python3 -c 'import json, sys; print(json.dumps(json.load(open(sys.argv[1]))))' "$OUT/flash-adaptive.json")"
+    fi
+    ((FLASH_OK)) || echo "flash sale (adaptive): FAILED (see above)"
+    kill "$SAMPLER" 2>/dev/null || true
 fi
 
 RSS_HWM="$(hwm_kib)"

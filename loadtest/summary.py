@@ -122,6 +122,10 @@ def main():
                  pct(r), "≥ 80 %", verdict(None if r is None else r >= 0.8)))
     rs = m.get("redis_evalsha_status", {}).get("rps")
     r2 = ratio(s and s["rps"], rs)
+    rc = m.get("redis_commands_status", {})
+    rows.append(("Redis commands per status poll", f"{fmt(rc.get('per_poll'), 3)} "
+                 f"({fmt(rc.get('commands'))} commands for {fmt(rc.get('polls'))} polls)", "", "", "≤ 0.2",
+                 verdict(None if rc.get("per_poll") is None else rc["per_poll"] <= 0.2)))
     rows.append(("status poll vs Redis", f"{fmt(s and s['rps'])} req/s", f"redis-benchmark EVALSHA status.lua "
                  f"{fmt(rs)}/s (PING {fmt(m.get('redis_ping', {}).get('rps'))}/s)", pct(r2), "(context)", ""))
 
@@ -131,23 +135,34 @@ def main():
                  f"({fmt(a and a['rps'])} req/s, 8 connections)", "", "", "p99 < 50 ms",
                  verdict(None if not a else a["p99_ms"] < 50)))
 
-    # flash
-    fl = m.get("flash")
-    if fl:
+    # flash: fixed rate, then adaptive
+    for key, label in (("flash", "flash sale"), ("flash_adaptive", "flash sale, adaptive admission")):
+        fl = m.get(key)
+        if not fl:
+            rows.append((label, "not run", "", "", "sold out, zero oversell", "n/a"))
+            continue
         oversold = None
         units = fl.get("audit", {}).get("units", {})
         if units:
             oversold = max(0, units.get("sold", 0) + units.get("held", 0) - units.get("total", 0))
         t = fl.get("time_to_sell_out_s")
-        ok = fl.get("sold_out") and fl.get("audit_ok") and oversold == 0
-        rows.append((f"flash sale ({fmt(fl.get('visitors'))} visitors, {fmt(fl.get('units'))} units, 30/40/30)",
+        # Admission-bound floor: the admissions it takes to sell every unit
+        # (2.3 units a buyer, 90 % pay) at 400/s, plus one hold TTL (30 s) for
+        # the last unpaid holds to come back.
+        floor = (fl.get("units") or 0) / (2.3 * 0.9) / 400 + 30
+        joined = fl.get("all_joined_s")
+        ok = fl.get("sold_out") and fl.get("audit_ok") and oversold == 0 and t is not None and t <= 1.5 * floor
+        rate = fl.get("admit_rate_settled")
+        rows.append((f"{label} ({fmt(fl.get('visitors'))} visitors, {fmt(fl.get('units'))} units, 30/40/30)",
                      f"sold out in {fmt(t, 1)} s (50/90/99 %: "
                      f"{' / '.join(fmt(x, 1) for x in (fl.get('time_to_50_90_99_s') or [None] * 3))} s); "
-                     f"sold {fmt(units.get('sold'))}; oversold {oversold}; "
-                     f"audit {'ok' if fl.get('audit_ok') else 'FAILED'}", "", "",
-                     "sold out, zero oversell", verdict(bool(ok))))
-    else:
-        rows.append(("flash sale", "not run", "", "", "sold out, zero oversell", "n/a"))
+                     f"all joined after {fmt(joined, 1)} s; sold {fmt(units.get('sold'))}; oversold {oversold}; "
+                     f"audit {'ok' if fl.get('audit_ok') else 'FAILED'}"
+                     + (f"; rate settled at {fmt(rate)}/s" if key == "flash_adaptive" else ""),
+                     f"floor ≈ {fmt(floor)} s", pct(t / floor if t else None),
+                     "≤ 1.5 × floor, zero oversell", verdict(bool(ok))))
+        rows.append((f"{label}: all joined", f"{fmt(joined, 1)} s", "", "", "≤ 15 s",
+                     verdict(None if joined is None else joined <= 15)))
 
     # memory
     per = mem.get("per_visitor_info")

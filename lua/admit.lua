@@ -24,7 +24,7 @@
 --             (FIFO: the grace; lottery waitlist: the whole window), unix ms
 local m = redis.call('HMGET', KEYS[1], 'state', 'wr', 'aps', 'max', 'attl', 'aband',
   'pq', 'shuf', 'seq', 'serving', 'budget', 'tick', 'win_t', 'win_n', 'rate', 'hold_until',
-  'rst_t', 'rst_n', 'mode')
+  'rst_t', 'rst_n', 'mode', 'amode', 'arate')
 if not m[1] then
   return {0, 0, 0, 0, 0, {}, 0}
 end
@@ -59,6 +59,10 @@ else
     return {0, 0, serving, seq, active, {}, 0}
   end
   local aps = tonumber(m[3]) or 0
+  if m[20] == 'adaptive' then
+    -- The controller's rate (adapt.lua), starting from the configured one.
+    aps = tonumber(m[21]) or aps
+  end
   local dt = math.min(math.max(now - last_tick, 0), 1000)
   -- At most one second of inflow can be banked, so a quiet spell does not
   -- turn into a burst on Postgres.

@@ -35,6 +35,7 @@ pub async fn seed(state: &AppState) -> AppResult<()> {
                         max_active: Some(50),
                         admission_ttl_seconds: Some(300),
                         abandon_after_seconds: Some(60),
+                        ..AdmissionSpec::default()
                     }),
                 },
             )

@@ -12,7 +12,7 @@ use crate::error::AppResult;
 use crate::inventory::expire_due_holds;
 use crate::metrics;
 use crate::release::release_next_stage;
-use crate::sales::{state, Sale, SALE_COLUMNS};
+use crate::sales::{state, AdmissionMode, Sale, SALE_COLUMNS};
 use crate::startup::{pause, AppState};
 
 /// Sales the admission ticker serves, refreshed by the clock.
@@ -34,18 +34,16 @@ pub fn spawn_all(state: Arc<AppState>, stopped: watch::Receiver<bool>) {
 
 async fn admission_ticker(state: Arc<AppState>, live: LiveSales, mut stopped: watch::Receiver<bool>) {
     let period = Duration::from_millis(state.settings.jobs.admission_tick_ms);
-    let mut last_estimate = std::time::Instant::now();
+    let mut last_second = std::time::Instant::now();
+    let max_pool = state.settings.database.max_connections;
     while pause(&mut stopped, period).await {
         let sales = live.read().map(|l| l.clone()).unwrap_or_default();
-        if last_estimate.elapsed() >= Duration::from_secs(1) {
-            last_estimate = std::time::Instant::now();
-            for sale in &sales {
-                if let Ok(summary) = state.waiting_room.summary(sale).await {
-                    let wait = summary.estimated_wait_seconds.map(|w| w as f64).unwrap_or(f64::NAN);
-                    ::metrics::gauge!(metrics::QUEUE_ESTIMATED_WAIT, "sale" => sale.clone()).set(wait);
-                }
-            }
-        }
+        state.hold_health.sample_pool(state.db.num_idle() == 0 && state.db.size() >= max_pool);
+        let every_second = last_second.elapsed() >= Duration::from_secs(1);
+        let window = every_second.then(|| {
+            last_second = std::time::Instant::now();
+            state.hold_health.take()
+        });
         for sale in sales {
             match state.waiting_room.admit(&sale, None).await {
                 Ok(result) => {
@@ -54,11 +52,14 @@ async fn admission_ticker(state: Arc<AppState>, live: LiveSales, mut stopped: wa
                     {
                         tracing::warn!(sale = %sale, error = %e, "queue.admitted events not written");
                     }
+                    let waiting = result.joined.saturating_sub(result.serving);
                     ::metrics::counter!(metrics::ADMISSIONS, "how" => "ticker").increment(result.admitted);
                     ::metrics::counter!(metrics::ABANDONED).increment(result.abandoned);
-                    ::metrics::gauge!(metrics::QUEUE_WAITING, "sale" => sale.clone())
-                        .set(result.joined.saturating_sub(result.serving) as f64);
+                    ::metrics::gauge!(metrics::QUEUE_WAITING, "sale" => sale.clone()).set(waiting as f64);
                     ::metrics::gauge!(metrics::QUEUE_ACTIVE, "sale" => sale.clone()).set(result.active as f64);
+                    if let Some(window) = &window {
+                        once_a_second(&state, &sale, window, waiting).await;
+                    }
                 }
                 Err(e) => tracing::warn!(sale = %sale, error = %e, "admission tick failed"),
             }
@@ -66,6 +67,35 @@ async fn admission_ticker(state: Arc<AppState>, live: LiveSales, mut stopped: wa
     }
 }
 
+/// Per sale, once a second: the adaptive rate's step and the queue gauges.
+async fn once_a_second(state: &AppState, sale_id: &str, window: &crate::adaptive::Window, waiting: u64) {
+    if let Ok(sale) = state.sales.get(&state.db, sale_id).await {
+        if sale.admission_mode == AdmissionMode::Adaptive {
+            let target = Duration::from_millis(u64::try_from(sale.hold_p99_target_ms).unwrap_or(50));
+            let verdict = window.verdict(target, waiting);
+            match state.waiting_room.adapt(sale_id, verdict).await {
+                Ok(Some(rate)) => {
+                    tracing::debug!(sale = %sale_id, ?verdict, rate, "adaptive admission step");
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(sale = %sale_id, error = %e, "adaptive admission step failed"),
+            }
+        }
+    }
+    if let Ok(summary) = state.waiting_room.summary(sale_id).await {
+        let wait = summary.estimated_wait_seconds.map(|w| w as f64).unwrap_or(f64::NAN);
+        ::metrics::gauge!(metrics::QUEUE_ESTIMATED_WAIT, "sale" => sale_id.to_owned()).set(wait);
+        if let Some(rate) = summary.effective_admit_per_second {
+            ::metrics::gauge!(metrics::ADMISSION_RATE, "sale" => sale_id.to_owned(), "kind" => "effective").set(rate);
+        }
+        if let Some(rate) = summary.admission_rate {
+            ::metrics::gauge!(metrics::ADMISSION_RATE, "sale" => sale_id.to_owned(), "kind" => "measured").set(rate);
+        }
+    }
+}
+
+/// Refreshes the line snapshots that answer waiting visitors' polls, and
+/// writes their buffered heartbeats.
 async fn line_refresher(state: Arc<AppState>, mut stopped: watch::Receiver<bool>) {
     let period = Duration::from_millis(state.settings.jobs.line_refresh_ms.max(1));
     while pause(&mut stopped, period).await {

@@ -18,7 +18,8 @@
 //! - [`sales`]: sale definitions, states, stages, availability; admin CRUD.
 //! - [`release`]: staged releases.
 //! - [`waiting_room`]: the Redis queue, admission control, status polling
-//!   (scripts in `lua/`).
+//!   (scripts in `lua/`), batched joins and per-instance line snapshots.
+//! - [`adaptive`]: the admission rate that follows the hold path's health.
 //! - [`fairness`]: the documented seeded shuffle behind pre-queues and
 //!   lotteries.
 //! - [`lottery`]: the lottery draw.
@@ -35,6 +36,7 @@
 //! - [`web_pages`]: the embedded buyer pages from `web/`.
 //! - [`demo`]: the demo sale of the dev run command.
 
+pub mod adaptive;
 pub mod audit;
 pub mod configuration;
 pub mod demo;

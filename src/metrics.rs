@@ -25,6 +25,8 @@ pub const QUEUE_WAITING: &str = "floodgate_queue_waiting";
 pub const QUEUE_ACTIVE: &str = "floodgate_queue_active";
 /// Estimated wait at the back of the queue, per sale (gauge).
 pub const QUEUE_ESTIMATED_WAIT: &str = "floodgate_queue_estimated_wait_seconds";
+/// Admission rate per sale: `effective` (in force) and `measured` (gauge).
+pub const ADMISSION_RATE: &str = "floodgate_admission_rate";
 /// Hold attempts by outcome.
 pub const HOLDS: &str = "floodgate_holds_total";
 /// Claim transaction latency.
@@ -77,6 +79,10 @@ fn describe() {
     describe_gauge!(QUEUE_WAITING, "Visitors behind the serving number, per sale.");
     describe_gauge!(QUEUE_ACTIVE, "Admitted visitors not yet finished, per sale.");
     describe_gauge!(QUEUE_ESTIMATED_WAIT, Unit::Seconds, "Estimated wait at the back of the queue, per sale.");
+    describe_gauge!(
+        ADMISSION_RATE,
+        "Admissions per second per sale: the rate in force (kind=effective, the adaptive controller's in adaptive mode) and the measured one."
+    );
     describe_counter!(HOLDS, "Hold attempts by outcome.");
     describe_histogram!(HOLD_CLAIM_DURATION, Unit::Seconds, "Duration of a hold request's claim transaction.");
     describe_counter!(ORDERS, "Orders by outcome (confirmed, cancelled, refund_required).");

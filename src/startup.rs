@@ -17,6 +17,7 @@ use tokio::net::TcpSocket;
 use tokio::sync::watch;
 use tracing_actix_web::{RequestId, TracingLogger};
 
+use crate::adaptive::HoldHealth;
 use crate::configuration::Settings;
 use crate::error::{error_response, AppError, AppResult};
 use crate::inventory::ClaimHints;
@@ -47,6 +48,8 @@ pub struct AppState {
     pub limits: RateLimits,
     /// Where this instance's claims of each sale start.
     pub claim_hints: ClaimHints,
+    /// The hold path's health, for adaptive admission.
+    pub hold_health: HoldHealth,
 }
 
 impl AppState {
@@ -102,6 +105,7 @@ impl Application {
             sales: SaleCache::new(),
             availability: AvailabilityCache::new(),
             claim_hints: ClaimHints::default(),
+            hold_health: HoldHealth::default(),
             db,
             settings,
         });

@@ -95,7 +95,9 @@ pub async fn create_hold(
         Ok(HoldOutcome::Replayed(..)) => "replayed",
         Err(e) => e.code(),
     };
-    ::metrics::histogram!(metrics::HOLD_CLAIM_DURATION).record(started.elapsed().as_secs_f64());
+    let elapsed = started.elapsed();
+    state.hold_health.record(elapsed, matches!(result, Err(AppError::Unavailable(_))));
+    ::metrics::histogram!(metrics::HOLD_CLAIM_DURATION).record(elapsed.as_secs_f64());
     ::metrics::counter!(metrics::HOLDS, "outcome" => outcome).increment(1);
     match result? {
         HoldOutcome::Replayed(status, body) => Ok(HttpResponse::build(status).json(body)),

@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use utoipa::ToSchema;
 
-use super::{state, Sale, SALE_COLUMNS};
+use super::{state, AdmissionMode, Sale, SALE_COLUMNS};
 use crate::error::{AppError, AppResult};
 
 /// Largest sale floodgate accepts in one definition.
@@ -74,6 +74,14 @@ pub struct AdmissionSpec {
     pub admission_ttl_seconds: Option<i64>,
     /// Silence after which a waiting visitor loses their place.
     pub abandon_after_seconds: Option<i64>,
+    /// `fixed` (default) or `adaptive`: the rate follows the hold path's
+    /// health, starting at `admit_per_second`.
+    pub mode: Option<AdmissionMode>,
+    /// Adaptive mode: the rate never goes above this (0: no ceiling but
+    /// `max_active` a second).
+    pub max_admit_per_second: Option<i64>,
+    /// Adaptive mode: the hold p99 the rate keeps under, in milliseconds.
+    pub hold_p99_target_ms: Option<i64>,
 }
 
 /// A definition that passed validation.
@@ -104,6 +112,27 @@ pub struct ValidAdmission {
     pub admission_ttl_seconds: i32,
     /// Abandonment threshold.
     pub abandon_after_seconds: i32,
+    /// Fixed or adaptive rate.
+    pub mode: AdmissionMode,
+    /// Ceiling of the adaptive rate.
+    pub ceiling: Option<i32>,
+    /// Hold p99 target of the adaptive rate.
+    pub hold_p99_target_ms: i32,
+}
+
+impl ValidAdmission {
+    /// The settings a sale has now.
+    pub fn of(sale: &Sale) -> Self {
+        ValidAdmission {
+            admit_per_second: sale.admit_per_second,
+            max_active: sale.max_active,
+            admission_ttl_seconds: sale.admission_ttl_seconds,
+            abandon_after_seconds: sale.abandon_after_seconds,
+            mode: sale.admission_mode,
+            ceiling: sale.admit_ceiling,
+            hold_p99_target_ms: sale.hold_p99_target_ms,
+        }
+    }
 }
 
 /// A stage's exact share of the unit ids.
@@ -153,7 +182,15 @@ pub fn validate_admission(spec: &AdmissionSpec, base: Option<ValidAdmission>) ->
         max_active: 500,
         admission_ttl_seconds: 300,
         abandon_after_seconds: 60,
+        mode: AdmissionMode::Fixed,
+        ceiling: None,
+        hold_p99_target_ms: 50,
     });
+    let ceiling = match spec.max_admit_per_second {
+        None => base.ceiling,
+        Some(0) => None,
+        Some(_) => Some(in_range("admission.max_admit_per_second", spec.max_admit_per_second, 0, 1, 1_000_000)?),
+    };
     Ok(ValidAdmission {
         admit_per_second: in_range(
             "admission.admit_per_second",
@@ -176,6 +213,15 @@ pub fn validate_admission(spec: &AdmissionSpec, base: Option<ValidAdmission>) ->
             base.abandon_after_seconds.into(),
             3,
             86_400,
+        )?,
+        mode: spec.mode.unwrap_or(base.mode),
+        ceiling,
+        hold_p99_target_ms: in_range(
+            "admission.hold_p99_target_ms",
+            spec.hold_p99_target_ms,
+            base.hold_p99_target_ms.into(),
+            1,
+            60_000,
         )?,
     })
 }
@@ -300,8 +346,10 @@ pub async fn create_sale(db: &PgPool, new: NewSale) -> AppResult<Sale> {
     let row = sqlx::query_as::<_, Sale>(sqlx::AssertSqlSafe(format!(
         "INSERT INTO sales (id, name, mode, state, starts_at, ends_at, seating, total_units, per_user_limit, \
          hold_ttl_seconds, shuffle_prequeue, released_upto, released_stages, waiting_room, admit_per_second, \
-         max_active, admission_ttl_seconds, abandon_after_seconds, seed, seed_commitment) \
-         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,1,$13,$14,$15,$16,$17,$18,$19) RETURNING {SALE_COLUMNS}"
+         max_active, admission_ttl_seconds, abandon_after_seconds, seed, seed_commitment, admission_mode, \
+         admit_ceiling, hold_p99_target_ms) \
+         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,1,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22) \
+         RETURNING {SALE_COLUMNS}"
     )))
     .bind(&id)
     .bind(&sale.name)
@@ -322,6 +370,9 @@ pub async fn create_sale(db: &PgPool, new: NewSale) -> AppResult<Sale> {
     .bind(sale.admission.abandon_after_seconds)
     .bind(&seed)
     .bind(&commitment)
+    .bind(sale.admission.mode.as_str())
+    .bind(sale.admission.ceiling)
+    .bind(sale.admission.hold_p99_target_ms)
     .fetch_one(&mut *tx)
     .await?;
 

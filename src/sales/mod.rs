@@ -77,6 +77,46 @@ pub struct Sale {
     pub queue_serving_saved: i64,
     /// Frozen pre-queue size saved from Redis.
     pub queue_prequeue_saved: Option<i64>,
+    /// Fixed or adaptive admission rate.
+    #[sqlx(try_from = "String")]
+    pub admission_mode: AdmissionMode,
+    /// Upper bound of an adaptive rate.
+    pub admit_ceiling: Option<i32>,
+    /// Hold p99 the adaptive rate keeps under.
+    pub hold_p99_target_ms: i32,
+}
+
+/// How a sale's admission rate is set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AdmissionMode {
+    /// `admit_per_second` as configured.
+    Fixed,
+    /// Starts at `admit_per_second`, then follows the hold path's health
+    /// (see `adaptive`).
+    Adaptive,
+}
+
+impl AdmissionMode {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AdmissionMode::Fixed => "fixed",
+            AdmissionMode::Adaptive => "adaptive",
+        }
+    }
+}
+
+impl TryFrom<String> for AdmissionMode {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        match text.as_str() {
+            "fixed" => Ok(AdmissionMode::Fixed),
+            "adaptive" => Ok(AdmissionMode::Adaptive),
+            other => Err(format!("unknown admission mode {other}")),
+        }
+    }
 }
 
 /// Sale states.
@@ -98,7 +138,7 @@ pub const SALE_COLUMNS: &str = "id, name, mode, state, starts_at, ends_at, seati
     per_user_limit, hold_ttl_seconds, shuffle_prequeue, released_upto, released_stages, waiting_room, \
     admit_per_second, max_active, admission_ttl_seconds, abandon_after_seconds, seed, seed_commitment, \
     seed_revealed, lottery_drawn_at, lottery_winners, created_at, updated_at, queue_seq_saved, queue_serving_saved, \
-    queue_prequeue_saved";
+    queue_prequeue_saved, admission_mode, admit_ceiling, hold_p99_target_ms";
 
 /// One stage of a sale.
 #[derive(Debug, Clone, sqlx::FromRow)]

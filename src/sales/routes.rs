@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::create::{create_sale, validate_admission, AdmissionSpec, NewSale, ValidAdmission};
-use super::{state, Availability, Sale, SALE_COLUMNS};
+use super::{state, AdmissionMode, Availability, Sale, SALE_COLUMNS};
 use crate::audit::{audit, AuditReport};
 use crate::error::{AppError, AppResult};
 use crate::release::{release_next_stage, Released};
@@ -24,6 +24,14 @@ pub struct AdmissionView {
     pub admission_ttl_seconds: i32,
     /// Silence after which a waiting visitor loses their place.
     pub abandon_after_seconds: i32,
+    /// `fixed` or `adaptive`.
+    pub mode: AdmissionMode,
+    /// Ceiling of an adaptive rate, if any.
+    pub max_admit_per_second: Option<i32>,
+    /// Hold p99 an adaptive rate keeps under.
+    pub hold_p99_target_ms: i32,
+    /// The rate in force now (adaptive: the controller's), when known.
+    pub effective_admit_per_second: Option<f64>,
 }
 
 /// A sale with live availability.
@@ -103,6 +111,10 @@ async fn view(state: &AppState, sale: &Sale, fresh: bool) -> AppResult<SaleView>
             max_active: sale.max_active,
             admission_ttl_seconds: sale.admission_ttl_seconds,
             abandon_after_seconds: sale.abandon_after_seconds,
+            mode: sale.admission_mode,
+            max_admit_per_second: sale.admit_ceiling,
+            hold_p99_target_ms: sale.hold_p99_target_ms,
+            effective_admit_per_second: queue.as_ref().and_then(|q| q.effective_admit_per_second),
         },
         availability,
         estimated_wait_seconds: queue.as_ref().and_then(|q| q.estimated_wait_seconds),
@@ -245,25 +257,13 @@ pub async fn admin_update_sale(
         Some(other) => return Err(AppError::Invalid(format!("action must be pause, resume or close, got {other}"))),
     };
     let admission = match &update.admission {
-        Some(spec) => validate_admission(
-            spec,
-            Some(ValidAdmission {
-                admit_per_second: sale.admit_per_second,
-                max_active: sale.max_active,
-                admission_ttl_seconds: sale.admission_ttl_seconds,
-                abandon_after_seconds: sale.abandon_after_seconds,
-            }),
-        )?,
-        None => ValidAdmission {
-            admit_per_second: sale.admit_per_second,
-            max_active: sale.max_active,
-            admission_ttl_seconds: sale.admission_ttl_seconds,
-            abandon_after_seconds: sale.abandon_after_seconds,
-        },
+        Some(spec) => validate_admission(spec, Some(ValidAdmission::of(&sale)))?,
+        None => ValidAdmission::of(&sale),
     };
     let sale = sqlx::query_as::<_, Sale>(sqlx::AssertSqlSafe(format!(
         "UPDATE sales SET state = $2, admit_per_second = $3, max_active = $4, admission_ttl_seconds = $5, \
-         abandon_after_seconds = $6, updated_at = now() WHERE id = $1 RETURNING {SALE_COLUMNS}"
+         abandon_after_seconds = $6, admission_mode = $7, admit_ceiling = $8, hold_p99_target_ms = $9, \
+         updated_at = now() WHERE id = $1 RETURNING {SALE_COLUMNS}"
     )))
     .bind(&sale.id)
     .bind(&new_state)
@@ -271,6 +271,9 @@ pub async fn admin_update_sale(
     .bind(admission.max_active)
     .bind(admission.admission_ttl_seconds)
     .bind(admission.abandon_after_seconds)
+    .bind(admission.mode.as_str())
+    .bind(admission.ceiling)
+    .bind(admission.hold_p99_target_ms)
     .fetch_one(&mut *tx)
     .await?;
     tx.commit().await?;

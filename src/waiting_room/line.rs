@@ -125,7 +125,9 @@ impl Lines {
         let n32 = u32::try_from(n).ok()?;
         let position = match line.prequeue {
             // Not frozen: the whole line so far is the pre-queue, in an
-            // order still to be drawn.
+            // order still to be drawn (nobody can have been admitted yet;
+            // if someone was, this copy is older than the freeze).
+            None if line.serving > 0 => return None,
             None => None,
             Some(pq) if n <= pq && pq > 0 => {
                 if !line.shuffled {
@@ -211,8 +213,12 @@ impl Lines {
     pub fn note_serving(&self, sale: &str, serving: u64) {
         let watched = self.watched(sale);
         if let Ok(mut view) = watched.view.write() {
-            if let Some((_, line)) = view.as_mut() {
-                line.serving = line.serving.max(serving);
+            match view.as_mut() {
+                // Admitting means the pre-queue is frozen: a copy from
+                // before the freeze must not answer anyone.
+                Some((_, line)) if line.prequeue.is_none() => *view = None,
+                Some((_, line)) => line.serving = line.serving.max(serving),
+                None => {}
             }
         };
     }

@@ -56,6 +56,7 @@ pub struct Scripts {
     freeze_prequeue: Script,
     finish: Script,
     sync_sale: Script,
+    adapt: Script,
 }
 
 impl Scripts {
@@ -68,6 +69,7 @@ impl Scripts {
             freeze_prequeue: Script::new(include_str!("../../lua/freeze_prequeue.lua")),
             finish: Script::new(include_str!("../../lua/finish.lua")),
             sync_sale: Script::new(include_str!("../../lua/sync_sale.lua")),
+            adapt: Script::new(include_str!("../../lua/adapt.lua")),
         }
     }
 }
@@ -289,10 +291,14 @@ pub struct QueueSummary {
     pub admission_rate: Option<f64>,
     /// Estimated wait at the back of the queue.
     pub estimated_wait_seconds: Option<u64>,
+    /// Admission rate in force: the configured one, or the adaptive
+    /// controller's.
+    pub effective_admit_per_second: Option<f64>,
 }
 
-/// `HMGET meta seq serving admitted abandoned rate`.
-type SummaryFields = (Option<u64>, Option<u64>, Option<u64>, Option<u64>, Option<String>);
+/// `HMGET meta seq serving admitted abandoned rate amode arate aps`.
+type SummaryFields =
+    (Option<u64>, Option<u64>, Option<u64>, Option<u64>, Option<String>, Option<String>, Option<String>, Option<f64>);
 
 /// Result of an admission tick.
 #[derive(Debug, Clone, Default, Serialize, ToSchema)]
@@ -377,6 +383,8 @@ impl WaitingRoom {
             ("max", sale.max_active.to_string()),
             ("attl", sale.admission_ttl_seconds.to_string()),
             ("aband", sale.abandon_after_seconds.to_string()),
+            ("amode", sale.admission_mode.as_str().to_owned()),
+            ("aceil", sale.admit_ceiling.map(|c| c.to_string()).unwrap_or_default()),
         ] {
             invocation.arg(field).arg(value);
         }
@@ -562,21 +570,25 @@ impl WaitingRoom {
     pub async fn summary(&self, sale: &str) -> AppResult<QueueSummary> {
         let keys = self.keys(sale);
         let (meta, active) = (keys.key("meta"), keys.key("active"));
-        let ((seq, serving, admitted, abandoned, rate), active): (SummaryFields, u64) = self
-            .redis
-            .run(|mut c| async move {
-                redis::pipe()
-                    .cmd("HMGET")
-                    .arg(&meta)
-                    .arg(&["seq", "serving", "admitted", "abandoned", "rate"])
-                    .zcount(&active, Utc::now().timestamp_millis(), "+inf")
-                    .query_async(&mut c)
-                    .await
-            })
-            .await?;
+        let ((seq, serving, admitted, abandoned, rate, mode, adaptive, configured), active): (SummaryFields, u64) =
+            self.redis
+                .run(|mut c| async move {
+                    redis::pipe()
+                        .cmd("HMGET")
+                        .arg(&meta)
+                        .arg(&["seq", "serving", "admitted", "abandoned", "rate", "amode", "arate", "aps"])
+                        .zcount(&active, Utc::now().timestamp_millis(), "+inf")
+                        .query_async(&mut c)
+                        .await
+                })
+                .await?;
         let (seq, serving) = (seq.unwrap_or(0), serving.unwrap_or(0));
         let rate = rate.as_deref().and_then(parse_rate);
         let length = seq.saturating_sub(serving);
+        let effective = match mode.as_deref() {
+            Some("adaptive") => adaptive.as_deref().and_then(|r| r.parse().ok()).or(configured),
+            _ => configured,
+        };
         Ok(QueueSummary {
             joined: seq,
             serving,
@@ -585,8 +597,18 @@ impl WaitingRoom {
             admitted: admitted.unwrap_or(0),
             abandoned: abandoned.unwrap_or(0),
             admission_rate: rate,
-            estimated_wait_seconds: estimated_wait(length, rate),
+            estimated_wait_seconds: estimated_wait(length, rate.or(effective.filter(|r| *r > 0.0))),
+            effective_admit_per_second: effective,
         })
+    }
+
+    /// One step of an adaptive sale's admission rate (see `adaptive`);
+    /// returns the rate in force after it (`None` for a fixed-rate sale).
+    pub async fn adapt(&self, sale: &str, verdict: crate::adaptive::Verdict) -> AppResult<Option<f64>> {
+        let mut invocation = self.scripts.adapt.prepare_invoke();
+        invocation.key(self.keys(sale).key("meta")).arg(Utc::now().timestamp_millis()).arg(verdict.as_arg());
+        let rate: String = self.redis.run(|mut c| async move { invocation.invoke_async(&mut c).await }).await?;
+        Ok(rate.parse().ok())
     }
 
     /// Marks a lottery drawn: the first `winners` places are admitted until

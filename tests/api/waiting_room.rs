@@ -589,7 +589,19 @@ async fn two_instances_admit_at_the_configured_rate_not_double() {
     // number is read before and after the polls to bracket any late tick.
     let response = app.patch_sale(&sale, &json!({ "admission": { "admit_per_second": 0 } })).await;
     assert_eq!(response.status(), StatusCode::OK);
-    let serving_before = app.admin_get_sale(&sale).await["queue"]["serving"].as_u64().unwrap();
+    // Waiting visitors are answered from each instance's copy of the line,
+    // refreshed every 50 ms: once the line has stood still for longer than
+    // that, every copy is current and every place exact.
+    let serving = || async { app.admin_get_sale(&sale).await["queue"]["serving"].as_u64().unwrap() };
+    let mut serving_before = serving().await;
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let now = serving().await;
+        if now == serving_before {
+            break;
+        }
+        serving_before = now;
+    }
     assert!(serving_before >= after.min(400), "serving {serving_before}, admitted {after}");
     let polls = visitors.iter().map(|(n, token)| {
         let (instance, sale) = (if n % 2 == 0 { &app } else { &sibling }, &sale);
@@ -838,4 +850,61 @@ async fn sold_out_sales_refuse_joins() {
     .expect("joins refused once sold out");
     assert_error(sold_out, StatusCode::GONE, "sold_out").await;
     status_until(&app, &sale, &waiting, |b| b["state"] == "sold_out").await;
+}
+
+// --- adaptive admission ----------------------------------------------------------
+
+/// The admission rate in force (the adaptive controller's).
+async fn effective_rate(app: &TestApp, sale: &str) -> f64 {
+    let body = app.admin_get_sale(sale).await;
+    body["admission"]["effective_admit_per_second"].as_f64().unwrap_or_else(|| panic!("no effective rate: {body}"))
+}
+
+#[tokio::test]
+async fn adaptive_admission_rises_while_holds_are_healthy_and_backs_off_when_they_are_slow() {
+    let app = spawn_app().await;
+    let admission = json!({ "admit_per_second": 4, "max_active": 100_000, "mode": "adaptive",
+                            "max_admit_per_second": 30, "hold_p99_target_ms": 200 });
+    let sale = app.create_sale_ok(&wr_sale(1000, admission, json!({ "shuffle_prequeue": false }))).await;
+    let view = wait_started(&app, &sale).await;
+    assert_eq!(view["admission"]["mode"], "adaptive", "{view}");
+    join_many(&app, &sale, 300).await;
+
+    // Healthy (no slow hold) with a line waiting: the rate climbs from 4.
+    let risen = eventually(Duration::from_secs(20), || async {
+        let rate = effective_rate(&app, &sale).await;
+        (rate >= 7.0).then_some(rate)
+    })
+    .await
+    .expect("the adaptive rate rises while the hold path is healthy");
+    assert!(risen <= 30.0, "never above the ceiling: {risen}");
+
+    // One buyer's hold made slow for real: another transaction holds their
+    // purchase-count row (as a concurrent hold of theirs would), so the hold
+    // waits 800 ms, far over the 200 ms target.
+    app.hold_ok(&sale, "v:slow", &json!({ "quantity": 1 })).await;
+    let mut blocker = app.db.begin().await.unwrap();
+    sqlx::query("SELECT units FROM user_purchases WHERE sale_id = $1 AND visitor_id = 'v:slow' FOR UPDATE")
+        .bind(&sale)
+        .fetch_one(&mut *blocker)
+        .await
+        .unwrap();
+    let before = effective_rate(&app, &sale).await;
+    let token = app.admission_token(&sale, "v:slow");
+    let one = json!({ "quantity": 1 });
+    let slow_hold = app.hold(&sale, &token, &one, None);
+    let release = async {
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        blocker.commit().await.unwrap();
+    };
+    let (response, ()) = tokio::join!(slow_hold, release);
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let lowered = eventually(Duration::from_secs(5), || async {
+        let rate = effective_rate(&app, &sale).await;
+        (rate <= before * 0.8).then_some(rate)
+    })
+    .await;
+    assert!(lowered.is_some(), "a slow hold path lowers the rate (it was {before})");
+    let stats = app.admin_get_sale(&sale).await;
+    assert!(stats["queue"]["admitted"].as_u64().unwrap() > 0, "{stats}");
 }

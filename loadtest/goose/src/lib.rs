@@ -105,6 +105,10 @@ pub struct SaleSpec {
     pub admission_ttl_seconds: u32,
     /// Silence after which a waiting visitor loses their place.
     pub abandon_after_seconds: u32,
+    /// `fixed` or `adaptive` admission rate.
+    pub admission_mode: String,
+    /// Ceiling of an adaptive rate (0: none).
+    pub max_admit_per_second: u32,
 }
 
 impl Default for SaleSpec {
@@ -121,6 +125,8 @@ impl Default for SaleSpec {
             max_active: 5000,
             admission_ttl_seconds: 300,
             abandon_after_seconds: 120,
+            admission_mode: "fixed".into(),
+            max_admit_per_second: 0,
         }
     }
 }
@@ -146,6 +152,10 @@ impl SaleSpec {
         self.max_active = a.num("max-active", self.max_active)?;
         self.admission_ttl_seconds = a.num("admission-ttl", self.admission_ttl_seconds)?;
         self.abandon_after_seconds = a.num("abandon-after", self.abandon_after_seconds)?;
+        if let Some(v) = a.get("admission-mode") {
+            self.admission_mode = v.to_owned();
+        }
+        self.max_admit_per_second = a.num("max-admit-per-second", self.max_admit_per_second)?;
         Ok(())
     }
 
@@ -164,6 +174,8 @@ impl SaleSpec {
                 "max_active": self.max_active,
                 "admission_ttl_seconds": self.admission_ttl_seconds,
                 "abandon_after_seconds": self.abandon_after_seconds,
+                "mode": self.admission_mode,
+                "max_admit_per_second": self.max_admit_per_second,
             }
         })
     }

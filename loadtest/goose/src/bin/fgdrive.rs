@@ -24,7 +24,7 @@
 //!
 //! sale options: --units --stages --per-user-limit --hold-ttl --waiting-room true|false
 //!               --shuffle-prequeue --admit-per-second --max-active --admission-ttl
-//!               --abandon-after --name
+//!               --abandon-after --admission-mode fixed|adaptive --max-admit-per-second --name
 //! ```
 //!
 //! Environment: `FG_BASE` (default `http://127.0.0.1:8080`), `FG_ADMIN_KEY`,
@@ -507,6 +507,7 @@ async fn flash(env: Env, args: &Args) -> Result<()> {
         max_active: 1000,
         admission_ttl_seconds: 120,
         abandon_after_seconds: 120,
+        ..SaleSpec::default()
     };
     spec.apply(args)?;
     let admin = Admin::new(env.clone());
@@ -576,6 +577,8 @@ async fn flash(env: Env, args: &Args) -> Result<()> {
     let mut last_at = Instant::now();
     let mut avail_errors = 0;
     let mut milestones: [Option<f64>; 3] = [None; 3];
+    let mut all_joined_at: Option<f64> = None;
+    let mut rates: Vec<f64> = Vec::new();
     let final_stats: Value;
     loop {
         tokio::time::sleep(Duration::from_millis(250)).await;
@@ -594,6 +597,13 @@ async fn flash(env: Env, args: &Args) -> Result<()> {
         let (sold, held, available, unreleased) = (n("sold"), n("held"), n("available"), n("unreleased"));
         let state = stats["state"].as_str().unwrap_or("?").to_owned();
         let done = sold >= total as i64 || state == "sold_out";
+        if all_joined_at.is_none() && f.c.joined.load(Relaxed) + f.c.join_failed.load(Relaxed) >= visitors as u64 {
+            all_joined_at = Some(started.elapsed().as_secs_f64());
+        }
+        let effective = stats["admission"]["effective_admit_per_second"].as_f64();
+        if let Some(rate) = effective {
+            rates.push(rate);
+        }
         for (i, share) in [0.5, 0.9, 0.99].iter().enumerate() {
             if milestones[i].is_none() && sold as f64 >= share * total as f64 {
                 milestones[i] = Some(started.elapsed().as_secs_f64());
@@ -607,12 +617,14 @@ async fn flash(env: Env, args: &Args) -> Result<()> {
             last_print = Instant::now();
             println!(
                 "[{:>6.1}s] {state:<8} sold {sold:>6} held {held:>5} avail {available:>5} unrel {unreleased:>5} | \
-                 joined {:>6} admitted {:>6} holds {:>6} paid {:>6} | {:>6.0} req/s, in flight {:>3}+{:>3}+{:>3}",
+                 joined {:>6} admitted {:>6} holds {:>6} paid {:>6} | admit {:>5.0}/s | {:>6.0} req/s, \
+                 in flight {:>3}+{:>3}+{:>3}",
                 started.elapsed().as_secs_f64(),
                 f.c.joined.load(Relaxed),
                 f.c.admitted.load(Relaxed),
                 f.c.held.load(Relaxed),
                 f.c.paid.load(Relaxed),
+                effective.unwrap_or(f64::NAN),
                 rate,
                 (concurrency / 2).max(1) - f.join_permits.available_permits(),
                 concurrency - f.permits.available_permits(),
@@ -639,6 +651,19 @@ async fn flash(env: Env, args: &Args) -> Result<()> {
         None => println!("NOT sold out within {timeout} s"),
     }
     let ms = |m: Option<f64>| m.map(|t| format!("{t:.1} s")).unwrap_or_else(|| "-".into());
+    println!("all {visitors} visitors joined after: {}", ms(all_joined_at));
+    // The rate the controller settled on: the median of the last third.
+    let settled = {
+        let mut tail: Vec<f64> = rates[rates.len() - rates.len() / 3..].to_vec();
+        tail.sort_by(f64::total_cmp);
+        tail.get(tail.len() / 2).copied()
+    };
+    println!(
+        "admission rate in force: {} ({} mode), settled at {}",
+        rates.last().map(|r| format!("{r:.0}/s")).unwrap_or_else(|| "-".into()),
+        spec.admission_mode,
+        settled.map(|r| format!("{r:.0}/s")).unwrap_or_else(|| "-".into())
+    );
     println!(
         "sold 50 %: {}, 90 %: {}, 99 %: {} (the tail is unpaid holds expiring after the hold TTL and selling again)",
         ms(milestones[0]),
@@ -683,6 +708,9 @@ async fn flash(env: Env, args: &Args) -> Result<()> {
             "sold_out": sold_out_at.is_some(),
             "time_to_sell_out_s": sold_out_at.map(|t| t.as_secs_f64()),
             "time_to_50_90_99_s": milestones,
+            "all_joined_s": all_joined_at,
+            "admission_mode": spec.admission_mode,
+            "admit_rate_settled": settled,
             "audit_ok": pass,
             "audit": audit,
             "endpoints": f.rec.summaries().iter().map(|s| serde_json::json!({
