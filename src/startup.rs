@@ -167,7 +167,7 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Serv
             .wrap(from_fn(limit_body))
             .wrap(from_fn(crate::metrics::record_request))
             .wrap(from_fn(request_id_header))
-            .wrap(TracingLogger::default())
+            .wrap(TracingLogger::<crate::telemetry::RequestSpan>::new())
             .configure(routes)
             .default_service(web::to(not_found))
     })
@@ -182,7 +182,12 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Serv
 
 /// Every route of the service.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(ops::healthz)
+    // The router tries routes in this order (a regex each), and so does the
+    // route-template lookup of the request metrics: the hot paths first.
+    cfg.service(waiting_room::routes::status)
+        .service(waiting_room::routes::join)
+        .service(inventory::routes::create_hold)
+        .service(ops::healthz)
         .service(ops::readyz)
         .service(ops::metrics_endpoint)
         .service(ops::openapi_json)
@@ -193,13 +198,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(sales::routes::admin_update_sale)
         .service(sales::routes::admin_next_stage)
         .service(sales::routes::admin_audit)
-        .service(waiting_room::routes::join)
-        .service(waiting_room::routes::status)
         .service(waiting_room::routes::admit)
         .service(lottery::draw)
         .service(events::routes::dead)
         .service(events::routes::replay)
-        .service(inventory::routes::create_hold)
         .service(inventory::routes::get_hold)
         .service(inventory::routes::release_hold)
         .service(payments::routes::webhook)

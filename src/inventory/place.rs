@@ -134,7 +134,7 @@ pub struct HoldAsk<'a> {
 }
 
 /// Places a hold for an admitted buyer (all or nothing), or answers why not.
-#[tracing::instrument(name = "place hold", skip_all, fields(sale = %sale.id))]
+#[tracing::instrument(name = "place hold", level = "debug", skip_all, fields(sale = %sale.id))]
 pub async fn place_hold(
     db: &PgPool,
     hints: &ClaimHints,

@@ -74,7 +74,6 @@ fn parse_want(body: HoldRequest) -> AppResult<Want> {
     )
 )]
 #[post("/api/v1/sales/{sale}/holds")]
-#[tracing::instrument(name = "create hold", skip_all, fields(sale = %path))]
 pub async fn create_hold(
     state: web::Data<AppState>,
     req: HttpRequest,

@@ -96,7 +96,6 @@ fn identify(state: &AppState, req: &HttpRequest, body: &JoinRequest, sale: &str)
     )
 )]
 #[post("/api/v1/sales/{sale}/queue")]
-#[tracing::instrument(name = "join queue", skip_all, fields(sale = %path))]
 pub async fn join(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -298,7 +297,6 @@ fn admitted_without_queue(state: &AppState, sale: &Sale, visitor: &str, mut view
     )
 )]
 #[get("/api/v1/sales/{sale}/queue/status")]
-#[tracing::instrument(name = "queue status", skip_all, fields(sale = %path))]
 pub async fn status(state: web::Data<AppState>, req: HttpRequest, path: web::Path<String>) -> AppResult<HttpResponse> {
     state.limits.check(Limit::Status, &req)?;
     let token = tokens::require_bearer(&req)?;
