@@ -13,7 +13,9 @@
 --   FG002  short            fewer units free (or the sale is not on sale);
 --                           DETAIL is how many were found
 -- A repeated Idempotency-Key answers outcome 'replay' (or 'reused' for
--- another request under the same key) and does nothing (I5).
+-- another request under the same key) and does nothing (I5); a concurrent
+-- one fails with unique_violation on idempotency_keys_pkey after doing
+-- nothing that lasts, and the caller replays the first answer.
 
 -- The payload of every hold.* event, in one place (the sweeper, releases and
 -- place_hold all use it).
@@ -53,17 +55,15 @@ DECLARE
     v_after integer;
     v_below integer;
     v_hash  text;
+    v_labels text[] := '{}';
+    v_label text;
     v_units jsonb;
     v_hold  holds;
 BEGIN
     IF p_key IS NOT NULL THEN
-        -- A concurrent retry waits here on the primary key until the first
-        -- attempt commits (then replays its answer) or rolls back (then runs).
-        INSERT INTO idempotency_keys (scope, key, request_hash)
-        VALUES (p_scope, p_key, p_request_hash) ON CONFLICT DO NOTHING;
-        IF NOT FOUND THEN
-            SELECT k.request_hash, k.response_status, k.response_body INTO v_hash, status, body
-            FROM idempotency_keys k WHERE k.scope = p_scope AND k.key = p_key;
+        SELECT k.request_hash, k.response_status, k.response_body INTO v_hash, status, body
+        FROM idempotency_keys k WHERE k.scope = p_scope AND k.key = p_key;
+        IF FOUND THEN
             outcome := CASE WHEN v_hash IS DISTINCT FROM p_request_hash THEN 'reused' ELSE 'replay' END;
             RETURN;
         END IF;
@@ -89,18 +89,24 @@ BEGIN
         -- the partial index units_available from just past the last unit
         -- taken, whatever the plan cache decides (a generic plan of
         -- "LIMIT $n" sorted whole ranges). SKIP LOCKED passes units other
-        -- buyers are taking right now.
+        -- buyers are taking right now. A short claim raises below, which
+        -- undoes the units already taken.
         v_after := greatest(p_floor, 1) - 1;
         v_below := v_upto;
         FOR pass IN 1..2 LOOP
             WHILE cardinality(v_ids) < p_quantity LOOP
-                SELECT u.id INTO v_id FROM units u
-                WHERE u.sale_id = p_sale AND u.status = 'available' AND u.id > v_after AND u.id <= v_below
-                ORDER BY u.id LIMIT 1
-                FOR UPDATE SKIP LOCKED;
-                EXIT WHEN NOT FOUND;
+                UPDATE units u SET status = 'held', hold_id = p_hold
+                WHERE u.sale_id = p_sale AND u.id = (
+                    SELECT f.id FROM units f
+                    WHERE f.sale_id = p_sale AND f.status = 'available' AND f.id > v_after AND f.id <= v_below
+                    ORDER BY f.id LIMIT 1
+                    FOR UPDATE SKIP LOCKED)
+                RETURNING u.id, coalesce(u.label, 'GA-' || u.id) INTO v_id, v_label;
+                EXIT WHEN v_id IS NULL;
                 v_ids := v_ids || v_id;
+                v_labels := v_labels || v_label;
                 v_after := v_id;
+                v_id := NULL;
             END LOOP;
             EXIT WHEN cardinality(v_ids) = p_quantity OR p_floor <= 1;
             -- Wrap around: units below the floor (returned by expiries and
@@ -111,23 +117,21 @@ BEGIN
     ELSE
         -- A seat locked by a concurrent buyer is skipped, so it counts as
         -- taken: nobody waits on a seat someone else is about to get.
-        SELECT coalesce(array_agg(u.id), '{}') INTO v_ids FROM (
-            SELECT u.id FROM units u
-            WHERE u.sale_id = p_sale AND u.label = ANY(p_seats) AND u.status = 'available' AND u.id <= v_upto
-            FOR UPDATE SKIP LOCKED) u;
+        WITH taken AS (
+            UPDATE units u SET status = 'held', hold_id = p_hold
+            WHERE u.sale_id = p_sale AND u.id = ANY(ARRAY(
+                SELECT f.id FROM units f
+                WHERE f.sale_id = p_sale AND f.label = ANY(p_seats) AND f.status = 'available' AND f.id <= v_upto
+                FOR UPDATE SKIP LOCKED))
+            RETURNING u.id, u.label)
+        SELECT coalesce(array_agg(t.id), '{}'), coalesce(array_agg(t.label), '{}') INTO v_ids, v_labels FROM taken t;
     END IF;
     IF cardinality(v_ids) < p_quantity THEN
         RAISE EXCEPTION USING ERRCODE = 'FG002', MESSAGE = 'short', DETAIL = cardinality(v_ids)::text;
     END IF;
-
-    WITH taken AS (
-        UPDATE units u SET status = 'held', hold_id = p_hold
-        WHERE u.sale_id = p_sale AND u.id = ANY(v_ids)
-        RETURNING u.id, u.label)
-    SELECT jsonb_agg(jsonb_build_object('id', t.id::text, 'label', coalesce(t.label, 'GA-' || t.id)) ORDER BY t.id),
-           min(t.id)
+    SELECT jsonb_agg(jsonb_build_object('id', t.id::text, 'label', t.label) ORDER BY t.id), min(t.id)
     INTO v_units, lowest
-    FROM taken t;
+    FROM unnest(v_ids, v_labels) AS t(id, label);
 
     INSERT INTO holds (id, sale_id, visitor_id, queue_number, quantity, unit_ids, state, expires_at, created_at)
     VALUES (p_hold, p_sale, p_visitor, p_queue_number, p_quantity,
@@ -140,8 +144,11 @@ BEGIN
     status := 201;
     body := p_body || jsonb_build_object('units', v_units);
     IF p_key IS NOT NULL THEN
-        UPDATE idempotency_keys SET response_status = status, response_body = body
-        WHERE scope = p_scope AND key = p_key;
+        -- A concurrent retry of the same key that got this far too fails
+        -- here on the primary key (unique_violation), which undoes all of
+        -- its work; the caller then answers with the stored first answer.
+        INSERT INTO idempotency_keys (scope, key, request_hash, response_status, response_body)
+        VALUES (p_scope, p_key, p_request_hash, status, body);
     END IF;
 END;
 $$;

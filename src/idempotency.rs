@@ -88,3 +88,25 @@ pub async fn store(conn: &mut PgConnection, scope: &str, key: &str, status: Stat
         .await?;
     Ok(())
 }
+
+/// The stored answer to `key` in `scope`, for a request that lost the race
+/// to record it (a concurrent retry): the first answer, or 409 when the key
+/// was used for another request.
+pub async fn stored(db: &sqlx::PgPool, scope: &str, key: &str, request_hash: &str) -> AppResult<(StatusCode, Value)> {
+    let row: Option<(String, Option<i16>, Option<Value>)> = sqlx::query_as(
+        "SELECT request_hash, response_status, response_body FROM idempotency_keys WHERE scope = $1 AND key = $2",
+    )
+    .bind(scope)
+    .bind(key)
+    .fetch_optional(db)
+    .await?;
+    match row {
+        Some((stored_hash, _, _)) if stored_hash != request_hash => {
+            Err(AppError::conflict("idempotency_key_reused", "this Idempotency-Key was used for a different request"))
+        }
+        Some((_, Some(status), Some(body))) => {
+            StatusCode::from_u16(status as u16).map(|status| (status, body)).map_err(|e| AppError::Internal(e.into()))
+        }
+        _ => Err(AppError::conflict("request_in_progress", "a request with this Idempotency-Key is still running")),
+    }
+}

@@ -209,7 +209,21 @@ pub async fn place_hold(
 
     let (outcome, lowest, status, body) = match placed {
         Ok(row) => row,
+        Err(e) if is_key_race(&e) => {
+            // A concurrent retry with the same key recorded its answer first.
+            let key = key.as_deref().unwrap_or_default();
+            let (status, body) = idempotency::stored(db, &scope, key, &request_hash).await?;
+            return Ok(HoldOutcome::Replayed(status, body));
+        }
         Err(e) => {
+            if let Some(key) = key.as_deref().filter(|_| e.as_database_error().is_some()) {
+                // A concurrent retry that committed while this one waited on
+                // the buyer's row (and then found the limit reached) is the
+                // first answer to this key, not a refusal.
+                if let Ok((status, body)) = idempotency::stored(db, &scope, key, &request_hash).await {
+                    return Ok(HoldOutcome::Replayed(status, body));
+                }
+            }
             let (refused, found) = refusal(db, sale, &want, e).await;
             if let (Want::Best(_), Some(0)) = (&want, found) {
                 hints.found_none(&sale.id, &refused);
@@ -233,6 +247,11 @@ pub async fn place_hold(
             _ => Err(AppError::conflict("request_in_progress", "a request with this Idempotency-Key is still running")),
         },
     }
+}
+
+/// The hold lost the race to record its `Idempotency-Key` (and undid itself).
+fn is_key_race(error: &sqlx::Error) -> bool {
+    error.as_database_error().is_some_and(|d| d.constraint() == Some("idempotency_keys_pkey"))
 }
 
 /// The answer for a statement `place_hold` refused (it rolled back), and

@@ -32,7 +32,9 @@ pub struct Joiner {
 }
 
 impl Joiner {
-    /// Starts the batching task on the current runtime.
+    /// Starts the batching task on the current runtime (actix runs one
+    /// single-threaded runtime per worker, so the task stays on the
+    /// worker's thread).
     pub fn start(redis: Redis, script: Script) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(run(redis, script, rx));

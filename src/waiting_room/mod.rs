@@ -33,7 +33,9 @@ mod batch;
 pub mod line;
 pub mod routes;
 
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -114,7 +116,9 @@ pub struct WaitingRoom {
     pub redis: Redis,
     scripts: Scripts,
     lines: line::Lines,
-    joiner: OnceLock<batch::Joiner>,
+    /// One join batcher per worker thread, so a join never wakes another
+    /// thread to reach Redis.
+    joiners: RwLock<HashMap<ThreadId, Arc<batch::Joiner>>>,
 }
 
 /// Result of a join.
@@ -354,7 +358,12 @@ pub fn poll_after_ms(ahead: u64, rate: Option<f64>, sale: &Sale) -> u64 {
 impl WaitingRoom {
     /// The waiting room over `redis`.
     pub fn new(redis: Redis) -> Self {
-        WaitingRoom { redis, scripts: Scripts::new(), lines: line::Lines::default(), joiner: OnceLock::new() }
+        WaitingRoom {
+            redis,
+            scripts: Scripts::new(),
+            lines: line::Lines::default(),
+            joiners: RwLock::new(HashMap::new()),
+        }
     }
 
     fn keys(&self, sale: &str) -> Keys {
@@ -403,7 +412,18 @@ impl WaitingRoom {
     /// Joins `sale`; `user` is the signed-in user id, if any. Joins arriving
     /// together share one script call (see [`batch`]).
     pub async fn join(&self, sale: &Sale, user: Option<&str>) -> AppResult<JoinOutcome> {
-        let joiner = self.joiner.get_or_init(|| batch::Joiner::start(self.redis.clone(), self.scripts.join.clone()));
+        let thread = std::thread::current().id();
+        let existing = self.joiners.read().ok().and_then(|j| j.get(&thread).cloned());
+        let joiner = match existing {
+            Some(joiner) => joiner,
+            None => {
+                let mut joiners = self.joiners.write().unwrap_or_else(|e| e.into_inner());
+                joiners
+                    .entry(thread)
+                    .or_insert_with(|| Arc::new(batch::Joiner::start(self.redis.clone(), self.scripts.join.clone())))
+                    .clone()
+            }
+        };
         joiner.join(&sale.id, user.unwrap_or("")).await
     }
 
