@@ -89,10 +89,16 @@ pub async fn store(conn: &mut PgConnection, scope: &str, key: &str, status: Stat
     Ok(())
 }
 
-/// The stored answer to `key` in `scope`, for a request that lost the race
-/// to record it (a concurrent retry): the first answer, or 409 when the key
-/// was used for another request.
-pub async fn stored(db: &sqlx::PgPool, scope: &str, key: &str, request_hash: &str) -> AppResult<(StatusCode, Value)> {
+/// The stored answer to `key` in `scope`, if any: the first answer, or 409
+/// when the key was used for another request. For requests that can be
+/// answered without doing their work (a refusal known in advance, or a
+/// concurrent retry that lost the race to record the key).
+pub async fn stored(
+    db: &sqlx::PgPool,
+    scope: &str,
+    key: &str,
+    request_hash: &str,
+) -> AppResult<Option<(StatusCode, Value)>> {
     let row: Option<(String, Option<i16>, Option<Value>)> = sqlx::query_as(
         "SELECT request_hash, response_status, response_body FROM idempotency_keys WHERE scope = $1 AND key = $2",
     )
@@ -101,12 +107,15 @@ pub async fn stored(db: &sqlx::PgPool, scope: &str, key: &str, request_hash: &st
     .fetch_optional(db)
     .await?;
     match row {
+        None => Ok(None),
         Some((stored_hash, _, _)) if stored_hash != request_hash => {
             Err(AppError::conflict("idempotency_key_reused", "this Idempotency-Key was used for a different request"))
         }
-        Some((_, Some(status), Some(body))) => {
-            StatusCode::from_u16(status as u16).map(|status| (status, body)).map_err(|e| AppError::Internal(e.into()))
+        Some((_, Some(status), Some(body))) => StatusCode::from_u16(status as u16)
+            .map(|status| Some((status, body)))
+            .map_err(|e| AppError::Internal(e.into())),
+        Some(_) => {
+            Err(AppError::conflict("request_in_progress", "a request with this Idempotency-Key is still running"))
         }
-        _ => Err(AppError::conflict("request_in_progress", "a request with this Idempotency-Key is still running")),
     }
 }

@@ -146,15 +146,22 @@ pub async fn place_hold(
     if want.count() > sale.per_user_limit {
         return Err(super::limit_exceeded(sale.per_user_limit));
     }
-    if key.is_none() {
-        // With a key the stored answer comes first: a retry of a hold that
-        // succeeded just before the sale paused still gets it back.
-        sale.ensure_on_sale()?;
-        if let Want::Best(n) = want {
-            if let Some(refused) = hints.empty(&sale.id, n) {
-                return Err(refused);
+    let scope = format!("hold:{}", buyer.sub);
+    let request_hash = idempotency::fingerprint(&[&sale.id, &format!("{want:?}")]);
+    // Refusals known without a transaction: the sale is not on sale (as of
+    // the cached row), or a claim just found nothing. A retry of a request
+    // that succeeded still gets its first answer back.
+    let known_empty = match want {
+        Want::Best(n) => hints.empty(&sale.id, n),
+        Want::Seats(_) => None,
+    };
+    if let Some(refused) = sale.ensure_on_sale().err().or(known_empty) {
+        if let Some(key) = &key {
+            if let Some((status, body)) = idempotency::stored(db, &scope, key, &request_hash).await? {
+                return Ok(HoldOutcome::Replayed(status, body));
             }
         }
+        return Err(refused);
     }
 
     let hold_id = Uuid::new_v4();
@@ -180,8 +187,6 @@ pub async fn place_hold(
         hold_token: Some(hold_token),
     };
     let body = serde_json::to_value(&answer).map_err(|e| AppError::Internal(e.into()))?;
-    let scope = format!("hold:{}", buyer.sub);
-    let request_hash = idempotency::fingerprint(&[&sale.id, &format!("{want:?}")]);
     let (quantity, seats) = match &want {
         Want::Best(n) => (*n, None),
         Want::Seats(seats) => (seats.len() as i32, Some(seats)),
@@ -212,7 +217,9 @@ pub async fn place_hold(
         Err(e) if is_key_race(&e) => {
             // A concurrent retry with the same key recorded its answer first.
             let key = key.as_deref().unwrap_or_default();
-            let (status, body) = idempotency::stored(db, &scope, key, &request_hash).await?;
+            let (status, body) = idempotency::stored(db, &scope, key, &request_hash).await?.ok_or_else(|| {
+                AppError::conflict("request_in_progress", "a request with this Idempotency-Key is still running")
+            })?;
             return Ok(HoldOutcome::Replayed(status, body));
         }
         Err(e) => {
@@ -220,7 +227,7 @@ pub async fn place_hold(
                 // A concurrent retry that committed while this one waited on
                 // the buyer's row (and then found the limit reached) is the
                 // first answer to this key, not a refusal.
-                if let Ok((status, body)) = idempotency::stored(db, &scope, key, &request_hash).await {
+                if let Ok(Some((status, body))) = idempotency::stored(db, &scope, key, &request_hash).await {
                     return Ok(HoldOutcome::Replayed(status, body));
                 }
             }

@@ -345,3 +345,44 @@ async fn a_million_units_are_created_in_seconds() {
     assert_eq!(stages, vec![300_000, 400_000, 300_000]);
     app.hold_ok(&sale, "v:a", &json!({ "quantity": 2 })).await;
 }
+
+#[tokio::test]
+async fn a_retry_gets_its_first_answer_even_when_the_sale_paused_or_ran_out_since() {
+    let app = spawn_app().await;
+    let sale = app.create_sale_ok(&sale_json(2, json!({}))).await;
+    let token = app.admission_token(&sale, "v:first");
+    let first = app.hold(&sale, &token, &json!({ "quantity": 2 }), Some("key-a")).await;
+    assert_eq!(first.status(), StatusCode::CREATED);
+    let first = body_json(first).await;
+
+    // Nothing left: another buyer's claim finds no unit, and the next
+    // refusals are answered without a transaction; the retry still replays.
+    let other = app.admission_token(&sale, "v:other");
+    assert_error(
+        app.hold(&sale, &other, &json!({ "quantity": 1 }), None).await,
+        StatusCode::CONFLICT,
+        "insufficient_stock",
+    )
+    .await;
+    let retry = app.hold(&sale, &token, &json!({ "quantity": 2 }), Some("key-a")).await;
+    assert_eq!(retry.status(), StatusCode::CREATED);
+    assert_eq!(body_json(retry).await, first, "the first answer, not the refusal");
+    let fresh_key = app.hold(&sale, &other, &json!({ "quantity": 1 }), Some("key-b")).await;
+    assert_error(fresh_key, StatusCode::CONFLICT, "insufficient_stock").await;
+
+    // Paused: a new request is refused, the retry still replays.
+    let paused = app.patch_sale(&sale, &json!({ "action": "pause" })).await;
+    assert_eq!(paused.status(), StatusCode::OK);
+    let retry = app.hold(&sale, &token, &json!({ "quantity": 2 }), Some("key-a")).await;
+    assert_eq!(retry.status(), StatusCode::CREATED);
+    assert_eq!(body_json(retry).await, first);
+    let reused = app.hold(&sale, &token, &json!({ "quantity": 1 }), Some("key-a")).await;
+    assert_error(reused, StatusCode::CONFLICT, "idempotency_key_reused").await;
+    assert_error(
+        app.hold(&sale, &other, &json!({ "quantity": 1 }), Some("key-c")).await,
+        StatusCode::CONFLICT,
+        "sale_paused",
+    )
+    .await;
+    app.assert_audit_clean(&sale).await;
+}
