@@ -2,7 +2,7 @@
 
 use crate::error::AppResult;
 use crate::sales::create::{create_sale, AdmissionSpec, NewSale, UnitsSpec};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Name of the demo sale; seeded once.
 const DEMO_NAME: &str = "Demo: Spring tour, Tokyo";

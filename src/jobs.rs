@@ -13,7 +13,7 @@ use crate::inventory::expire_due_holds;
 use crate::metrics;
 use crate::release::release_next_stage;
 use crate::sales::{state, AdmissionMode, Sale, SALE_COLUMNS};
-use crate::startup::{pause, AppState};
+use crate::state::AppState;
 
 /// Sales the admission ticker serves, refreshed by the clock.
 type LiveSales = Arc<RwLock<Vec<String>>>;
@@ -267,4 +267,12 @@ pub async fn clock_tick(state: &AppState) -> AppResult<Vec<String>> {
         }
     }
     Ok(live)
+}
+
+/// Waits between polls of a background job; `false` once shutdown began.
+pub async fn pause(stopped: &mut watch::Receiver<bool>, period: Duration) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(period) => !*stopped.borrow(),
+        changed = stopped.changed() => changed.is_ok() && !*stopped.borrow(),
+    }
 }

@@ -9,8 +9,11 @@
 //!
 //! # Layout
 //!
-//! - [`startup`]: `Application::build(settings)`, routes, middleware, the
-//!   shared [`startup::AppState`], graceful shutdown.
+//! - [`startup`]: the composition root: `Application::build(settings)`,
+//!   routes, middleware, graceful shutdown. Nothing imports it.
+//! - [`state`]: the shared [`state::AppState`] of one instance.
+//! - [`extractor`]: who is asking: the admin key and the bearer tokens as
+//!   `FromRequest` extractors.
 //! - [`configuration`]: layered settings (`config/*.toml`, `FLOODGATE__*`).
 //! - [`error`]: the one error type and its JSON body.
 //! - [`store`]: Postgres and Redis pools with bounded waits.
@@ -42,6 +45,7 @@ pub mod configuration;
 pub mod demo;
 pub mod error;
 pub mod events;
+pub mod extractor;
 pub mod fairness;
 pub mod idempotency;
 pub mod inventory;
@@ -57,6 +61,7 @@ pub mod reconcile;
 pub mod release;
 pub mod sales;
 pub mod startup;
+pub mod state;
 pub mod store;
 pub mod telemetry;
 pub mod tokens;

@@ -14,9 +14,10 @@ use utoipa::ToSchema;
 
 use crate::error::{AppError, AppResult};
 use crate::events;
+use crate::extractor::Admin;
 use crate::fairness::shuffled_order;
 use crate::sales::Sale;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::waiting_room::Keys;
 
 static DRAW_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../lua/draw.lua")));
@@ -64,7 +65,12 @@ pub struct DrawResult {
 )]
 #[post("/admin/v1/sales/{sale}/lottery/draw")]
 #[tracing::instrument(name = "lottery draw", skip_all, fields(sale = %path))]
-pub async fn draw(state: web::Data<AppState>, path: web::Path<String>, body: web::Bytes) -> AppResult<HttpResponse> {
+pub async fn draw(
+    _admin: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> AppResult<HttpResponse> {
     let request: DrawRequest = crate::error::parse_json(&body)?.unwrap_or_default();
     let mut tx = state.db.begin().await?;
     // The second of two concurrent draws sees lottery_drawn_at and is refused.

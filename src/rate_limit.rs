@@ -119,8 +119,7 @@ pub async fn shed_load(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let in_flight =
-        req.app_data::<actix_web::web::Data<crate::startup::AppState>>().map(|s| s.limits.in_flight.clone());
+    let in_flight = req.app_data::<actix_web::web::Data<crate::state::AppState>>().map(|s| s.limits.in_flight.clone());
     let Some(in_flight) = in_flight else {
         return Ok(next.call(req).await?.map_into_boxed_body());
     };

@@ -8,7 +8,7 @@
 
 use crate::error::AppResult;
 use crate::sales::Sale;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::waiting_room::Keys;
 
 /// Repairs made, by kind.

@@ -2,7 +2,6 @@
 //! middleware, background jobs and graceful shutdown.
 
 use std::net::{TcpListener, ToSocketAddrs};
-use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
@@ -11,73 +10,21 @@ use actix_web::middleware::{from_fn, Next};
 use actix_web::{
     body::MessageBody, dev::ServiceRequest, dev::ServiceResponse, web, App, HttpMessage, HttpRequest, HttpServer,
 };
-use sqlx::PgPool;
-use subtle::ConstantTimeEq;
 use tokio::net::TcpSocket;
 use tokio::sync::watch;
 use tracing_actix_web::{RequestId, TracingLogger};
 
 use crate::adaptive::HoldHealth;
 use crate::configuration::Settings;
-use crate::error::{error_response, AppError, AppResult};
+use crate::error::{error_response, AppError};
 use crate::inventory::ClaimHints;
 use crate::rate_limit::RateLimits;
 use crate::sales::{AvailabilityCache, SaleCache};
+use crate::state::AppState;
 use crate::store::{self, Redis};
 use crate::tokens::{LoginVerifier, TokenSigner};
 use crate::waiting_room::WaitingRoom;
 use crate::{events, inventory, jobs, lottery, ops, orders, payments, sales, waiting_room, web_pages};
-
-/// Shared state of every handler and background job of one instance.
-pub struct AppState {
-    /// The settings it was built with.
-    pub settings: Settings,
-    /// Postgres pool.
-    pub db: PgPool,
-    /// The waiting room (and its Redis pool).
-    pub waiting_room: WaitingRoom,
-    /// Signer of queue, admission and hold tokens.
-    pub tokens: TokenSigner,
-    /// Verifier of the site's login tokens, when configured.
-    pub login: Option<LoginVerifier>,
-    /// Sale rows, about a second old at most.
-    pub sales: SaleCache,
-    /// Unit counts per sale, about a second old at most.
-    pub availability: AvailabilityCache,
-    /// Per-IP limits and the in-flight ceiling.
-    pub limits: RateLimits,
-    /// Where this instance's claims of each sale start.
-    pub claim_hints: ClaimHints,
-    /// The hold path's health, for adaptive admission.
-    pub hold_health: HoldHealth,
-}
-
-impl AppState {
-    /// The Redis side.
-    pub fn redis(&self) -> &Redis {
-        &self.waiting_room.redis
-    }
-
-    /// 401 unless the request carries a configured admin key. Keys are
-    /// compared in constant time; a refused key is logged without itself.
-    pub fn require_admin(&self, req: &HttpRequest) -> AppResult<()> {
-        let presented = crate::tokens::bearer(req).unwrap_or("");
-        let accepted = !presented.is_empty()
-            && self
-                .settings
-                .admin
-                .keys
-                .iter()
-                .filter(|k| !k.is_empty())
-                .fold(false, |ok, key| ok | bool::from(key.as_bytes().ct_eq(presented.as_bytes())));
-        if accepted {
-            Ok(())
-        } else {
-            tracing::warn!(path = %req.path(), present = !presented.is_empty(), "admin request refused");
-            Err(AppError::Unauthorized("a valid admin key is required".into()))
-        }
-    }
-}
 
 /// A built application, bound to its port, not yet serving.
 pub struct Application {
@@ -162,7 +109,6 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Serv
             .app_data(web::PayloadConfig::new(settings.max_body_bytes))
             .app_data(web::PathConfig::default().error_handler(path_error))
             .app_data(web::QueryConfig::default().error_handler(query_error))
-            .wrap(from_fn(require_admin_key))
             .wrap(from_fn(crate::rate_limit::shed_load))
             .wrap(from_fn(limit_body))
             .wrap(from_fn(crate::metrics::record_request))
@@ -256,25 +202,6 @@ async fn limit_body(
     next.call(req).await
 }
 
-/// Every `/admin/` request needs an admin key, checked before anything
-/// else reads the request (so even a malformed body gets 401, not 400).
-async fn require_admin_key(
-    req: ServiceRequest,
-    next: Next<actix_web::body::BoxBody>,
-) -> Result<ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
-    if req.path().starts_with("/admin/") {
-        let allowed = match req.app_data::<web::Data<AppState>>() {
-            Some(state) => state.require_admin(req.request()),
-            None => Err(AppError::Unauthorized("a valid admin key is required".into())),
-        };
-        if let Err(refused) = allowed {
-            let response = actix_web::ResponseError::error_response(&refused);
-            return Ok(req.into_response(response));
-        }
-    }
-    next.call(req).await
-}
-
 /// Echoes the request id of the tracing span as `X-Request-Id`.
 async fn request_id_header(
     req: ServiceRequest,
@@ -286,12 +213,4 @@ async fn request_id_header(
         response.headers_mut().insert(header::HeaderName::from_static("x-request-id"), value);
     }
     Ok(response)
-}
-
-/// Waits between polls of a background job; `false` once shutdown began.
-pub async fn pause(stopped: &mut watch::Receiver<bool>, period: Duration) -> bool {
-    tokio::select! {
-        _ = tokio::time::sleep(period) => !*stopped.borrow(),
-        changed = stopped.changed() => changed.is_ok() && !*stopped.borrow(),
-    }
 }

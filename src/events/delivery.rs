@@ -24,8 +24,9 @@ use uuid::Uuid;
 
 use crate::configuration::WebhookSettings;
 use crate::error::AppResult;
+use crate::jobs::pause;
 use crate::payments::sign;
-use crate::startup::{pause, AppState};
+use crate::state::AppState;
 
 /// Events delivered, retried or dead-lettered, by type.
 pub const DELIVERIES: &str = "floodgate_webhook_deliveries_total";

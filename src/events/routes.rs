@@ -7,7 +7,8 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::error::{AppError, AppResult};
-use crate::startup::AppState;
+use crate::extractor::Admin;
+use crate::state::AppState;
 
 /// A delivery that gave up.
 #[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
@@ -46,7 +47,7 @@ pub struct DeadQuery {
 )]
 #[get("/admin/v1/events/dead")]
 #[tracing::instrument(name = "admin dead events", skip_all)]
-pub async fn dead(state: web::Data<AppState>, query: web::Query<DeadQuery>) -> AppResult<HttpResponse> {
+pub async fn dead(_admin: Admin, state: web::Data<AppState>, query: web::Query<DeadQuery>) -> AppResult<HttpResponse> {
     let limit = query.limit.unwrap_or(100).clamp(1, 1000);
     let rows: Vec<DeadDelivery> = sqlx::query_as(
         "SELECT d.event_id, d.endpoint, o.event_type, o.sale_id, d.attempts, d.last_status, d.last_error, o.created_at \
@@ -75,7 +76,7 @@ pub struct Replayed {
 )]
 #[post("/admin/v1/events/{event}/replay")]
 #[tracing::instrument(name = "admin replay event", skip_all, fields(event = %path))]
-pub async fn replay(state: web::Data<AppState>, path: web::Path<String>) -> AppResult<HttpResponse> {
+pub async fn replay(_admin: Admin, state: web::Data<AppState>, path: web::Path<String>) -> AppResult<HttpResponse> {
     let id = Uuid::parse_str(&path).map_err(|_| AppError::NotFound("event"))?;
     let exists: Option<(Uuid,)> =
         sqlx::query_as("SELECT id FROM outbox_events WHERE id = $1").bind(id).fetch_optional(&state.db).await?;

@@ -128,6 +128,25 @@ impl Hold {
     }
 }
 
+/// The hold a hold token opens, if it is the one the path names.
+pub fn hold_of(claims: &crate::tokens::Claims, path_id: &str) -> AppResult<Uuid> {
+    let id = Uuid::parse_str(path_id).map_err(|_| AppError::NotFound("hold"))?;
+    if claims.hold.as_deref() != Some(&id.to_string()) {
+        return Err(AppError::Forbidden("this hold token is for another hold".into()));
+    }
+    Ok(id)
+}
+
+/// Frees the admission slot a finished hold used. Best effort: a slot left
+/// behind expires by its deadline anyway.
+pub async fn free_admission(waiting_room: &crate::waiting_room::WaitingRoom, hold: &Hold) {
+    if let Some(n) = hold.queue_number.filter(|n| *n > 0) {
+        if let Err(e) = waiting_room.finish(&hold.sale_id, n as u64, None).await {
+            tracing::warn!(error = %e, "could not free admission slot");
+        }
+    }
+}
+
 /// Labels of units by id.
 pub async fn unit_views(conn: &mut PgConnection, sale_id: &str, ids: &[i32]) -> AppResult<Vec<UnitView>> {
     let rows: Vec<(i32, Option<String>)> =

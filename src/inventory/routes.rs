@@ -6,14 +6,12 @@ use actix_web::{delete, get, post, web, HttpRequest, HttpResponse};
 use chrono::Utc;
 use serde::Deserialize;
 use utoipa::ToSchema;
-use uuid::Uuid;
 
-use super::{place_hold, return_hold, Hold, HoldAsk, HoldOutcome, HoldView, Want};
+use super::{free_admission, hold_of, place_hold, return_hold, Hold, HoldAsk, HoldOutcome, HoldView, Want};
 use crate::error::{AppError, AppResult};
+use crate::extractor::{AdmissionBearer, HoldBearer, HoldQuota};
 use crate::idempotency;
-use crate::rate_limit::Limit;
-use crate::startup::AppState;
-use crate::tokens::{self, Claims, Purpose};
+use crate::state::AppState;
 use crate::{events, metrics};
 
 /// `POST /api/v1/sales/{sale}/holds` body: exactly one of the two.
@@ -75,14 +73,12 @@ fn parse_want(body: HoldRequest) -> AppResult<Want> {
 )]
 #[post("/api/v1/sales/{sale}/holds")]
 pub async fn create_hold(
+    _quota: HoldQuota,
+    AdmissionBearer(claims): AdmissionBearer,
     state: web::Data<AppState>,
     req: HttpRequest,
-    path: web::Path<String>,
     body: web::Json<HoldRequest>,
 ) -> AppResult<HttpResponse> {
-    state.limits.check(Limit::Hold, &req)?;
-    let token = tokens::require_bearer(&req)?;
-    let claims = state.tokens.verify(token, Purpose::Admission, Some(&path))?;
     let key = idempotency::key(&req)?;
     let want = parse_want(body.into_inner())?;
     let started = Instant::now();
@@ -113,17 +109,6 @@ pub async fn create_hold(
     }
 }
 
-/// The hold id of the path, which the hold token must name.
-pub fn authorize_hold(state: &AppState, req: &HttpRequest, path_id: &str) -> AppResult<(Uuid, Claims)> {
-    let token = tokens::require_bearer(req)?;
-    let claims = state.tokens.verify(token, Purpose::Hold, None)?;
-    let id = Uuid::parse_str(path_id).map_err(|_| AppError::NotFound("hold"))?;
-    if claims.hold.as_deref() != Some(&id.to_string()) {
-        return Err(AppError::Forbidden("this hold token is for another hold".into()));
-    }
-    Ok((id, claims))
-}
-
 /// A hold and its units.
 #[utoipa::path(
     tag = "inventory",
@@ -134,11 +119,11 @@ pub fn authorize_hold(state: &AppState, req: &HttpRequest, path_id: &str) -> App
 #[get("/api/v1/holds/{hold}")]
 #[tracing::instrument(name = "get hold", skip_all, fields(hold = %path))]
 pub async fn get_hold(
+    HoldBearer(claims): HoldBearer,
     state: web::Data<AppState>,
-    req: HttpRequest,
     path: web::Path<String>,
 ) -> AppResult<HttpResponse> {
-    let (id, _) = authorize_hold(&state, &req, &path)?;
+    let id = hold_of(&claims, &path)?;
     let mut conn = state.db.acquire().await?;
     let hold = Hold::load(&mut conn, id, false).await?;
     Ok(HttpResponse::Ok().json(hold.view(&mut conn).await?))
@@ -158,11 +143,11 @@ pub async fn get_hold(
 #[delete("/api/v1/holds/{hold}")]
 #[tracing::instrument(name = "release hold", skip_all, fields(hold = %path))]
 pub async fn release_hold(
+    HoldBearer(claims): HoldBearer,
     state: web::Data<AppState>,
-    req: HttpRequest,
     path: web::Path<String>,
 ) -> AppResult<HttpResponse> {
-    let (id, _) = authorize_hold(&state, &req, &path)?;
+    let id = hold_of(&claims, &path)?;
     let mut tx = state.db.begin().await?;
     let hold = Hold::load(&mut tx, id, true).await?;
     match hold.state.as_str() {
@@ -179,16 +164,6 @@ pub async fn release_hold(
     let hold = Hold::load(&mut tx, id, false).await?;
     let view = hold.view(&mut tx).await?;
     tx.commit().await?;
-    free_admission(&state, &hold).await;
+    free_admission(&state.waiting_room, &hold).await;
     Ok(HttpResponse::Ok().json(view))
-}
-
-/// Frees the admission slot a finished hold used. Best effort: a slot left
-/// behind expires by its deadline anyway.
-pub async fn free_admission(state: &AppState, hold: &Hold) {
-    if let Some(n) = hold.queue_number.filter(|n| *n > 0) {
-        if let Err(e) = state.waiting_room.finish(&hold.sale_id, n as u64, None).await {
-            tracing::warn!(error = %e, "could not free admission slot");
-        }
-    }
 }

@@ -1,26 +1,24 @@
 //! Seeing and cancelling an order, with the hold token of its hold.
 
-use actix_web::{get, post, web, HttpRequest, HttpResponse};
+use actix_web::{get, post, web, HttpResponse};
 use serde_json::json;
 use uuid::Uuid;
 
 use super::{Order, OrderView};
 use crate::error::{AppError, AppResult};
 use crate::events;
+use crate::extractor::HoldBearer;
 use crate::inventory::give_back_allowance;
-use crate::startup::AppState;
-use crate::tokens::{self, Purpose};
+use crate::state::AppState;
+use crate::tokens::Claims;
 
 /// The order, if the bearer's hold token belongs to its buyer.
 async fn authorize_order(
-    state: &AppState,
-    req: &HttpRequest,
+    claims: &Claims,
     path_id: &str,
     conn: &mut sqlx::PgConnection,
     for_update: bool,
 ) -> AppResult<Order> {
-    let token = tokens::require_bearer(req)?;
-    let claims = state.tokens.verify(token, Purpose::Hold, None)?;
     let id = Uuid::parse_str(path_id).map_err(|_| AppError::NotFound("order"))?;
     let order = Order::load(conn, id, for_update).await?;
     if order.visitor_id != claims.sub || order.sale_id != claims.sale {
@@ -39,12 +37,12 @@ async fn authorize_order(
 #[get("/api/v1/orders/{order}")]
 #[tracing::instrument(name = "get order", skip_all, fields(order = %path))]
 pub async fn get_order(
+    HoldBearer(claims): HoldBearer,
     state: web::Data<AppState>,
-    req: HttpRequest,
     path: web::Path<String>,
 ) -> AppResult<HttpResponse> {
     let mut conn = state.db.acquire().await?;
-    let order = authorize_order(&state, &req, &path, &mut conn, false).await?;
+    let order = authorize_order(&claims, &path, &mut conn, false).await?;
     Ok(HttpResponse::Ok().json(order.view(&mut conn).await?))
 }
 
@@ -59,12 +57,12 @@ pub async fn get_order(
 #[post("/api/v1/orders/{order}/cancel")]
 #[tracing::instrument(name = "cancel order", skip_all, fields(order = %path))]
 pub async fn cancel_order(
+    HoldBearer(claims): HoldBearer,
     state: web::Data<AppState>,
-    req: HttpRequest,
     path: web::Path<String>,
 ) -> AppResult<HttpResponse> {
     let mut tx = state.db.begin().await?;
-    let order = authorize_order(&state, &req, &path, &mut tx, true).await?;
+    let order = authorize_order(&claims, &path, &mut tx, true).await?;
     if order.state == "confirmed" {
         sqlx::query(
             "UPDATE units SET status = 'available', hold_id = NULL, order_id = NULL \

@@ -5,13 +5,14 @@ use chrono::Utc;
 
 use super::{process, verify_signature, PaymentEvent, SIGNATURE_HEADER};
 use crate::error::{AppError, AppResult};
-use crate::inventory::routes::{authorize_hold, free_admission};
-use crate::startup::AppState;
+use crate::extractor::HoldBearer;
+use crate::inventory::{free_admission, hold_of};
+use crate::state::AppState;
 
 async fn apply(state: &AppState, event: PaymentEvent) -> AppResult<HttpResponse> {
     let processed = process(&state.db, &event).await?;
     if let Some(hold) = &processed.finished_hold {
-        free_admission(state, hold).await;
+        free_admission(&state.waiting_room, hold).await;
     }
     Ok(HttpResponse::build(processed.status).json(processed.body))
 }
@@ -65,14 +66,14 @@ pub async fn webhook(state: web::Data<AppState>, req: HttpRequest, body: web::By
 #[post("/api/v1/holds/{hold}/dev-checkout")]
 #[tracing::instrument(name = "dev checkout", skip_all, fields(hold = %path))]
 pub async fn dev_checkout(
+    HoldBearer(claims): HoldBearer,
     state: web::Data<AppState>,
-    req: HttpRequest,
     path: web::Path<String>,
 ) -> AppResult<HttpResponse> {
     if !state.settings.payments.dev_checkout {
         return Err(AppError::NotFound("dev checkout"));
     }
-    let (hold_id, _) = authorize_hold(&state, &req, &path)?;
+    let hold_id = hold_of(&claims, &path)?;
     let event = PaymentEvent {
         event_id: format!("dev_{}", uuid::Uuid::new_v4().simple()),
         hold_id: hold_id.to_string(),

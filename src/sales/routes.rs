@@ -9,8 +9,9 @@ use super::create::{create_sale, validate_admission, AdmissionSpec, NewSale, Val
 use super::{state, AdmissionMode, Availability, Sale, SALE_COLUMNS};
 use crate::audit::{audit, AuditReport};
 use crate::error::{AppError, AppResult};
+use crate::extractor::Admin;
 use crate::release::{release_next_stage, Released};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::waiting_room::QueueSummary;
 
 /// Admission settings in an answer.
@@ -169,7 +170,11 @@ pub async fn get_sale(state: web::Data<AppState>, path: web::Path<String>) -> Ap
 )]
 #[post("/admin/v1/sales")]
 #[tracing::instrument(name = "admin create sale", skip_all)]
-pub async fn admin_create_sale(state: web::Data<AppState>, body: web::Json<NewSale>) -> AppResult<HttpResponse> {
+pub async fn admin_create_sale(
+    _admin: Admin,
+    state: web::Data<AppState>,
+    body: web::Json<NewSale>,
+) -> AppResult<HttpResponse> {
     let sale = create_sale(&state.db, body.into_inner()).await?;
     tracing::info!(sale = %sale.id, units = sale.total_units, "sale created");
     sync_to_redis(&state, &sale).await;
@@ -196,7 +201,11 @@ async fn sync_to_redis(state: &AppState, sale: &Sale) {
 )]
 #[get("/admin/v1/sales/{sale}")]
 #[tracing::instrument(name = "admin get sale", skip_all, fields(sale = %path))]
-pub async fn admin_get_sale(state: web::Data<AppState>, path: web::Path<String>) -> AppResult<HttpResponse> {
+pub async fn admin_get_sale(
+    _admin: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> AppResult<HttpResponse> {
     let sale = Sale::load(&state.db, &path).await?;
     let mut body = serde_json::to_value(view(&state, &sale, true).await?).map_err(|e| AppError::Internal(e.into()))?;
     let holds: Vec<(String, i64)> =
@@ -234,6 +243,7 @@ pub struct SaleUpdate {
 #[patch("/admin/v1/sales/{sale}")]
 #[tracing::instrument(name = "admin update sale", skip_all, fields(sale = %path))]
 pub async fn admin_update_sale(
+    _admin: Admin,
     state: web::Data<AppState>,
     path: web::Path<String>,
     body: web::Json<SaleUpdate>,
@@ -291,7 +301,11 @@ pub async fn admin_update_sale(
 )]
 #[post("/admin/v1/sales/{sale}/stages/next")]
 #[tracing::instrument(name = "admin next stage", skip_all, fields(sale = %path))]
-pub async fn admin_next_stage(state: web::Data<AppState>, path: web::Path<String>) -> AppResult<HttpResponse> {
+pub async fn admin_next_stage(
+    _admin: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> AppResult<HttpResponse> {
     if !super::valid_sale_id(&path) {
         return Err(AppError::NotFound("sale"));
     }
@@ -310,7 +324,11 @@ pub async fn admin_next_stage(state: web::Data<AppState>, path: web::Path<String
 )]
 #[get("/admin/v1/sales/{sale}/audit")]
 #[tracing::instrument(name = "admin audit", skip_all, fields(sale = %path))]
-pub async fn admin_audit(state: web::Data<AppState>, path: web::Path<String>) -> AppResult<HttpResponse> {
+pub async fn admin_audit(
+    _admin: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> AppResult<HttpResponse> {
     let sale = Sale::load(&state.db, &path).await?;
     let mut report = audit(&state.db, &sale).await?;
     if sale.waiting_room {

@@ -8,9 +8,9 @@ use utoipa::ToSchema;
 
 use super::{estimated_wait, poll_after_ms, JoinOutcome, PlaceState, Standing};
 use crate::error::{AppError, AppResult};
-use crate::rate_limit::Limit;
+use crate::extractor::{Admin, JoinQuota, QueueBearer, StatusQuota};
 use crate::sales::{state, Sale};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::tokens::{self, Purpose};
 
 /// A visitor's place: the answer to join and status.
@@ -97,12 +97,12 @@ fn identify(state: &AppState, req: &HttpRequest, body: &JoinRequest, sale: &str)
 )]
 #[post("/api/v1/sales/{sale}/queue")]
 pub async fn join(
+    _quota: JoinQuota,
     state: web::Data<AppState>,
     req: HttpRequest,
     path: web::Path<String>,
     body: web::Bytes,
 ) -> AppResult<HttpResponse> {
-    state.limits.check(Limit::Join, &req)?;
     let sale_id = path.into_inner();
     let body: JoinRequest = crate::error::parse_json(&body)?.unwrap_or_default();
     let sale = state.sales.get(&state.db, &sale_id).await?;
@@ -297,10 +297,12 @@ fn admitted_without_queue(state: &AppState, sale: &Sale, visitor: &str, mut view
     )
 )]
 #[get("/api/v1/sales/{sale}/queue/status")]
-pub async fn status(state: web::Data<AppState>, req: HttpRequest, path: web::Path<String>) -> AppResult<HttpResponse> {
-    state.limits.check(Limit::Status, &req)?;
-    let token = tokens::require_bearer(&req)?;
-    let claims = state.tokens.verify(token, Purpose::Queue, Some(&path))?;
+pub async fn status(
+    _quota: StatusQuota,
+    QueueBearer(claims): QueueBearer,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> AppResult<HttpResponse> {
     let n = claims.n.ok_or_else(|| AppError::Unauthorized("queue token without a place".into()))?;
     let sale = state.sales.get(&state.db, &path).await?;
     let view = place(&state, &sale, &claims.sub, n, None).await?;
@@ -328,6 +330,7 @@ pub struct AdmitRequest {
 #[post("/admin/v1/sales/{sale}/admit")]
 #[tracing::instrument(name = "admin admit", skip_all, fields(sale = %path))]
 pub async fn admit(
+    _admin: Admin,
     state: web::Data<AppState>,
     path: web::Path<String>,
     body: web::Json<AdmitRequest>,

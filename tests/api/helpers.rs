@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use floodgate::configuration::{self, Environment, Settings};
-use floodgate::startup::{AppState, Application};
+use floodgate::startup::Application;
+use floodgate::state::AppState;
 use floodgate::tokens::Purpose;
 use reqwest::{Response, StatusCode};
 use serde_json::{json, Value};

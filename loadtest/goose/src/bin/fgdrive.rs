@@ -601,7 +601,9 @@ async fn flash(env: Env, args: &Args) -> Result<()> {
             all_joined_at = Some(started.elapsed().as_secs_f64());
         }
         let effective = stats["admission"]["effective_admit_per_second"].as_f64();
-        if let Some(rate) = effective {
+        // The rate while the sale was selling (until 90 % sold): afterwards the
+        // hold path idles and an adaptive rate climbs to its ceiling.
+        if let Some(rate) = effective.filter(|_| (sold as f64) < 0.9 * total as f64) {
             rates.push(rate);
         }
         for (i, share) in [0.5, 0.9, 0.99].iter().enumerate() {
@@ -652,14 +654,15 @@ async fn flash(env: Env, args: &Args) -> Result<()> {
     }
     let ms = |m: Option<f64>| m.map(|t| format!("{t:.1} s")).unwrap_or_else(|| "-".into());
     println!("all {visitors} visitors joined after: {}", ms(all_joined_at));
-    // The rate the controller settled on: the median of the last third.
+    // The rate the controller settled on while selling: the median of the
+    // last two thirds (the first third is the slow start).
     let settled = {
-        let mut tail: Vec<f64> = rates[rates.len() - rates.len() / 3..].to_vec();
+        let mut tail: Vec<f64> = rates[rates.len() / 3..].to_vec();
         tail.sort_by(f64::total_cmp);
         tail.get(tail.len() / 2).copied()
     };
     println!(
-        "admission rate in force: {} ({} mode), settled at {}",
+        "admission rate in force at the end: {} ({} mode); while selling it settled at {}",
         rates.last().map(|r| format!("{r:.0}/s")).unwrap_or_else(|| "-".into()),
         spec.admission_mode,
         settled.map(|r| format!("{r:.0}/s")).unwrap_or_else(|| "-".into())

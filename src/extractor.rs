@@ -1,0 +1,135 @@
+//! Who is asking: the admin key and floodgate's bearer tokens, checked once
+//! here as `FromRequest` extractors, so a handler names what it needs in its
+//! signature and never sees a request it may not serve.
+//!
+//! - [`Admin`]: a configured admin key (constant-time compare). Put it first
+//!   in a handler's arguments: extractors run in order, so a request without
+//!   the key is refused before its body is read.
+//! - [`QueueBearer`], [`AdmissionBearer`]: a queue or admission token of the
+//!   sale named in the path (`{sale}`).
+//! - [`HoldBearer`]: a hold token (the handler checks which hold or order).
+//! - [`JoinQuota`], [`StatusQuota`], [`HoldQuota`]: the client's per-IP
+//!   budget; put first, before any token is checked.
+//!
+//! Forged, tampered, expired or unknown-key tokens are 401; a genuine token
+//! of another purpose or sale is 403 (see [`crate::tokens`]).
+
+use std::future::{ready, Ready};
+
+use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
+use subtle::ConstantTimeEq;
+
+use crate::error::AppError;
+use crate::rate_limit::Limit;
+use crate::state::AppState;
+use crate::tokens::{self, Claims, Purpose};
+
+fn state(req: &HttpRequest) -> Result<&web::Data<AppState>, AppError> {
+    req.app_data::<web::Data<AppState>>()
+        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("application state is not registered")))
+}
+
+/// The request carries a configured admin key.
+#[derive(Debug, Clone, Copy)]
+pub struct Admin;
+
+impl FromRequest for Admin {
+    type Error = AppError;
+    type Future = Ready<Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(state(req).and_then(|state| {
+            let presented = tokens::bearer(req).unwrap_or("");
+            let accepted = !presented.is_empty()
+                && state
+                    .settings
+                    .admin
+                    .keys
+                    .iter()
+                    .filter(|k| !k.is_empty())
+                    .fold(false, |ok, key| ok | bool::from(key.as_bytes().ct_eq(presented.as_bytes())));
+            if accepted {
+                Ok(Admin)
+            } else {
+                // The refused key itself is never logged.
+                tracing::warn!(path = %req.path(), present = !presented.is_empty(), "admin request refused");
+                Err(AppError::Unauthorized("a valid admin key is required".into()))
+            }
+        }))
+    }
+}
+
+/// Verifies the bearer token for `purpose`, bound to the path's sale if the
+/// route has one.
+fn bearer_claims(req: &HttpRequest, purpose: Purpose) -> Result<Claims, AppError> {
+    let state = state(req)?;
+    let token = tokens::require_bearer(req)?;
+    state.tokens.verify(token, purpose, req.match_info().get("sale"))
+}
+
+macro_rules! bearer_extractor {
+    ($(#[$doc:meta])* $name:ident, $purpose:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone)]
+        pub struct $name(pub Claims);
+
+        impl FromRequest for $name {
+            type Error = AppError;
+            type Future = Ready<Result<Self, AppError>>;
+
+            fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+                ready(bearer_claims(req, $purpose).map($name))
+            }
+        }
+    };
+}
+
+bearer_extractor!(
+    /// A queue token of the path's sale: the bearer's place in line.
+    QueueBearer,
+    Purpose::Queue
+);
+bearer_extractor!(
+    /// An admission token of the path's sale: the bearer may hold units.
+    AdmissionBearer,
+    Purpose::Admission
+);
+bearer_extractor!(
+    /// A hold token: the bearer owns that hold (and its order).
+    HoldBearer,
+    Purpose::Hold
+);
+
+macro_rules! limit_extractor {
+    ($(#[$doc:meta])* $name:ident, $limit:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy)]
+        pub struct $name;
+
+        impl FromRequest for $name {
+            type Error = AppError;
+            type Future = Ready<Result<Self, AppError>>;
+
+            fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+                ready(state(req).and_then(|state| state.limits.check($limit, req)).map(|()| $name))
+            }
+        }
+    };
+}
+
+limit_extractor!(
+    /// Within the client's per-IP budget of joins (else 429). Put it first:
+    /// a client over its budget costs no token check.
+    JoinQuota,
+    Limit::Join
+);
+limit_extractor!(
+    /// Within the client's per-IP budget of status polls (else 429).
+    StatusQuota,
+    Limit::Status
+);
+limit_extractor!(
+    /// Within the client's per-IP budget of holds (else 429).
+    HoldQuota,
+    Limit::Hold
+);
