@@ -173,8 +173,12 @@ impl From<sqlx::Error> for AppError {
                 Some("23505") | Some("23P01") => {
                     AppError::conflict("conflict", "the request conflicts with the current state")
                 }
-                // check_violation, foreign_key_violation: values the schema refuses.
-                Some("23514") | Some("23503") | Some("22P02") | Some("22003") => {
+                // check_violation, foreign_key_violation, and class 22 (data
+                // exception: a NUL in a string, a number out of range, bad
+                // text for a type): values the store refuses are the
+                // client's, never a 500.
+                Some("23514") | Some("23503") => AppError::Invalid("the request has values the store refuses".into()),
+                Some(code) if code.starts_with("22") => {
                     AppError::Invalid("the request has values the store refuses".into())
                 }
                 // serialization_failure, deadlock: safe to retry.
@@ -203,12 +207,17 @@ impl From<redis::RedisError> for AppError {
     }
 }
 
-/// Parses a JSON body the way the JSON extractor would answer errors:
-/// malformed is 400, well-formed with wrong values is 422. An empty body is
-/// `None`, for endpoints whose body is optional.
+/// Parses a JSON body: malformed is 400, well-formed with wrong values (or
+/// fields the type does not have) is 422, and a body that is not a JSON
+/// object is 422 too (serde would otherwise read `[1, null]` as a struct's
+/// fields in order). An empty body is `None`, for endpoints whose body is
+/// optional.
 pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> AppResult<Option<T>> {
-    if body.iter().all(u8::is_ascii_whitespace) {
+    let Some(first) = body.iter().find(|b| !b.is_ascii_whitespace()) else {
         return Ok(None);
+    };
+    if *first != b'{' && serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok() {
+        return Err(AppError::Invalid("the body must be a JSON object".into()));
     }
     serde_json::from_slice(body).map(Some).map_err(|e| {
         if e.is_data() {
@@ -217,6 +226,15 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> AppResult<Opti
             AppError::BadRequest(format!("malformed JSON: {e}"))
         }
     })
+}
+
+/// 422 when `value` holds a control character (NUL above all, which
+/// Postgres text cannot store): names, labels and references are plain text.
+pub fn plain_text(field: &str, value: &str) -> AppResult<()> {
+    if value.chars().any(char::is_control) {
+        return Err(AppError::Invalid(format!("{field} must not contain control characters")));
+    }
+    Ok(())
 }
 
 /// Handler result.

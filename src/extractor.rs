@@ -8,15 +8,20 @@
 //! - [`QueueBearer`], [`AdmissionBearer`]: a queue or admission token of the
 //!   sale named in the path (`{sale}`).
 //! - [`HoldBearer`]: a hold token (the handler checks which hold or order).
+//! - [`JsonBody`]: a request body that is a JSON object of the handler's
+//!   type (unknown fields refused, errors in floodgate's error shape).
 //! - [`JoinQuota`], [`StatusQuota`], [`HoldQuota`]: the client's per-IP
 //!   budget; put first, before any token is checked.
 //!
 //! Forged, tampered, expired or unknown-key tokens are 401; a genuine token
 //! of another purpose or sale is 403 (see [`crate::tokens`]).
 
-use std::future::{ready, Ready};
+use std::future::{ready, Future, Ready};
+use std::pin::Pin;
 
-use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
+use actix_web::http::StatusCode;
+use actix_web::{dev::Payload, web, FromRequest, HttpMessage, HttpRequest};
+use serde::de::DeserializeOwned;
 use subtle::ConstantTimeEq;
 
 use crate::error::AppError;
@@ -133,3 +138,37 @@ limit_extractor!(
     HoldQuota,
     Limit::Hold
 );
+
+/// A JSON object body of type `T` (declare `T` with
+/// `#[serde(deny_unknown_fields)]`): 415 unless sent as JSON, 413 over the
+/// size limit, 400 malformed, 422 not an object or wrong values, all with
+/// the JSON error body.
+#[derive(Debug)]
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
+    type Error = AppError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, AppError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let json = req
+            .mime_type()
+            .ok()
+            .flatten()
+            .is_some_and(|m| m.subtype() == actix_web::mime::JSON || m.suffix() == Some(actix_web::mime::JSON));
+        let limit = state(req).map(|s| s.settings.server.max_body_bytes).unwrap_or(usize::MAX);
+        let bytes = web::Bytes::from_request(req, payload);
+        Box::pin(async move {
+            if !json {
+                return Err(AppError::UnsupportedMediaType("send the body as Content-Type: application/json".into()));
+            }
+            let body = bytes.await.map_err(|e| match e.as_response_error().status_code() {
+                StatusCode::PAYLOAD_TOO_LARGE => AppError::PayloadTooLarge(limit),
+                _ => AppError::BadRequest(format!("unreadable body: {e}")),
+            })?;
+            crate::error::parse_json(&body)?
+                .map(JsonBody)
+                .ok_or_else(|| AppError::BadRequest("a JSON body is required".into()))
+        })
+    }
+}

@@ -24,6 +24,7 @@ static DRAW_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!
 
 /// `POST /admin/v1/sales/{sale}/lottery/draw` body (optional).
 #[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct DrawRequest {
     /// Winners to draw; by default as many as the released units allow at
     /// the per-user limit.

@@ -4,7 +4,7 @@
 use std::net::{TcpListener, ToSocketAddrs};
 
 use actix_web::dev::Server;
-use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
+use actix_web::error::{PathError, QueryPayloadError};
 use actix_web::http::{header, StatusCode};
 use actix_web::middleware::{from_fn, Next};
 use actix_web::{
@@ -105,7 +105,6 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Serv
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
-            .app_data(json_config(settings.max_body_bytes))
             .app_data(web::PayloadConfig::new(settings.max_body_bytes))
             .app_data(web::PathConfig::default().error_handler(path_error))
             .app_data(web::QueryConfig::default().error_handler(query_error))
@@ -159,23 +158,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 async fn not_found() -> actix_web::HttpResponse {
     error_response(StatusCode::NOT_FOUND, "not_found", "no such resource")
-}
-
-fn json_config(limit: usize) -> web::JsonConfig {
-    web::JsonConfig::default().limit(limit).error_handler(move |error, _req| {
-        let app_error = match &error {
-            JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
-                AppError::PayloadTooLarge(limit)
-            }
-            JsonPayloadError::ContentType => {
-                AppError::UnsupportedMediaType("send the body as Content-Type: application/json".into())
-            }
-            JsonPayloadError::Deserialize(e) if e.is_data() => AppError::Invalid(format!("invalid body: {e}")),
-            JsonPayloadError::Deserialize(e) => AppError::BadRequest(format!("malformed JSON: {e}")),
-            other => AppError::BadRequest(format!("unreadable body: {other}")),
-        };
-        app_error.into()
-    })
 }
 
 fn path_error(_error: PathError, _req: &HttpRequest) -> actix_web::Error {

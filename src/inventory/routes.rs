@@ -9,13 +9,14 @@ use utoipa::ToSchema;
 
 use super::{free_admission, hold_of, place_hold, return_hold, Hold, HoldAsk, HoldOutcome, HoldView, Want};
 use crate::error::{AppError, AppResult};
-use crate::extractor::{AdmissionBearer, HoldBearer, HoldQuota};
+use crate::extractor::{AdmissionBearer, HoldBearer, HoldQuota, JsonBody};
 use crate::idempotency;
 use crate::state::AppState;
 use crate::{events, metrics};
 
 /// `POST /api/v1/sales/{sale}/holds` body: exactly one of the two.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct HoldRequest {
     /// Best available units, this many.
     pub quantity: Option<i64>,
@@ -40,6 +41,7 @@ fn parse_want(body: HoldRequest) -> AppResult<Want> {
                 if seat.is_empty() || seat.len() > 100 {
                     return Err(AppError::Invalid("each seat is a section/row/seat label".into()));
                 }
+                crate::error::plain_text("seats", seat)?;
                 if !seen.insert(seat.as_str()) {
                     return Err(AppError::Invalid(format!("seat {seat} is listed twice")));
                 }
@@ -77,10 +79,10 @@ pub async fn create_hold(
     AdmissionBearer(claims): AdmissionBearer,
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Json<HoldRequest>,
+    JsonBody(body): JsonBody<HoldRequest>,
 ) -> AppResult<HttpResponse> {
     let key = idempotency::key(&req)?;
-    let want = parse_want(body.into_inner())?;
+    let want = parse_want(body)?;
     let started = Instant::now();
     let sale = state.sales.get(&state.db, &claims.sale).await?;
     let ask = HoldAsk { want, buyer: &claims, key };

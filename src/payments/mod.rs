@@ -65,6 +65,7 @@ pub fn verify_signature(secret: &str, header: &str, body: &[u8], now: i64, toler
 
 /// The provider's webhook body.
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct PaymentEvent {
     /// The provider's unique event id (replays carry the same one).
     pub event_id: String,
@@ -82,6 +83,7 @@ impl PaymentEvent {
             if value.is_empty() || value.len() > 200 {
                 return Err(AppError::Invalid(format!("{name} must be 1 to 200 characters")));
             }
+            crate::error::plain_text(name, value)?;
         }
         if self.status != "succeeded" && self.status != "failed" {
             return Err(AppError::Invalid("status must be succeeded or failed".into()));

@@ -16,6 +16,7 @@ const MAX_UNITS: i64 = 5_000_000;
 
 /// `POST /admin/v1/sales` body.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct NewSale {
     /// Display name.
     pub name: String,
@@ -45,6 +46,7 @@ pub struct NewSale {
 
 /// The units of a sale.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct UnitsSpec {
     /// General admission: this many numbered units.
     pub count: Option<i64>,
@@ -54,6 +56,7 @@ pub struct UnitsSpec {
 
 /// A block of reserved seats, labelled `name/row/seat`.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct SectionSpec {
     /// Section name (no `/`).
     pub name: String,
@@ -65,6 +68,7 @@ pub struct SectionSpec {
 
 /// Admission settings of the waiting room.
 #[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct AdmissionSpec {
     /// Visitors admitted per second (0: only by hand).
     pub admit_per_second: Option<i64>,
@@ -231,6 +235,7 @@ fn validate(new: NewSale) -> AppResult<ValidSale> {
     if name.is_empty() || name.chars().count() > 200 {
         return Err(AppError::Invalid("name must be 1 to 200 characters".into()));
     }
+    crate::error::plain_text("name", &name)?;
     let mode = match new.mode.as_deref().unwrap_or("fifo") {
         "fifo" => "fifo",
         "lottery" => "lottery",
@@ -260,6 +265,7 @@ fn validate(new: NewSale) -> AppResult<ValidSale> {
                 if name.is_empty() || name.len() > 32 || name.contains('/') {
                     return Err(AppError::Invalid("section names must be 1 to 32 characters without '/'".into()));
                 }
+                crate::error::plain_text("section name", &name)?;
                 if valid.iter().any(|(n, _, _)| *n == name) {
                     return Err(AppError::Invalid(format!("section {name} is listed twice")));
                 }

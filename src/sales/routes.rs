@@ -10,6 +10,7 @@ use super::{state, AdmissionMode, Availability, Sale, SALE_COLUMNS};
 use crate::audit::{audit, AuditReport};
 use crate::error::{AppError, AppResult};
 use crate::extractor::Admin;
+use crate::extractor::JsonBody;
 use crate::release::{release_next_stage, Released};
 use crate::state::AppState;
 use crate::waiting_room::QueueSummary;
@@ -173,9 +174,9 @@ pub async fn get_sale(state: web::Data<AppState>, path: web::Path<String>) -> Ap
 pub async fn admin_create_sale(
     _admin: Admin,
     state: web::Data<AppState>,
-    body: web::Json<NewSale>,
+    JsonBody(body): JsonBody<NewSale>,
 ) -> AppResult<HttpResponse> {
-    let sale = create_sale(&state.db, body.into_inner()).await?;
+    let sale = create_sale(&state.db, body).await?;
     tracing::info!(sale = %sale.id, units = sale.total_units, "sale created");
     sync_to_redis(&state, &sale).await;
     Ok(HttpResponse::Created().json(view(&state, &sale, true).await?))
@@ -225,6 +226,7 @@ pub async fn admin_get_sale(
 
 /// `PATCH /admin/v1/sales/{sale}` body.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct SaleUpdate {
     /// `pause`, `resume` or `close`.
     pub action: Option<String>,
@@ -246,9 +248,9 @@ pub async fn admin_update_sale(
     _admin: Admin,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    body: web::Json<SaleUpdate>,
+    JsonBody(body): JsonBody<SaleUpdate>,
 ) -> AppResult<HttpResponse> {
-    let update = body.into_inner();
+    let update = body;
     let mut tx = state.db.begin().await?;
     let sale = Sale::lock(&mut tx, &path).await?;
     let new_state = match update.action.as_deref() {

@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 
 use super::{estimated_wait, poll_after_ms, JoinOutcome, PlaceState, Standing};
 use crate::error::{AppError, AppResult};
-use crate::extractor::{Admin, JoinQuota, QueueBearer, StatusQuota};
+use crate::extractor::{Admin, JoinQuota, JsonBody, QueueBearer, StatusQuota};
 use crate::sales::{state, Sale};
 use crate::state::AppState;
 use crate::tokens::{self, Purpose};
@@ -46,6 +46,7 @@ pub struct QueueView {
 
 /// Optional body of a join.
 #[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct JoinRequest {
     /// A queue token from an earlier join (same as sending it as the bearer).
     pub queue_token: Option<String>,
@@ -314,6 +315,7 @@ pub async fn status(
 
 /// `POST /admin/v1/sales/{sale}/admit` body.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct AdmitRequest {
     /// Visitors to admit now.
     pub count: i64,
@@ -333,7 +335,7 @@ pub async fn admit(
     _admin: Admin,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    body: web::Json<AdmitRequest>,
+    JsonBody(body): JsonBody<AdmitRequest>,
 ) -> AppResult<HttpResponse> {
     if !(1..=1_000_000).contains(&body.count) {
         return Err(AppError::Invalid("count must be between 1 and 1000000".into()));

@@ -3,7 +3,9 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{assert_error, sale_json, spawn_app, ADMIN_KEY};
+use chrono::Utc;
+
+use crate::helpers::{assert_error, sale_json, spawn_app, TestApp, ADMIN_KEY};
 
 #[tokio::test]
 async fn oversized_body_is_413_with_error_body() {
@@ -123,4 +125,90 @@ async fn optional_bodies_are_still_checked() {
         .await;
     assert_eq!(join("").await.unwrap().status(), StatusCode::CREATED);
     assert_eq!(join("{}").await.unwrap().status(), StatusCode::CREATED);
+}
+
+/// A POST with a raw JSON body and the admin key.
+async fn admin_post(app: &TestApp, path: &str, body: &str) -> reqwest::Response {
+    app.client
+        .post(app.url(path))
+        .bearer_auth(ADMIN_KEY)
+        .header("Content-Type", "application/json")
+        .body(body.to_owned())
+        .send()
+        .await
+        .expect("request")
+}
+
+#[tokio::test]
+async fn bodies_must_be_json_objects_of_known_fields() {
+    let app = spawn_app().await;
+    let sale = app.create_sale_ok(&sale_json(5, json!({}))).await;
+    let token = app.admission_token(&sale, "v:array");
+    // serde reads a struct from an array too; floodgate must not.
+    let hold = app
+        .client
+        .post(app.url(&format!("/api/v1/sales/{sale}/holds")))
+        .bearer_auth(&token)
+        .header("Content-Type", "application/json")
+        .body("[1, null]")
+        .send()
+        .await
+        .unwrap();
+    assert_error(hold, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request").await;
+    assert_eq!(app.unit_counts(&sale).await.1, 0, "nothing held");
+    let admit = admin_post(&app, &format!("/admin/v1/sales/{sale}/admit"), "[3]").await;
+    assert_error(admit, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request").await;
+
+    let lottery = app
+        .create_sale_ok(&sale_json(
+            5,
+            json!({ "mode": "lottery", "waiting_room": true, "starts_at": (Utc::now() + chrono::Duration::hours(1)).to_rfc3339() }),
+        ))
+        .await;
+    let draw = admin_post(&app, &format!("/admin/v1/sales/{lottery}/lottery/draw"), "[null, null]").await;
+    assert_error(draw, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request").await;
+    assert!(app.admin_get_sale(&lottery).await["seed"].is_null(), "no draw, the seed stays secret");
+
+    // A misspelled field is named, not ignored.
+    let typo = app.create_sale(&sale_json(5, json!({ "per_user_limt": 1 }))).await;
+    let body = assert_error(typo, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request").await;
+    assert!(body["error"]["message"].as_str().unwrap().contains("per_user_limt"), "{body}");
+    let patch = app.patch_sale(&sale, &json!({ "state": "closed" })).await;
+    let body = assert_error(patch, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request").await;
+    assert!(body["error"]["message"].as_str().unwrap().contains("state"), "{body}");
+    assert_eq!(app.admin_get_sale(&sale).await["state"], "on_sale", "nothing changed");
+    let hold = app.hold(&sale, &token, &json!({ "quantity": 1, "qty": 2 }), None).await;
+    assert_error(hold, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request").await;
+}
+
+#[tokio::test]
+async fn a_nul_character_is_a_client_error_not_a_500() {
+    let app = spawn_app().await;
+    let named = app.create_sale(&sale_json(5, json!({ "name": "Spring\u{0}tour" }))).await;
+    assert_error(named, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request").await;
+    let seated = app
+        .create_sale(&sale_json(
+            0,
+            json!({ "units": { "sections": [ { "name": "A\u{0}", "rows": 1, "seats_per_row": 2 } ] } }),
+        ))
+        .await;
+    assert_error(seated, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request").await;
+
+    let sale = app
+        .create_sale_ok(&sale_json(
+            0,
+            json!({ "units": { "sections": [ { "name": "A", "rows": 1, "seats_per_row": 2 } ] } }),
+        ))
+        .await;
+    let token = app.admission_token(&sale, "v:nul");
+    let hold = app.hold(&sale, &token, &json!({ "seats": ["A/1/1\u{0}"] }), None).await;
+    assert_error(hold, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request").await;
+    let hold = app.hold_ok(&sale, "v:payer", &json!({ "seats": ["A/1/2"] })).await;
+    let event = json!({ "event_id": "evt\u{0}1", "hold_id": hold["id"], "payment_reference": "pay-1",
+                        "status": "succeeded" });
+    assert_error(app.webhook(&event).await, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request").await;
+    let event = json!({ "event_id": "evt-1", "hold_id": hold["id"], "payment_reference": "pay\u{0}1",
+                        "status": "succeeded" });
+    assert_error(app.webhook(&event).await, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request").await;
+    app.assert_audit_clean(&sale).await;
 }
