@@ -43,8 +43,13 @@ pub struct Claims {
     /// Hold id (hold tokens).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hold: Option<String>,
-    /// Expiry, unix seconds.
+    /// Expiry, unix seconds, rounded up (JWT's `exp`; see `exp_ms`).
     pub exp: i64,
+    /// Expiry, unix milliseconds: the instant the API states, checked
+    /// exactly (a whole-second `exp` would let a token live up to a second
+    /// past the expiry its holder was told).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exp_ms: Option<i64>,
     /// Issued at, unix seconds.
     pub iat: i64,
 }
@@ -97,7 +102,8 @@ impl TokenSigner {
             pur: purpose,
             n,
             hold,
-            exp: expires_at.timestamp(),
+            exp: (expires_at.timestamp_millis() + 999).div_euclid(1000),
+            exp_ms: Some(expires_at.timestamp_millis()),
             iat: Utc::now().timestamp(),
         })
     }
@@ -109,8 +115,13 @@ impl TokenSigner {
         let key = self.decoding.get(header.kid.as_deref()?)?;
         Some(
             decode::<Claims>(token, key, &self.validation)
-                .map(|data| data.claims)
-                .map_err(|e| AppError::Unauthorized(format!("token refused: {}", describe(&e)))),
+                .map_err(|e| AppError::Unauthorized(format!("token refused: {}", describe(&e))))
+                .and_then(|data| match data.claims.exp_ms {
+                    Some(exp_ms) if Utc::now().timestamp_millis() >= exp_ms => {
+                        Err(AppError::Unauthorized("token refused: expired".into()))
+                    }
+                    _ => Ok(data.claims),
+                }),
         )
     }
 

@@ -3,6 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use floodgate::tokens::Purpose;
 use futures::future::join_all;
 use rand::Rng;
 use reqwest::StatusCode;
@@ -385,4 +386,30 @@ async fn a_retry_gets_its_first_answer_even_when_the_sale_paused_or_ran_out_sinc
     )
     .await;
     app.assert_audit_clean(&sale).await;
+}
+
+#[tokio::test]
+async fn tokens_expire_at_the_millisecond_they_state() {
+    let app = spawn_app().await;
+    let sale = app.create_sale_ok(&sale_json(5, json!({ "waiting_room": true }))).await;
+    // An expiry a few milliseconds ago but within the current second: a
+    // whole-second comparison still takes it (hardening item 1).
+    let now = chrono::Utc::now();
+    if now.timestamp_subsec_millis() < 5 {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let expired = chrono::Utc::now() - chrono::Duration::milliseconds(2);
+    let tokens = &app.state.tokens;
+    let admission = tokens.issue(Purpose::Admission, &sale, "v:late", Some(1), None, expired).unwrap();
+    let hold = app.hold(&sale, &admission, &json!({ "quantity": 1 }), None).await;
+    assert_error(hold, StatusCode::UNAUTHORIZED, "unauthorized").await;
+    assert_eq!(app.unit_counts(&sale).await.1, 0, "a late hold holds nothing");
+    let queue = tokens.issue(Purpose::Queue, &sale, "v:late", Some(1), None, expired).unwrap();
+    assert_error(app.status(&sale, &queue).await, StatusCode::UNAUTHORIZED, "unauthorized").await;
+
+    let valid = tokens
+        .issue(Purpose::Admission, &sale, "v:on-time", Some(2), None, chrono::Utc::now() + chrono::Duration::seconds(5))
+        .unwrap();
+    let hold = app.hold(&sale, &valid, &json!({ "quantity": 1 }), None).await;
+    assert_eq!(hold.status(), StatusCode::CREATED);
 }
