@@ -17,16 +17,18 @@
 --          run time when many visitors abandoned)
 -- ARGV[4]  grace in ms an unrevealed FIFO admission keeps its slot
 --
--- Returns {admitted, abandoned, serving, seq, active, entries, deadline}
+-- Returns {admitted, abandoned, serving, seq, active, entries, deadline, ready}
 --   entries   flat list: join number, user id ('' if anonymous), ... of the
 --             visitors admitted now (for queue.admitted events)
 --   deadline  the deadline their slot has until they see the admission
 --             (FIFO: the grace; lottery waitlist: the whole window), unix ms
+--   ready     0 when a manual admission found the pre-queue's order not yet
+--             written (nobody admitted; ask again shortly), else 1
 local m = redis.call('HMGET', KEYS[1], 'state', 'wr', 'aps', 'max', 'attl', 'aband',
   'pq', 'shuf', 'seq', 'serving', 'budget', 'tick', 'win_t', 'win_n', 'rate', 'hold_until',
   'rst_t', 'rst_n', 'mode', 'amode', 'arate')
 if not m[1] then
-  return {0, 0, 0, 0, 0, {}, 0}
+  return {0, 0, 0, 0, 0, {}, 0, 1}
 end
 local now = tonumber(ARGV[1])
 local manual = tonumber(ARGV[2])
@@ -45,7 +47,7 @@ local budget = tonumber(m[11]) or 0
 local quota
 if manual >= 0 then
   if not ordered then
-    return {0, 0, serving, seq, active, {}, 0}
+    return {0, 0, serving, seq, active, {}, 0, 0}
   end
   quota = manual
 else
@@ -56,7 +58,7 @@ else
   end
   if not ready then
     redis.call('HSET', KEYS[1], 'tick', now, 'budget', 0)
-    return {0, 0, serving, seq, active, {}, 0}
+    return {0, 0, serving, seq, active, {}, 0, 1}
   end
   local aps = tonumber(m[3]) or 0
   if m[20] == 'adaptive' then
@@ -140,4 +142,4 @@ end
 if abandoned > 0 then
   redis.call('HINCRBY', KEYS[1], 'abandoned', abandoned)
 end
-return {admitted, abandoned, serving, seq, active + admitted, entries, now + slot_ms}
+return {admitted, abandoned, serving, seq, active + admitted, entries, now + slot_ms, 1}

@@ -11,6 +11,9 @@ use utoipa::ToSchema;
 /// Seconds a client is told to wait when a dependency is down.
 const UNAVAILABLE_RETRY_AFTER_SECONDS: u64 = 2;
 
+/// The cause of an expected failure (no backtrace).
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+
 /// Every way a request can fail.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -33,6 +36,16 @@ pub enum AppError {
         code: &'static str,
         /// Human-readable explanation.
         message: String,
+    },
+    /// 409 with a specific code and `Retry-After`: not possible yet, soon.
+    #[error("{message}")]
+    NotYet {
+        /// Machine-readable code.
+        code: &'static str,
+        /// Human-readable explanation.
+        message: String,
+        /// Seconds until a retry may succeed.
+        retry_after_seconds: u64,
     },
     /// 410 with a specific code (`sold_out`, `sale_closed`, `hold_expired`).
     #[error("{message}")]
@@ -57,9 +70,12 @@ pub enum AppError {
         /// Seconds until a retry may succeed.
         retry_after_seconds: u64,
     },
-    /// 503: Postgres or Redis is unreachable or saturated.
+    /// 503: Postgres or Redis is unreachable or saturated. The cause is a
+    /// plain boxed error, not `anyhow`: an outage answers thousands of these
+    /// a second, and anyhow captures a backtrace for each when
+    /// `RUST_BACKTRACE` is set (milliseconds per 503).
     #[error("service temporarily unavailable")]
-    Unavailable(#[source] anyhow::Error),
+    Unavailable(#[source] Cause),
     /// 500: a bug. Logged, never shown.
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
@@ -83,7 +99,7 @@ impl AppError {
             AppError::Unauthorized(_) => "unauthorized",
             AppError::Forbidden(_) => "forbidden",
             AppError::NotFound(_) => "not_found",
-            AppError::Conflict { code, .. } | AppError::Gone { code, .. } => code,
+            AppError::Conflict { code, .. } | AppError::Gone { code, .. } | AppError::NotYet { code, .. } => code,
             AppError::PayloadTooLarge(_) => "payload_too_large",
             AppError::UnsupportedMediaType(_) => "unsupported_media_type",
             AppError::Invalid(_) => "invalid_request",
@@ -122,7 +138,7 @@ impl ResponseError for AppError {
             AppError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             AppError::Forbidden(_) => StatusCode::FORBIDDEN,
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
-            AppError::Conflict { .. } => StatusCode::CONFLICT,
+            AppError::Conflict { .. } | AppError::NotYet { .. } => StatusCode::CONFLICT,
             AppError::Gone { .. } => StatusCode::GONE,
             AppError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -140,13 +156,15 @@ impl ResponseError for AppError {
                 tracing::error!(error.cause_chain = %format!("{cause:#}"), "internal error");
             }
             AppError::Unavailable(cause) => {
-                tracing::warn!(error.cause_chain = %format!("{cause:#}"), "dependency unavailable");
+                tracing::warn!(error.cause = %cause, "dependency unavailable");
             }
             _ => {}
         }
         let mut response = error_response(status, self.code(), &self.to_string());
         let retry_after = match self {
-            AppError::TooManyRequests { retry_after_seconds } => Some(*retry_after_seconds),
+            AppError::TooManyRequests { retry_after_seconds } | AppError::NotYet { retry_after_seconds, .. } => {
+                Some(*retry_after_seconds)
+            }
             AppError::Unavailable(_) => Some(UNAVAILABLE_RETRY_AFTER_SECONDS),
             _ => None,
         };

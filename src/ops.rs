@@ -41,7 +41,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let redis = async {
         tokio::time::timeout(READINESS_TIMEOUT, state.redis().ping())
             .await
-            .unwrap_or_else(|_| Err(AppError::Unavailable(anyhow::anyhow!("redis ping timed out"))))
+            .unwrap_or_else(|_| Err(AppError::Unavailable("redis ping timed out".into())))
     };
     let (pg, redis) = tokio::join!(store::pg_ping(&state.db, READINESS_TIMEOUT), redis);
     let verdict = |r: &Result<(), AppError>| if r.is_ok() { "ok" } else { "unavailable" };

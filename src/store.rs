@@ -91,7 +91,7 @@ impl Redis {
     {
         match tokio::time::timeout(self.timeout, f(self.connection())).await {
             Ok(result) => result.map_err(AppError::from),
-            Err(_) => Err(AppError::Unavailable(anyhow::anyhow!("redis call timed out"))),
+            Err(_) => Err(AppError::Unavailable("redis call timed out".into())),
         }
     }
 
@@ -105,6 +105,6 @@ impl Redis {
 pub async fn pg_ping(pool: &PgPool, timeout: Duration) -> AppResult<()> {
     match tokio::time::timeout(timeout, sqlx::query("SELECT 1").execute(pool)).await {
         Ok(result) => result.map(|_| ()).map_err(|e| AppError::Unavailable(e.into())),
-        Err(_) => Err(AppError::Unavailable(anyhow::anyhow!("postgres ping timed out"))),
+        Err(_) => Err(AppError::Unavailable("postgres ping timed out".into())),
     }
 }

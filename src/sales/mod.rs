@@ -277,7 +277,8 @@ impl SaleCache {
     /// The sale, about a second old at most. When it expires under a crowd
     /// of polls, one of them reloads it while the others go on with the
     /// copy they have, so a busy Postgres pool never stalls the polls; only
-    /// a sale not seen before makes requests wait for the one load.
+    /// a sale not seen before makes requests wait for the one load. While
+    /// Postgres is unreachable the last known copy is served, however old.
     pub async fn get(&self, db: &PgPool, id: &str) -> AppResult<Arc<Sale>> {
         if let Some(sale) = self.snapshots.get(id) {
             return Ok(sale);
@@ -290,9 +291,24 @@ impl SaleCache {
         if let Some(sale) = self.snapshots.get(id) {
             return Ok(sale);
         }
-        let sale = Arc::new(Sale::load(db, id).await?);
-        self.snapshots.put(id, sale.clone());
-        Ok(sale)
+        match Sale::load(db, id).await {
+            Ok(sale) => {
+                let sale = Arc::new(sale);
+                self.snapshots.put(id, sale.clone());
+                Ok(sale)
+            }
+            // Postgres is down: the waiting room (joins, polls) lives in
+            // Redis and goes on with the last known sale; what needs
+            // Postgres fails on its own queries.
+            Err(AppError::Unavailable(cause)) => match self.snapshots.get_stale(id) {
+                Some(stale) => {
+                    tracing::debug!(sale = %id, error = %cause, "serving the last known sale");
+                    Ok(stale)
+                }
+                None => Err(AppError::Unavailable(cause)),
+            },
+            Err(e) => Err(e),
+        }
     }
 
     /// Forgets a sale after this instance changed it.

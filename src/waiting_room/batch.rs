@@ -45,8 +45,8 @@ impl Joiner {
     pub async fn join(&self, sale: &str, user: &str) -> AppResult<JoinOutcome> {
         let (reply, answer) = oneshot::channel();
         let request = Request { sale: sale.to_owned(), user: user.to_owned(), reply };
-        self.tx.send(request).map_err(|_| AppError::Unavailable(anyhow::anyhow!("the join batcher has stopped")))?;
-        answer.await.map_err(|_| AppError::Unavailable(anyhow::anyhow!("the join batcher dropped a join")))?
+        self.tx.send(request).map_err(|_| AppError::Unavailable("the join batcher has stopped".into()))?;
+        answer.await.map_err(|_| AppError::Unavailable("the join batcher dropped a join".into()))?
     }
 }
 
@@ -87,11 +87,13 @@ async fn call(redis: &Redis, script: &Script, sale: String, requests: Vec<Reques
             }
         }
         Err(e) => {
-            let unavailable = matches!(e, AppError::Unavailable(_));
-            let message = e.to_string();
+            let (unavailable, message) = match &e {
+                AppError::Unavailable(cause) => (true, cause.to_string()),
+                other => (false, other.to_string()),
+            };
             for request in requests {
                 let error = if unavailable {
-                    AppError::Unavailable(anyhow::anyhow!("{message}"))
+                    AppError::Unavailable(message.clone().into())
                 } else {
                     AppError::Internal(anyhow::anyhow!("{message}"))
                 };

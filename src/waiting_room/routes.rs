@@ -168,7 +168,7 @@ async fn join_redis(state: &AppState, sale: &Sale, user: Option<&str>) -> AppRes
     }
     match outcome {
         JoinOutcome::New(n, standing) => Ok((n, Joined::New(Some(standing)))),
-        JoinOutcome::Unknown => Err(AppError::Unavailable(anyhow::anyhow!("waiting room state missing after sync"))),
+        JoinOutcome::Unknown => Err(AppError::Unavailable("waiting room state missing after sync".into())),
         JoinOutcome::Again(n) => Ok((n, Joined::Again)),
         JoinOutcome::Refused(why) => match why.as_str() {
             "drawn" => Err(AppError::gone("lottery_drawn", "the lottery has been drawn; entries are closed")),
@@ -345,6 +345,13 @@ pub async fn admit(
         return Err(AppError::conflict("no_waiting_room", "this sale admits everyone at once"));
     }
     let result = state.waiting_room.admit(&sale.id, Some(body.count as u64)).await?;
+    if !result.ready {
+        return Err(AppError::NotYet {
+            code: "prequeue_not_ready",
+            message: "the pre-queue's order is being drawn; nobody was admitted, try again shortly".into(),
+            retry_after_seconds: 1,
+        });
+    }
     crate::events::queue_admitted(&state.db, &sale.id, &result.entries, result.deadline_ms).await?;
     ::metrics::counter!(crate::metrics::ADMISSIONS, "how" => "manual").increment(result.admitted);
     Ok(HttpResponse::Ok().json(result))

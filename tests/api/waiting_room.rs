@@ -697,9 +697,9 @@ async fn the_prequeue_is_shuffled_reproducibly_from_the_revealed_seed() {
         assert_eq!(body["prequeue"], true, "{body}");
         assert!(body["estimated_wait_seconds"].is_null(), "{body}");
     }
-    // Nobody can be admitted, not even by hand, before the order is drawn.
-    let early = admit_ok(&app, &sale, 3).await;
-    assert_eq!(early["admitted"], 0, "admitted before the pre-queue order exists: {early}");
+    // Nobody can be admitted, not even by hand, before the order is drawn
+    // (and the admin is told so: never a 200 that admitted nobody).
+    assert_error(app.admit(&sale, 3).await, StatusCode::CONFLICT, "prequeue_not_ready").await;
     assert!(Utc::now() < starts_at, "the checks before the start ran late");
 
     // After the start the public sale reveals the seed that matches the commitment.
@@ -907,4 +907,48 @@ async fn adaptive_admission_rises_while_holds_are_healthy_and_backs_off_when_the
     assert!(lowered.is_some(), "a slow hold path lowers the rate (it was {before})");
     let stats = app.admin_get_sale(&sale).await;
     assert!(stats["queue"]["admitted"].as_u64().unwrap() > 0, "{stats}");
+}
+
+// --- the waiting room without Postgres ---------------------------------------------
+
+#[tokio::test]
+async fn visitors_in_line_do_not_notice_postgres_going_away() {
+    let app = spawn_app().await;
+    let sale =
+        app.create_sale_ok(&wr_sale(100, json!({ "admit_per_second": 0 }), json!({ "shuffle_prequeue": false }))).await;
+    wait_started(&app, &sale).await;
+    let (token, n, _) = join_ok(&app, &sale).await;
+    status_ok(&app, &sale, &token).await;
+
+    // This instance can no longer reach Postgres (its pool is closed: every
+    // query fails as in an outage), and the cached sale row goes stale.
+    app.state.db.close().await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let (_, body) = status_ok(&app, &sale, &token).await;
+    assert_eq!(body["state"], "waiting", "{body}");
+    let (_, m, _) = join_ok(&app, &sale).await;
+    assert!(m > n, "a new visitor still gets a place");
+
+    // What needs Postgres says so, with Retry-After.
+    let admission = app.admission_token(&sale, "v:buyer");
+    let hold = app.hold(&sale, &admission, &json!({ "quantity": 1 }), None).await;
+    assert_eq!(hold.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(hold.headers().contains_key("retry-after"));
+}
+
+#[tokio::test]
+async fn admitting_by_hand_before_the_prequeue_order_is_written_says_so() {
+    let app = spawn_app().await;
+    let starts_at = (Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    let sale =
+        app.create_sale_ok(&wr_sale(100, json!({ "admit_per_second": 0 }), json!({ "starts_at": starts_at }))).await;
+    for _ in 0..3 {
+        join_ok(&app, &sale).await;
+    }
+    // The pre-queue is still open, its order not drawn: admitting now would
+    // pick by join number. Never a 200 that admitted nobody.
+    let response = app.admit(&sale, 2).await;
+    assert_eq!(response.headers().get("retry-after").and_then(|v| v.to_str().ok()), Some("1"));
+    assert_error(response, StatusCode::CONFLICT, "prequeue_not_ready").await;
+    assert_eq!(app.admin_get_sale(&sale).await["queue"]["admitted"], 0);
 }
