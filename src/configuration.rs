@@ -41,6 +41,7 @@ impl TryFrom<String> for Environment {
 
 /// Everything floodgate can be told at start-up.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Settings {
     /// HTTP listener and request limits.
     pub server: ServerSettings,
@@ -77,6 +78,7 @@ fn default_env() -> Option<Environment> {
 
 /// HTTP listener settings.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ServerSettings {
     /// Interface to bind.
     pub host: String,
@@ -100,6 +102,7 @@ pub struct ServerSettings {
 
 /// PostgreSQL pool settings.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DatabaseSettings {
     /// Connection URL, including the database name.
     pub url: String,
@@ -113,6 +116,7 @@ pub struct DatabaseSettings {
 
 /// Redis connection settings.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RedisSettings {
     /// Connection URL.
     pub url: String,
@@ -127,6 +131,7 @@ pub struct RedisSettings {
 
 /// One HMAC key of the token signer.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SigningKey {
     /// Key id written into the token header (`kid`).
     pub id: String,
@@ -136,6 +141,7 @@ pub struct SigningKey {
 
 /// Token signing settings.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TokenSettings {
     /// Keys, newest first: the first signs, all verify.
     #[serde(default)]
@@ -153,6 +159,7 @@ pub struct TokenSettings {
 
 /// Admin API access.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AdminSettings {
     /// Accepted bearer keys.
     #[serde(default)]
@@ -161,6 +168,7 @@ pub struct AdminSettings {
 
 /// Payment webhook settings.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PaymentSettings {
     /// Shared HMAC secret of `Floodgate-Signature`.
     #[serde(default)]
@@ -173,6 +181,7 @@ pub struct PaymentSettings {
 
 /// Verification of the site's login JWTs.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct IdentitySettings {
     /// HS256 secret of the site's login tokens.
     #[serde(default)]
@@ -186,6 +195,7 @@ pub struct IdentitySettings {
 
 /// Background loop intervals.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct JobSettings {
     /// Admission ticker period.
     pub admission_tick_ms: u64,
@@ -200,6 +210,7 @@ pub struct JobSettings {
 
 /// Rate limiting settings.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RateLimitSettings {
     /// Joins per second per IP; 0 disables.
     pub join_per_second: u32,
@@ -215,6 +226,7 @@ pub struct RateLimitSettings {
 
 /// One webhook target.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct WebhookEndpoint {
     /// Name, used in delivery records and admin listings.
     pub name: String,
@@ -243,6 +255,7 @@ impl WebhookEndpoint {
 
 /// Webhook delivery settings.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct WebhookSettings {
     /// Targets.
     #[serde(default)]
@@ -261,6 +274,7 @@ pub struct WebhookSettings {
 
 /// Reminder timing.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct EventSettings {
     /// `hold.expiring` this long before a hold expires.
     pub hold_expiring_before_seconds: i64,
@@ -270,6 +284,7 @@ pub struct EventSettings {
 
 /// Demo data.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DemoSettings {
     /// Seed a demo sale at start-up when none exists.
     pub seed: bool,
@@ -305,7 +320,10 @@ pub fn load(dir: &Path, environment: Environment) -> Result<Settings, anyhow::Er
                 .with_list_parse_key("admin.keys"),
         )
         .build()?;
-    let mut settings: Settings = settings.try_deserialize()?;
+    // Unknown keys are refused (every settings struct denies them), so a
+    // misspelled FLOODGATE__SERVER__PROT or max_body_byte stops start-up.
+    let mut settings: Settings =
+        settings.try_deserialize().map_err(|e| anyhow::anyhow!("configuration in {} refused: {e}", dir.display()))?;
     if let Some(secret) = settings.tokens.secret.take() {
         let id = settings.tokens.secret_id.clone().unwrap_or_else(|| "env".into());
         settings.tokens.keys.insert(0, SigningKey { id, secret });
@@ -348,12 +366,12 @@ impl Settings {
                 .tokens
                 .keys
                 .iter()
-                .map(|k| k.secret.as_str())
-                .chain(self.admin.keys.iter().map(String::as_str))
-                .chain(self.payments.webhook_secret.as_deref());
-            for secret in secrets {
+                .map(|k| (format!("tokens.keys (key id {})", k.id), k.secret.as_str()))
+                .chain(self.admin.keys.iter().map(|k| ("admin.keys".to_owned(), k.as_str())))
+                .chain(self.payments.webhook_secret.as_deref().map(|s| ("payments.webhook_secret".to_owned(), s)));
+            for (setting, secret) in secrets {
                 if KNOWN_DEV_SECRETS.contains(&secret) {
-                    anyhow::bail!("a dev/test secret is configured in production, refusing to start");
+                    anyhow::bail!("{setting} holds a dev/test secret; refusing to start in production");
                 }
             }
             if self.payments.dev_checkout {
@@ -364,5 +382,50 @@ impl Settings {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The project's config files copied to a temporary folder, with
+    /// `edit` applied to `test.toml`.
+    fn load_edited(edit: impl Fn(String) -> String, environment: Environment) -> Result<Settings, anyhow::Error> {
+        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+        let dir = std::env::temp_dir().join(format!("floodgate-config-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::copy(source.join("default.toml"), dir.join("default.toml")).unwrap();
+        let test = std::fs::read_to_string(source.join("test.toml")).unwrap();
+        let stem = if environment == Environment::Production { "production" } else { "test" };
+        std::fs::write(dir.join(format!("{stem}.toml")), edit(test)).unwrap();
+        let loaded = load(&dir, environment);
+        let _ = std::fs::remove_dir_all(&dir);
+        loaded
+    }
+
+    #[test]
+    fn the_project_configuration_loads() {
+        load_edited(|t| t, Environment::Test).expect("test.toml loads");
+    }
+
+    #[test]
+    fn a_misspelled_key_stops_start_up_and_is_named() {
+        let error = load_edited(|t| t.replacen("[server]", "[server]\nprot = 9000", 1), Environment::Test)
+            .expect_err("an unknown key is refused");
+        assert!(format!("{error:#}").contains("prot"), "{error:#}");
+        let error = load_edited(|t| format!("{t}\n[typo_section]\nx = 1\n"), Environment::Test)
+            .expect_err("an unknown section is refused");
+        assert!(format!("{error:#}").contains("typo_section"), "{error:#}");
+    }
+
+    #[test]
+    fn a_dev_secret_in_production_is_named() {
+        let error = load_edited(|t| t, Environment::Production).expect_err("test secrets refused in production");
+        let text = format!("{error:#}");
+        assert!(
+            text.contains("tokens.keys") || text.contains("admin.keys") || text.contains("webhook_secret"),
+            "{text}"
+        );
     }
 }

@@ -94,10 +94,13 @@ fn bind(settings: &crate::configuration::ServerSettings) -> anyhow::Result<TcpLi
         .to_socket_addrs()?
         .next()
         .ok_or_else(|| anyhow::anyhow!("server.host {} resolves to no address", settings.host))?;
-    let socket = if address.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
-    socket.set_reuseaddr(true)?;
-    socket.bind(address)?;
-    Ok(socket.listen(settings.backlog.max(1))?.into_std()?)
+    let listen = || -> std::io::Result<TcpListener> {
+        let socket = if address.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+        socket.set_reuseaddr(true)?;
+        socket.bind(address)?;
+        socket.listen(settings.backlog.max(1))?.into_std()
+    };
+    listen().map_err(|e| anyhow::anyhow!("could not listen on {address}: {e}"))
 }
 
 fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Server> {

@@ -126,3 +126,27 @@ async fn openapi_document_lists_the_api() {
         assert!(paths.contains_key(path), "{path} missing from OpenAPI");
     }
 }
+
+#[tokio::test]
+async fn a_port_in_use_is_named_and_the_backlog_is_the_configured_one() {
+    let app = spawn_app().await;
+    // The backlog of the listening socket (ss shows it as Send-Q), capped by
+    // the kernel's somaxconn.
+    let somaxconn: u32 = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(4096);
+    let port = app.address.rsplit(':').next().unwrap().to_owned();
+    let ss = std::process::Command::new("ss").args(["-ltnH", &format!("sport = :{port}")]).output();
+    if let Some(out) = ss.ok().filter(|o| o.status.success()) {
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let backlog: u32 = text.split_whitespace().nth(2).and_then(|v| v.parse().ok()).expect("ss shows Send-Q");
+        assert_eq!(backlog, app.settings.server.backlog.min(somaxconn), "{text}");
+        assert!(backlog > 128, "not the standard library's 128: {text}");
+    }
+
+    let mut settings = app.settings.clone();
+    settings.server.port = port.parse().unwrap();
+    let error = floodgate::startup::Application::build(settings).await.err().expect("the port is taken");
+    assert!(format!("{error:#}").contains(&format!("127.0.0.1:{port}")), "{error:#}");
+}
