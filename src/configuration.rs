@@ -220,8 +220,12 @@ pub struct RateLimitSettings {
     pub hold_per_second: u32,
     /// Requests in flight per instance before 429.
     pub max_in_flight: usize,
-    /// Use the first `X-Forwarded-For` address as the client IP.
-    pub trust_forwarded_for: bool,
+    /// Reverse proxies in front of floodgate that append the client's
+    /// address to `X-Forwarded-For` (nginx, a load balancer): the client
+    /// is the entry this many places from the right. 0 (the default): the
+    /// header is ignored and the peer address is the client. Entries left
+    /// of it are written by the client and never trusted.
+    pub trusted_proxies: u32,
 }
 
 /// One webhook target.

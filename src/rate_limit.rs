@@ -33,7 +33,7 @@ pub struct RateLimits {
     join: Option<DefaultKeyedRateLimiter<IpAddr>>,
     status: Option<DefaultKeyedRateLimiter<IpAddr>>,
     hold: Option<DefaultKeyedRateLimiter<IpAddr>>,
-    trust_forwarded_for: bool,
+    trusted_proxies: usize,
     /// Requests in flight and the ceiling, shared with the middleware.
     pub in_flight: Arc<InFlight>,
 }
@@ -57,23 +57,28 @@ impl RateLimits {
             join: limiter(settings.join_per_second),
             status: limiter(settings.status_per_second),
             hold: limiter(settings.hold_per_second),
-            trust_forwarded_for: settings.trust_forwarded_for,
+            trusted_proxies: settings.trusted_proxies as usize,
             in_flight: Arc::new(InFlight { current: AtomicUsize::new(0), max: settings.max_in_flight.max(1) }),
         }
     }
 
-    /// The client's IP: the peer, or the first `X-Forwarded-For` hop when
-    /// configured to trust a proxy.
+    /// The client's IP: the peer, or behind `trusted_proxies` proxies the
+    /// `X-Forwarded-For` entry that many places from the right (the one the
+    /// outermost trusted proxy wrote; everything left of it is the
+    /// client's own claim). Several headers count as one list, in order.
     pub fn client_ip(&self, req: &HttpRequest) -> Option<IpAddr> {
-        if self.trust_forwarded_for {
-            let forwarded = req
+        if self.trusted_proxies > 0 {
+            let entries: Vec<&str> = req
                 .headers()
-                .get("x-forwarded-for")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.split(',').next())
-                .and_then(|v| v.trim().parse().ok());
-            if forwarded.is_some() {
-                return forwarded;
+                .get_all("x-forwarded-for")
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .map(str::trim)
+                .collect();
+            if let Some(entry) = entries.len().checked_sub(self.trusted_proxies).and_then(|i| entries.get(i)) {
+                if let Ok(ip) = entry.parse() {
+                    return Some(ip);
+                }
             }
         }
         req.peer_addr().map(|a| a.ip())

@@ -785,6 +785,29 @@ async fn joins_over_the_per_ip_rate_get_429_with_retry_after() {
     assert!(limited >= 14, "{limited} limited");
 }
 
+#[tokio::test]
+async fn behind_a_proxy_only_its_forwarded_address_counts_not_the_clients_claim() {
+    let app = spawn_app_with(|s| {
+        s.rate_limits.join_per_second = 2;
+        s.rate_limits.trusted_proxies = 1;
+    })
+    .await;
+    let sale = app.create_sale_ok(&wr_sale(10, json!({ "admit_per_second": 0 }), json!({}))).await;
+    let url = app.url(&format!("/api/v1/sales/{sale}/queue"));
+    // One client behind the proxy (which appended 127.0.0.7) writes a new
+    // address of its own into every request: the limit still counts one.
+    let spoofing = (0..20).map(|i| {
+        let request = app.client.post(&url).header("X-Forwarded-For", format!("127.1.0.{i}, 127.0.0.7"));
+        async move { request.send().await.expect("request").status() }
+    });
+    let statuses = join_all(spoofing).await;
+    let limited = statuses.iter().filter(|s| **s == StatusCode::TOO_MANY_REQUESTS).count();
+    assert!(limited >= 14, "the spoofed entries were believed: {statuses:?}");
+    // Another client behind the same proxy has its own budget.
+    let other = app.client.post(&url).header("X-Forwarded-For", "127.0.0.8").send().await.unwrap();
+    assert_eq!(other.status(), StatusCode::CREATED);
+}
+
 // --- 9. closed, sold out and paused sales -----------------------------------
 
 #[tokio::test]
