@@ -88,6 +88,9 @@ pub struct ServerSettings {
     pub workers: usize,
     /// Largest accepted body in bytes.
     pub max_body_bytes: usize,
+    /// How long a request body may take to arrive once its headers did
+    /// (408 after that; slow headers are cut by actix's request timeout).
+    pub body_timeout_ms: u64,
     /// Grace period for in-flight requests on shutdown.
     pub shutdown_timeout_seconds: u64,
     /// JSON logs (production) or human-readable ones.

@@ -55,6 +55,9 @@ pub enum AppError {
         /// Human-readable explanation.
         message: String,
     },
+    /// 408: the client stopped sending its body.
+    #[error("the request body did not arrive in time")]
+    RequestTimeout,
     /// 413.
     #[error("request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
@@ -100,6 +103,7 @@ impl AppError {
             AppError::Forbidden(_) => "forbidden",
             AppError::NotFound(_) => "not_found",
             AppError::Conflict { code, .. } | AppError::Gone { code, .. } | AppError::NotYet { code, .. } => code,
+            AppError::RequestTimeout => "request_timeout",
             AppError::PayloadTooLarge(_) => "payload_too_large",
             AppError::UnsupportedMediaType(_) => "unsupported_media_type",
             AppError::Invalid(_) => "invalid_request",
@@ -140,6 +144,7 @@ impl ResponseError for AppError {
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::Conflict { .. } | AppError::NotYet { .. } => StatusCode::CONFLICT,
             AppError::Gone { .. } => StatusCode::GONE,
+            AppError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             AppError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             AppError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,

@@ -8,8 +8,9 @@
 //! - [`QueueBearer`], [`AdmissionBearer`]: a queue or admission token of the
 //!   sale named in the path (`{sale}`).
 //! - [`HoldBearer`]: a hold token (the handler checks which hold or order).
-//! - [`JsonBody`]: a request body that is a JSON object of the handler's
-//!   type (unknown fields refused, errors in floodgate's error shape).
+//! - [`JsonBody`], [`RawBody`]: the request body, read within a time and
+//!   size limit; a JSON object of the handler's type (unknown fields
+//!   refused), or the bytes; errors in floodgate's error shape.
 //! - [`JoinQuota`], [`StatusQuota`], [`HoldQuota`]: the client's per-IP
 //!   budget; put first, before any token is checked.
 //!
@@ -156,19 +157,42 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
             .ok()
             .flatten()
             .is_some_and(|m| m.subtype() == actix_web::mime::JSON || m.suffix() == Some(actix_web::mime::JSON));
-        let limit = state(req).map(|s| s.settings.server.max_body_bytes).unwrap_or(usize::MAX);
-        let bytes = web::Bytes::from_request(req, payload);
+        let body = RawBody::from_request(req, payload);
         Box::pin(async move {
             if !json {
                 return Err(AppError::UnsupportedMediaType("send the body as Content-Type: application/json".into()));
             }
-            let body = bytes.await.map_err(|e| match e.as_response_error().status_code() {
-                StatusCode::PAYLOAD_TOO_LARGE => AppError::PayloadTooLarge(limit),
-                _ => AppError::BadRequest(format!("unreadable body: {e}")),
-            })?;
+            let RawBody(body) = body.await?;
             crate::error::parse_json(&body)?
                 .map(JsonBody)
                 .ok_or_else(|| AppError::BadRequest("a JSON body is required".into()))
+        })
+    }
+}
+
+/// The raw request body, read within `server.body_timeout_ms` (408 when a
+/// client stops sending mid-body) and `server.max_body_bytes` (413), every
+/// failure in floodgate's error shape.
+#[derive(Debug)]
+pub struct RawBody(pub web::Bytes);
+
+impl FromRequest for RawBody {
+    type Error = AppError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, AppError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let (limit, timeout) = state(req)
+            .map(|s| (s.settings.server.max_body_bytes, s.settings.server.body_timeout_ms))
+            .unwrap_or((usize::MAX, 5000));
+        let bytes = web::Bytes::from_request(req, payload);
+        Box::pin(async move {
+            let read = tokio::time::timeout(std::time::Duration::from_millis(timeout), bytes)
+                .await
+                .map_err(|_| AppError::RequestTimeout)?;
+            read.map(RawBody).map_err(|e| match e.as_response_error().status_code() {
+                StatusCode::PAYLOAD_TOO_LARGE => AppError::PayloadTooLarge(limit),
+                _ => AppError::BadRequest(format!("unreadable body: {e}")),
+            })
         })
     }
 }

@@ -15,6 +15,7 @@ use utoipa::ToSchema;
 use crate::error::{AppError, AppResult};
 use crate::events;
 use crate::extractor::Admin;
+use crate::extractor::RawBody;
 use crate::fairness::shuffled_order;
 use crate::sales::Sale;
 use crate::state::AppState;
@@ -70,7 +71,7 @@ pub async fn draw(
     _admin: Admin,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    body: web::Bytes,
+    RawBody(body): RawBody,
 ) -> AppResult<HttpResponse> {
     let request: DrawRequest = crate::error::parse_json(&body)?.unwrap_or_default();
     let mut tx = state.db.begin().await?;

@@ -159,8 +159,23 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .configure(web_pages::routes);
 }
 
-async fn not_found() -> actix_web::HttpResponse {
-    error_response(StatusCode::NOT_FOUND, "not_found", "no such resource")
+/// No route took the request: 405 with `Allow` when the path is one of the
+/// API's with another method, else 404.
+async fn not_found(req: HttpRequest) -> actix_web::HttpResponse {
+    match crate::openapi::allowed_methods(req.path()) {
+        Some(allow) => {
+            let mut response = error_response(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                &format!("{} is not allowed here; allowed: {allow}", req.method()),
+            );
+            if let Ok(value) = header::HeaderValue::from_str(allow) {
+                response.headers_mut().insert(header::ALLOW, value);
+            }
+            response
+        }
+        None => error_response(StatusCode::NOT_FOUND, "not_found", "no such resource"),
+    }
 }
 
 fn path_error(_error: PathError, _req: &HttpRequest) -> actix_web::Error {

@@ -6,6 +6,7 @@ use chrono::Utc;
 use super::{process, verify_signature, PaymentEvent, SIGNATURE_HEADER};
 use crate::error::{AppError, AppResult};
 use crate::extractor::HoldBearer;
+use crate::extractor::RawBody;
 use crate::inventory::{free_admission, hold_of};
 use crate::state::AppState;
 
@@ -35,7 +36,7 @@ async fn apply(state: &AppState, event: PaymentEvent) -> AppResult<HttpResponse>
 )]
 #[post("/api/v1/payments/webhook")]
 #[tracing::instrument(name = "payment webhook", skip_all)]
-pub async fn webhook(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> AppResult<HttpResponse> {
+pub async fn webhook(state: web::Data<AppState>, req: HttpRequest, RawBody(body): RawBody) -> AppResult<HttpResponse> {
     let secret = state.settings.payments.webhook_secret.as_deref().unwrap_or_default();
     let header = req
         .headers()

@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 
 use super::{estimated_wait, poll_after_ms, JoinOutcome, PlaceState, Standing};
 use crate::error::{AppError, AppResult};
-use crate::extractor::{Admin, JoinQuota, JsonBody, QueueBearer, StatusQuota};
+use crate::extractor::{Admin, JoinQuota, JsonBody, QueueBearer, RawBody, StatusQuota};
 use crate::sales::{state, Sale};
 use crate::state::AppState;
 use crate::tokens::{self, Purpose};
@@ -102,7 +102,7 @@ pub async fn join(
     state: web::Data<AppState>,
     req: HttpRequest,
     path: web::Path<String>,
-    body: web::Bytes,
+    RawBody(body): RawBody,
 ) -> AppResult<HttpResponse> {
     let sale_id = path.into_inner();
     let body: JoinRequest = crate::error::parse_json(&body)?.unwrap_or_default();

@@ -5,7 +5,7 @@ use serde_json::json;
 
 use chrono::Utc;
 
-use crate::helpers::{assert_error, sale_json, spawn_app, TestApp, ADMIN_KEY};
+use crate::helpers::{assert_error, sale_json, spawn_app, spawn_app_with, TestApp, ADMIN_KEY};
 
 #[tokio::test]
 async fn oversized_body_is_413_with_error_body() {
@@ -211,4 +211,83 @@ async fn a_nul_character_is_a_client_error_not_a_500() {
                         "status": "succeeded" });
     assert_error(app.webhook(&event).await, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request").await;
     app.assert_audit_clean(&sale).await;
+}
+
+#[tokio::test]
+async fn a_body_that_stops_arriving_gets_408_in_the_error_shape() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app_with(|s| s.server.body_timeout_ms = 500).await;
+    let sale = app.create_sale_ok(&sale_json(5, json!({ "waiting_room": true }))).await;
+    let address = app.address.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&address).await.expect("connect");
+    let head = format!(
+        "POST /api/v1/sales/{sale}/queue HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\n\
+         Content-Length: 100\r\n\r\n{{\"queu"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    // Bounded by the test, not by the server: an answer must come well before.
+    let read = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = stream.read(&mut buf).await.unwrap_or(0);
+            answer.extend_from_slice(&buf[..n]);
+            if n == 0 || String::from_utf8_lossy(&answer).contains("\"request_timeout\"") {
+                break;
+            }
+        }
+    })
+    .await;
+    let text = String::from_utf8_lossy(&answer).to_string();
+    assert!(read.is_ok(), "no answer to a stalled body: {text}");
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("{\"error\":{\"code\":\"request_timeout\""), "{text}");
+}
+
+#[tokio::test]
+async fn raw_body_errors_and_wrong_methods_keep_the_error_shape() {
+    let app = spawn_app_with(|s| s.server.max_body_bytes = 1024).await;
+    let sale = app.create_sale_ok(&sale_json(5, json!({ "waiting_room": true }))).await;
+    // A chunked body (no Content-Length) over the limit, to an endpoint that
+    // reads raw bytes.
+    let chunk = format!("200\r\n{}\r\n", " ".repeat(512));
+    let answer = raw_request(
+        &app,
+        &format!(
+            "POST /api/v1/sales/{sale}/queue HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+             Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n{}0\r\n\r\n",
+            chunk.repeat(8)
+        ),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("{\"error\":{\"code\":\"payload_too_large\""), "{answer}");
+    let gzip = app
+        .client
+        .post(app.url(&format!("/api/v1/sales/{sale}/queue")))
+        .header("Content-Type", "application/json")
+        .header("Content-Encoding", "gzip")
+        .body("definitely not gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_error(gzip, StatusCode::BAD_REQUEST, "bad_request").await;
+
+    let wrong = app.client.delete(app.url(&format!("/api/v1/sales/{sale}/queue"))).send().await.unwrap();
+    assert_eq!(wrong.headers().get("allow").and_then(|v| v.to_str().ok()), Some("POST"));
+    assert_error(wrong, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed").await;
+    let wrong = app.client.put(app.url(&format!("/api/v1/sales/{sale}"))).send().await.unwrap();
+    assert_error(wrong, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed").await;
+    assert_error(app.get("/api/v1/nothing/here").await, StatusCode::NOT_FOUND, "not_found").await;
+}
+
+/// Sends `request` as is and reads the answer until the server closes.
+async fn raw_request(app: &TestApp, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = app.address.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&address).await.expect("connect");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(20), stream.read_to_end(&mut answer)).await;
+    String::from_utf8_lossy(&answer).to_string()
 }
