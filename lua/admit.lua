@@ -7,6 +7,9 @@
 -- KEYS[3]  active  zset    join number -> admission deadline (unix ms)
 -- KEYS[4]  at      string  u32 per position: join number (pre-queue/lottery)
 -- KEYS[5]  users   hash    '#<n>' -> signed-in user id
+-- KEYS[6]  adm     zset    admissions whose queue.admitted event is not yet
+--                          in the outbox: join number -> "n|deadline|user"
+--                          (removed once written; see WaitingRoom::pending_admissions)
 -- ARGV[1]  now, unix milliseconds
 -- ARGV[2]  manual count: admit exactly this many now, ignoring the rate,
 --          max_active and the sale's state; -1 for a regular tick. Nobody is
@@ -109,8 +112,10 @@ while admitted < quota and serving < seq and steps < max_steps do
   else
     redis.call('ZADD', KEYS[3], now + slot_ms, n)
     admitted = admitted + 1
+    local user = redis.call('HGET', KEYS[5], '#' .. n) or ''
     entries[#entries + 1] = tostring(n)
-    entries[#entries + 1] = redis.call('HGET', KEYS[5], '#' .. n) or ''
+    entries[#entries + 1] = user
+    redis.call('ZADD', KEYS[6], n, n .. '|' .. (now + slot_ms) .. '|' .. user)
   end
   serving = p
   steps = steps + 1

@@ -47,10 +47,8 @@ async fn admission_ticker(state: Arc<AppState>, live: LiveSales, mut stopped: wa
         for sale in sales {
             match state.waiting_room.admit(&sale, None).await {
                 Ok(result) => {
-                    if let Err(e) =
-                        crate::events::queue_admitted(&state.db, &sale, &result.entries, result.deadline_ms).await
-                    {
-                        tracing::warn!(sale = %sale, error = %e, "queue.admitted events not written");
+                    if let Err(e) = crate::events::flush_admissions(&state.db, &state.waiting_room, &sale).await {
+                        tracing::warn!(sale = %sale, error = %e, "queue.admitted events not written yet");
                     }
                     let waiting = result.joined.saturating_sub(result.serving);
                     ::metrics::counter!(metrics::ADMISSIONS, "how" => "ticker").increment(result.admitted);

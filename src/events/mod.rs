@@ -70,34 +70,61 @@ pub async fn record_hold_event(conn: &mut PgConnection, event_type: &str, hold: 
     Ok(())
 }
 
-/// Writes one `queue.admitted` event per admitted visitor. Admission
-/// happens in Redis, so this follows it rather than sharing a transaction
-/// with it: an instance dying in between loses these notifications (never
-/// the admission itself).
+/// Writes one `queue.admitted` event per admitted visitor, at most once
+/// each: the event id is derived from the sale and the join number, so
+/// writing the same admissions again (a retry, another instance) adds
+/// nothing. Admission happens in Redis, so the waiting room keeps each
+/// admission pending until this succeeded (see `WaitingRoom::pending_admissions`).
 pub async fn queue_admitted(
     db: &sqlx::PgPool,
     sale_id: &str,
-    entries: &[(u64, String)],
-    deadline_ms: i64,
+    admissions: &[crate::waiting_room::PendingAdmission],
 ) -> Result<(), sqlx::Error> {
-    if entries.is_empty() {
+    if admissions.is_empty() {
         return Ok(());
     }
-    let numbers: Vec<i64> = entries.iter().map(|(n, _)| *n as i64).collect();
-    let users: Vec<Option<&str>> = entries.iter().map(|(_, u)| (!u.is_empty()).then_some(u.as_str())).collect();
-    let deadline = chrono::DateTime::from_timestamp_millis(deadline_ms);
+    let numbers: Vec<i64> = admissions.iter().map(|a| a.n as i64).collect();
+    let users: Vec<Option<&str>> = admissions.iter().map(|a| (!a.user.is_empty()).then_some(a.user.as_str())).collect();
+    let deadlines: Vec<Option<chrono::DateTime<chrono::Utc>>> =
+        admissions.iter().map(|a| chrono::DateTime::from_timestamp_millis(a.deadline_ms)).collect();
     sqlx::query(
         "INSERT INTO outbox_events (id, event_type, sale_id, subject_id, payload) \
-         SELECT gen_random_uuid(), 'queue.admitted', $1, $1 || ':' || entry, \
+         SELECT md5('queue.admitted:' || $1 || ':' || entry)::uuid, 'queue.admitted', $1, $1 || ':' || entry, \
                 jsonb_build_object('sale_id', $1::text, 'entry', entry, 'user_id', user_id, \
-                                   'admission_expires_at', $4::timestamptz) \
-         FROM unnest($2::bigint[], $3::text[]) AS t(entry, user_id)",
+                                   'admission_expires_at', deadline) \
+         FROM unnest($2::bigint[], $3::text[], $4::timestamptz[]) AS t(entry, user_id, deadline) \
+         ON CONFLICT (id) DO NOTHING",
     )
     .bind(sale_id)
     .bind(&numbers)
     .bind(&users)
-    .bind(deadline)
+    .bind(&deadlines)
     .execute(db)
     .await?;
     Ok(())
+}
+
+/// Writes the `queue.admitted` events of the admissions still pending in the
+/// waiting room, then forgets them there; what fails stays pending for the
+/// next try (the admission ticker's, on any instance). Returns how many
+/// events were written.
+pub async fn flush_admissions(
+    db: &sqlx::PgPool,
+    waiting_room: &crate::waiting_room::WaitingRoom,
+    sale_id: &str,
+) -> crate::error::AppResult<usize> {
+    const BATCH: isize = 500;
+    let mut written = 0;
+    loop {
+        let pending = waiting_room.pending_admissions(sale_id, BATCH).await?;
+        if pending.is_empty() {
+            return Ok(written);
+        }
+        queue_admitted(db, sale_id, &pending).await?;
+        waiting_room.forget_admissions(sale_id, &pending).await?;
+        written += pending.len();
+        if (pending.len() as isize) < BATCH {
+            return Ok(written);
+        }
+    }
 }

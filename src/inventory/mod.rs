@@ -137,10 +137,23 @@ pub fn hold_of(claims: &crate::tokens::Claims, path_id: &str) -> AppResult<Uuid>
     Ok(id)
 }
 
-/// Frees the admission slot a finished hold used. Best effort: a slot left
-/// behind expires by its deadline anyway.
-pub async fn free_admission(waiting_room: &crate::waiting_room::WaitingRoom, hold: &Hold) {
+/// Frees the admission slot a finished hold used, unless the buyer holds
+/// again with the same admission (then the slot is that hold's). Best
+/// effort: a slot left behind expires by its deadline anyway.
+pub async fn free_admission(db: &PgPool, waiting_room: &crate::waiting_room::WaitingRoom, hold: &Hold) {
     if let Some(n) = hold.queue_number.filter(|n| *n > 0) {
+        let again: Result<(bool,), _> = sqlx::query_as(
+            "SELECT EXISTS (SELECT 1 FROM holds WHERE sale_id = $1 AND queue_number = $2 AND state = 'active' \
+             AND id <> $3)",
+        )
+        .bind(&hold.sale_id)
+        .bind(n)
+        .bind(hold.id)
+        .fetch_one(db)
+        .await;
+        if let Ok((true,)) = again {
+            return;
+        }
         if let Err(e) = waiting_room.finish(&hold.sale_id, n as u64, None).await {
             tracing::warn!(error = %e, "could not free admission slot");
         }
@@ -297,7 +310,8 @@ pub struct ExpiredHold {
     pub id: Uuid,
     /// Sale.
     pub sale_id: String,
-    /// Join number of its admission.
+    /// Join number of its admission, when its slot is free now (`None`
+    /// while the same buyer holds again with that admission).
     pub queue_number: Option<i64>,
 }
 
@@ -324,7 +338,11 @@ pub async fn expire_due_holds(db: &PgPool, batch: i64) -> AppResult<Vec<ExpiredH
              INSERT INTO outbox_events (id, event_type, sale_id, subject_id, payload) \
              SELECT gen_random_uuid(), 'hold.expired', h.sale_id, h.id::text, hold_event_payload(h::holds) \
              FROM h) \
-         SELECT id, sale_id, queue_number FROM h",
+         SELECT h.id, h.sale_id, \
+                CASE WHEN EXISTS (SELECT 1 FROM holds o WHERE o.sale_id = h.sale_id AND o.state = 'active' \
+                                    AND o.queue_number = h.queue_number AND o.id <> h.id) \
+                     THEN NULL ELSE h.queue_number END AS queue_number \
+         FROM h",
     )
     .bind(batch)
     .fetch_all(db)

@@ -13,7 +13,7 @@ use crate::state::AppState;
 async fn apply(state: &AppState, event: PaymentEvent) -> AppResult<HttpResponse> {
     let processed = process(&state.db, &event).await?;
     if let Some(hold) = &processed.finished_hold {
-        free_admission(&state.waiting_room, hold).await;
+        free_admission(&state.db, &state.waiting_room, hold).await;
     }
     Ok(HttpResponse::build(processed.status).json(processed.body))
 }

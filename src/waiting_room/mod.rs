@@ -22,6 +22,7 @@
 //! | `pos` | string | u32 per join number: place after the shuffle |
 //! | `at` | string | u32 per place: join number (inverse of `pos`) |
 //! | `rev` | string | 1 bit per join number: the admission was revealed to the visitor |
+//! | `adm` | zset | admissions whose `queue.admitted` event is not yet in the outbox (join number → `n\|deadline\|user`) |
 //!
 //! Two things keep Redis off the per-request path at line rate: joins are
 //! batched ([`batch`]), and a waiting visitor's poll is answered from this
@@ -304,6 +305,18 @@ pub struct QueueSummary {
 type SummaryFields =
     (Option<u64>, Option<u64>, Option<u64>, Option<u64>, Option<String>, Option<String>, Option<String>, Option<f64>);
 
+/// An admission whose `queue.admitted` event may not be written yet.
+#[derive(Debug, Clone)]
+pub struct PendingAdmission {
+    /// Join number.
+    pub n: u64,
+    /// Admission deadline (of the slot, at admission), unix ms.
+    pub deadline_ms: i64,
+    /// Signed-in user id, empty if anonymous.
+    pub user: String,
+    member: String,
+}
+
 /// Result of an admission tick.
 #[derive(Debug, Clone, Default, Serialize, ToSchema)]
 pub struct AdmitResult {
@@ -525,6 +538,7 @@ impl WaitingRoom {
             .key(keys.key("active"))
             .key(keys.key("at"))
             .key(keys.key("users"))
+            .key(keys.key("adm"))
             .arg(Utc::now().timestamp_millis())
             .arg(manual.map(|m| m as i64).unwrap_or(-1))
             .arg(manual.map(|m| m.saturating_mul(4).max(2000)).unwrap_or(2000))
@@ -624,6 +638,42 @@ impl WaitingRoom {
             estimated_wait_seconds: estimated_wait(length, rate.or(effective.filter(|r| *r > 0.0))),
             effective_admit_per_second: effective,
         })
+    }
+
+    /// Up to `limit` admissions whose `queue.admitted` event is not yet in
+    /// the outbox, oldest first: (member, join number, deadline ms, user).
+    /// Admission happens in Redis and the outbox is in Postgres, so each
+    /// admission stays here until [`WaitingRoom::forget_admissions`] after
+    /// its event was written (by whichever instance gets there).
+    pub async fn pending_admissions(&self, sale: &str, limit: isize) -> AppResult<Vec<PendingAdmission>> {
+        let key = self.keys(sale).key("adm");
+        let members: Vec<String> = self
+            .redis
+            .run(|mut c| async move { redis::cmd("ZRANGE").arg(&key).arg(0).arg(limit - 1).query_async(&mut c).await })
+            .await?;
+        Ok(members
+            .into_iter()
+            .filter_map(|member| {
+                let mut parts = member.splitn(3, '|');
+                let n = parts.next()?.parse().ok()?;
+                let deadline_ms = parts.next()?.parse().ok()?;
+                let user = parts.next().unwrap_or("").to_owned();
+                Some(PendingAdmission { n, deadline_ms, user, member })
+            })
+            .collect())
+    }
+
+    /// Drops admissions whose events are written.
+    pub async fn forget_admissions(&self, sale: &str, written: &[PendingAdmission]) -> AppResult<()> {
+        if written.is_empty() {
+            return Ok(());
+        }
+        let key = self.keys(sale).key("adm");
+        let members: Vec<&str> = written.iter().map(|p| p.member.as_str()).collect();
+        self.redis
+            .run(|mut c| async move { redis::cmd("ZREM").arg(&key).arg(&members).query_async::<i64>(&mut c).await })
+            .await
+            .map(|_| ())
     }
 
     /// One step of an adaptive sale's admission rate (see `adaptive`);

@@ -352,7 +352,11 @@ pub async fn admit(
             retry_after_seconds: 1,
         });
     }
-    crate::events::queue_admitted(&state.db, &sale.id, &result.entries, result.deadline_ms).await?;
+    // The admission is done (in Redis); its events follow, now or with the
+    // ticker's next flush if Postgres does not answer.
+    if let Err(e) = crate::events::flush_admissions(&state.db, &state.waiting_room, &sale.id).await {
+        tracing::warn!(sale = %sale.id, error = %e, "queue.admitted events not written yet");
+    }
     ::metrics::counter!(crate::metrics::ADMISSIONS, "how" => "manual").increment(result.admitted);
     Ok(HttpResponse::Ok().json(result))
 }

@@ -280,3 +280,46 @@ async fn admissions_write_queue_admitted_events() {
     assert_eq!(entries, vec![1, 2]);
     assert!(events.iter().all(|e| e["admission_expires_at"].is_string()));
 }
+
+#[tokio::test]
+async fn admissions_reach_the_outbox_exactly_once_even_when_their_instance_loses_postgres() {
+    let app = crate::helpers::spawn_app().await;
+    let sale = app
+        .create_sale_ok(&sale_json(
+            10,
+            json!({ "waiting_room": true, "shuffle_prequeue": false, "admission": { "admit_per_second": 0 } }),
+        ))
+        .await;
+    let mut tokens = Vec::new();
+    for _ in 0..6 {
+        tokens.push(body_json(app.join(&sale, None).await).await["queue_token"].as_str().unwrap().to_owned());
+    }
+    let frozen = eventually(Duration::from_secs(5), || async {
+        (body_json(app.status(&sale, &tokens[0]).await).await["prequeue"] == false).then_some(())
+    })
+    .await;
+    assert!(frozen.is_some());
+
+    // The admitting instance cannot write to Postgres any more: the
+    // admission still happens (in Redis) and is answered.
+    app.state.db.close().await;
+    let admitted = app.admit(&sale, 4).await;
+    assert_eq!(admitted.status(), StatusCode::OK);
+    assert_eq!(body_json(admitted).await["admitted"], 4);
+
+    // Another instance's ticker writes the pending events, once each.
+    let sibling = spawn_sibling(&app).await;
+    let events = eventually(Duration::from_secs(10), || async {
+        let events = sibling.events(&sale, "queue.admitted").await;
+        (events.len() >= 4).then_some(events)
+    })
+    .await
+    .expect("the admissions' events are written by another instance");
+    // Further ticks and flushes add nothing.
+    floodgate::events::flush_admissions(&sibling.state.db, &sibling.state.waiting_room, &sale).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let again = sibling.events(&sale, "queue.admitted").await;
+    let mut entries: Vec<i64> = again.iter().map(|e| e["entry"].as_i64().unwrap()).collect();
+    entries.sort();
+    assert_eq!(entries, vec![1, 2, 3, 4], "one event per admission: {events:?}");
+}

@@ -975,3 +975,41 @@ async fn admitting_by_hand_before_the_prequeue_order_is_written_says_so() {
     assert_error(response, StatusCode::CONFLICT, "prequeue_not_ready").await;
     assert_eq!(app.admin_get_sale(&sale).await["queue"]["admitted"], 0);
 }
+
+#[tokio::test]
+async fn an_expired_hold_does_not_free_the_slot_of_its_buyers_next_hold() {
+    let app = spawn_app().await;
+    let sale = app
+        .create_sale_ok(&wr_sale(
+            10,
+            json!({ "admit_per_second": 0, "max_active": 10 }),
+            json!({ "shuffle_prequeue": false, "hold_ttl_seconds": 4 }),
+        ))
+        .await;
+    wait_started(&app, &sale).await;
+    let (token, _, _) = join_ok(&app, &sale).await;
+    admit_ok(&app, &sale, 1).await;
+    let (_, body) = status_ok(&app, &sale, &token).await;
+    let admission = body["admission_token"].as_str().expect("admitted").to_owned();
+    let first = app.hold(&sale, &admission, &json!({ "quantity": 1 }), None).await;
+    assert_eq!(first.status(), StatusCode::CREATED);
+    let first = body_json(first).await;
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    let second = app.hold(&sale, &admission, &json!({ "quantity": 1 }), None).await;
+    assert_eq!(second.status(), StatusCode::CREATED);
+    let second = body_json(second).await;
+
+    // The first hold expires while the second is still on.
+    let (id, hold_token) = (first["id"].as_str().unwrap(), first["hold_token"].as_str().unwrap());
+    let expired = eventually(Duration::from_secs(5), || async {
+        (body_json(app.get_hold(id, hold_token).await).await["state"] == "expired").then_some(())
+    })
+    .await;
+    assert!(expired.is_some());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let summary = app.admin_get_sale(&sale).await;
+    let held =
+        body_json(app.get_hold(second["id"].as_str().unwrap(), second["hold_token"].as_str().unwrap()).await).await;
+    assert_eq!(held["state"], "held", "the second hold outlives the first: {held}");
+    assert_eq!(summary["queue"]["active"], 1, "the buyer still holds, their slot counts: {summary}");
+}
