@@ -418,3 +418,55 @@ impl Drop for PrivateRedis {
         self.stop();
     }
 }
+
+/// Sends a request like a well-behaved client: when the server sheds it
+/// (503 or 429, always with `Retry-After`), times out reading it (408, when
+/// thousands of connections arrive at once on a busy machine) or the
+/// connection drops before an answer, it tries again after that many seconds
+/// (at most 2), a few times. Returns the answer and how many attempts were
+/// refused on the way.
+pub async fn patiently(what: &str, make: impl Fn() -> reqwest::RequestBuilder) -> (Response, u32) {
+    let mut refused = 0;
+    loop {
+        let wait = match make().send().await {
+            Ok(response) if response.status() == StatusCode::REQUEST_TIMEOUT => Duration::from_millis(500),
+            Ok(response)
+                if !matches!(response.status(), StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS) =>
+            {
+                return (response, refused)
+            }
+            Ok(response) => {
+                let wait = retry_after(&response);
+                let status = response.status();
+                let body = body_json(response).await;
+                let wait = wait.unwrap_or_else(|| panic!("{what}: {status} without Retry-After: {body}"));
+                Duration::from_secs(wait.clamp(1, 2))
+            }
+            Err(e) => {
+                assert!(refused < 5, "{what}: {e}");
+                Duration::from_millis(200)
+            }
+        };
+        refused += 1;
+        assert!(refused <= 5, "{what}: still refused after {refused} attempts");
+        tokio::time::sleep(wait).await;
+    }
+}
+
+/// The `Retry-After` seconds of an answer.
+pub fn retry_after(response: &Response) -> Option<u64> {
+    response.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok())
+}
+
+impl TestApp {
+    /// A status poll answered 200 (patiently, as a client retries 503 and
+    /// 429 with `Retry-After`); the body.
+    pub async fn status_patiently(&self, sale: &str, queue_token: &str) -> Value {
+        let url = self.url(&format!("/api/v1/sales/{sale}/queue/status"));
+        let (response, _) = patiently("status", || self.client.get(&url).bearer_auth(queue_token)).await;
+        let status = response.status();
+        let body = body_json(response).await;
+        assert_eq!(status, StatusCode::OK, "status: {body}");
+        body
+    }
+}

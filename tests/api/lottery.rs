@@ -64,7 +64,7 @@ async fn ten_thousand_entries_five_hundred_verifiable_winners() {
         .map(|token| {
             let app = &app;
             let sale = sale.clone();
-            async move { (entry_of(token), body_json(app.status(&sale, token).await).await) }
+            async move { (entry_of(token), app.status_patiently(&sale, token).await) }
         })
         .buffered(200)
         .collect()
@@ -117,7 +117,7 @@ async fn after_the_purchase_window_the_waitlist_is_admitted_in_draw_order() {
 
     let first_loser = token_at(6);
     let admitted = eventually(Duration::from_secs(10), || async {
-        (body_json(app.status(&sale, &first_loser).await).await["state"] == "admitted").then_some(())
+        (app.status_patiently(&sale, &first_loser).await["state"] == "admitted").then_some(())
     })
     .await;
     assert!(admitted.is_some(), "the first of the waitlist is admitted after the window");
@@ -126,7 +126,7 @@ async fn after_the_purchase_window_the_waitlist_is_admitted_in_draw_order() {
     let mut seen_admitted = false;
     let mut admitted_places = 0;
     for place in (6..=60).rev() {
-        let state = body_json(app.status(&sale, &token_at(place)).await).await["state"].as_str().unwrap().to_owned();
+        let state = app.status_patiently(&sale, &token_at(place)).await["state"].as_str().unwrap().to_owned();
         if state == "admitted" {
             seen_admitted = true;
             admitted_places += 1;

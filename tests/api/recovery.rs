@@ -29,14 +29,14 @@ async fn flushing_redis_mid_sale_loses_no_place_and_sells_nothing_twice() {
     }
     // The clock freezes the (unshuffled) pre-queue at the start.
     let frozen = eventually(Duration::from_secs(3), || async {
-        (body_json(app.status(&sale, &tokens[0]).await).await["prequeue"] == false).then_some(())
+        (app.status_patiently(&sale, &tokens[0]).await["prequeue"] == false).then_some(())
     })
     .await;
     assert!(frozen.is_some());
     assert_eq!(app.admit(&sale, 5).await.status(), StatusCode::OK);
     let mut admitted = Vec::new();
     for token in &tokens[..5] {
-        let status = body_json(app.status(&sale, token).await).await;
+        let status = app.status_patiently(&sale, token).await;
         assert_eq!(status["state"], "admitted");
         admitted.push(status["admission_token"].as_str().unwrap().to_owned());
     }
@@ -63,12 +63,12 @@ async fn flushing_redis_mid_sale_loses_no_place_and_sells_nothing_twice() {
     .expect("joins work again");
     let n = app.state.tokens.verify(joined["queue_token"].as_str().unwrap(), Purpose::Queue, Some(&sale)).unwrap().n;
     assert!(n.unwrap() > 20, "no join number is handed out twice: got {n:?}");
-    let waiting = body_json(app.status(&sale, &tokens[10]).await).await;
+    let waiting = app.status_patiently(&sale, &tokens[10]).await;
     assert_eq!(waiting["state"], "waiting");
     assert_eq!(waiting["position"], 6, "visitor 11 is 6th behind serving number 5");
 
     assert_eq!(app.admit(&sale, 3).await.status(), StatusCode::OK);
-    let next = body_json(app.status(&sale, &tokens[5]).await).await;
+    let next = app.status_patiently(&sale, &tokens[5]).await;
     assert_eq!(next["state"], "admitted", "admission continues in order after recovery");
     let third = app.hold(&sale, next["admission_token"].as_str().unwrap(), &json!({ "quantity": 2 }), None).await;
     assert_eq!(third.status(), StatusCode::CREATED);

@@ -11,12 +11,13 @@ use chrono::Utc;
 use floodgate::tokens::Purpose;
 use futures::future::join_all;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use reqwest::{Response, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use crate::helpers::{
-    assert_error, body_json, eventually, sale_json, spawn_app, spawn_app_with, spawn_sibling, TestApp,
+    assert_error, body_json, eventually, patiently, retry_after, sale_json, spawn_app, spawn_app_with, spawn_sibling,
+    TestApp,
 };
 
 // --- helpers of this file ----------------------------------------------------
@@ -47,40 +48,6 @@ async fn wait_started(app: &TestApp, sale: &str) -> Value {
 fn number(app: &TestApp, sale: &str, token: &str) -> u64 {
     let claims = app.state.tokens.verify(token, Purpose::Queue, Some(sale)).expect("a valid queue token");
     claims.n.expect("queue token carries n")
-}
-
-/// Sends a request like a well-behaved client: when the server sheds it
-/// (503 or 429, always with `Retry-After`), times out reading it (408, when
-/// thousands of connections arrive at once on a busy machine) or the
-/// connection drops before an answer, it tries again after that many seconds
-/// (at most 2), a few times. Returns the answer and how many attempts were
-/// refused on the way.
-async fn patiently(what: &str, make: impl Fn() -> reqwest::RequestBuilder) -> (Response, u32) {
-    let mut refused = 0;
-    loop {
-        let wait = match make().send().await {
-            Ok(response) if response.status() == StatusCode::REQUEST_TIMEOUT => Duration::from_millis(500),
-            Ok(response)
-                if !matches!(response.status(), StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS) =>
-            {
-                return (response, refused)
-            }
-            Ok(response) => {
-                let wait = retry_after(&response);
-                let status = response.status();
-                let body = body_json(response).await;
-                let wait = wait.unwrap_or_else(|| panic!("{what}: {status} without Retry-After: {body}"));
-                Duration::from_secs(wait.clamp(1, 2))
-            }
-            Err(e) => {
-                assert!(refused < 5, "{what}: {e}");
-                Duration::from_millis(200)
-            }
-        };
-        refused += 1;
-        assert!(refused <= 5, "{what}: still refused after {refused} attempts");
-        tokio::time::sleep(wait).await;
-    }
 }
 
 /// Joins anonymously (patiently); returns (queue token, n, body, refused attempts).
@@ -161,10 +128,6 @@ async fn status_until(app: &TestApp, sale: &str, token: &str, check: impl Fn(&Va
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("status never became as expected: {last}");
-}
-
-fn retry_after(response: &Response) -> Option<u64> {
-    response.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok())
 }
 
 /// Admits `count` by hand and returns the admin answer.
