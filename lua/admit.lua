@@ -20,18 +20,15 @@
 --          run time when many visitors abandoned)
 -- ARGV[4]  grace in ms an unrevealed FIFO admission keeps its slot
 --
--- Returns {admitted, abandoned, serving, seq, active, entries, deadline, ready}
---   entries   flat list: join number, user id ('' if anonymous), ... of the
---             visitors admitted now (for queue.admitted events)
---   deadline  the deadline their slot has until they see the admission
---             (FIFO: the grace; lottery waitlist: the whole window), unix ms
+-- Returns {admitted, abandoned, serving, seq, active, ready}
 --   ready     0 when a manual admission found the pre-queue's order not yet
 --             written (nobody admitted; ask again shortly), else 1
+-- The admitted visitors go to `adm` for their queue.admitted events.
 local m = redis.call('HMGET', KEYS[1], 'state', 'wr', 'aps', 'max', 'attl', 'aband',
   'pq', 'shuf', 'seq', 'serving', 'budget', 'tick', 'win_t', 'win_n', 'rate', 'hold_until',
   'rst_t', 'rst_n', 'mode', 'amode', 'arate')
 if not m[1] then
-  return {0, 0, 0, 0, 0, {}, 0, 1}
+  return {0, 0, 0, 0, 0, 1}
 end
 local now = tonumber(ARGV[1])
 local manual = tonumber(ARGV[2])
@@ -50,7 +47,7 @@ local budget = tonumber(m[11]) or 0
 local quota
 if manual >= 0 then
   if not ordered then
-    return {0, 0, serving, seq, active, {}, 0, 0}
+    return {0, 0, serving, seq, active, 0}
   end
   quota = manual
 else
@@ -61,7 +58,7 @@ else
   end
   if not ready then
     redis.call('HSET', KEYS[1], 'tick', now, 'budget', 0)
-    return {0, 0, serving, seq, active, {}, 0, 1}
+    return {0, 0, serving, seq, active, 1}
   end
   local aps = tonumber(m[3]) or 0
   if m[20] == 'adaptive' then
@@ -93,7 +90,6 @@ end
 local restored_at = tonumber(m[17]) or 0
 local restored_upto = tonumber(m[18]) or 0
 local admitted, abandoned, steps = 0, 0, 0
-local entries = {}
 while admitted < quota and serving < seq and steps < max_steps do
   local p = serving + 1
   local n = p
@@ -113,8 +109,6 @@ while admitted < quota and serving < seq and steps < max_steps do
     redis.call('ZADD', KEYS[3], now + slot_ms, n)
     admitted = admitted + 1
     local user = redis.call('HGET', KEYS[5], '#' .. n) or ''
-    entries[#entries + 1] = tostring(n)
-    entries[#entries + 1] = user
     redis.call('ZADD', KEYS[6], n, n .. '|' .. (now + slot_ms) .. '|' .. user)
   end
   serving = p
@@ -147,4 +141,4 @@ end
 if abandoned > 0 then
   redis.call('HINCRBY', KEYS[1], 'abandoned', abandoned)
 end
-return {admitted, abandoned, serving, seq, active + admitted, entries, now + slot_ms, 1}
+return {admitted, abandoned, serving, seq, active + admitted, 1}

@@ -330,12 +330,6 @@ pub struct AdmitResult {
     pub joined: u64,
     /// Admitted visitors not yet finished.
     pub active: u64,
-    /// Join number and user id (empty if anonymous) of each visitor admitted.
-    #[serde(skip)]
-    pub entries: Vec<(u64, String)>,
-    /// Their admission deadline, unix ms.
-    #[serde(skip)]
-    pub deadline_ms: i64,
     /// False when a manual admission found the pre-queue's order not yet
     /// written, so it admitted nobody.
     #[serde(skip)]
@@ -343,7 +337,7 @@ pub struct AdmitResult {
 }
 
 /// What admit.lua returns.
-type AdmitReply = (u64, u64, u64, u64, u64, Vec<String>, i64, i64);
+type AdmitReply = (u64, u64, u64, u64, u64, i64);
 
 fn parse_rate(text: &str) -> Option<f64> {
     text.parse::<f64>().ok().filter(|r| r.is_finite() && *r > 0.0)
@@ -543,12 +537,10 @@ impl WaitingRoom {
             .arg(manual.map(|m| m as i64).unwrap_or(-1))
             .arg(manual.map(|m| m.saturating_mul(4).max(2000)).unwrap_or(2000))
             .arg(REVEAL_GRACE.as_millis() as u64);
-        let (admitted, abandoned, serving, joined, active, entries, deadline_ms, ready): AdmitReply =
+        let (admitted, abandoned, serving, joined, active, ready): AdmitReply =
             self.redis.run(|mut c| async move { invocation.invoke_async(&mut c).await }).await?;
         self.lines.note_serving(sale, serving);
-        let entries =
-            entries.chunks(2).filter_map(|pair| Some((pair[0].parse().ok()?, pair.get(1)?.clone()))).collect();
-        Ok(AdmitResult { admitted, abandoned, serving, joined, active, entries, deadline_ms, ready: ready == 1 })
+        Ok(AdmitResult { admitted, abandoned, serving, joined, active, ready: ready == 1 })
     }
 
     /// Freezes the pre-queue at the start and writes its shuffled order

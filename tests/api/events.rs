@@ -255,9 +255,9 @@ async fn an_expiring_hold_sends_expiring_then_expired_in_order() {
     assert_eq!(kinds, vec!["hold.created", "hold.expiring", "hold.expired"]);
 }
 
-#[tokio::test]
-async fn admissions_write_queue_admitted_events() {
-    let app = crate::helpers::spawn_app().await;
+/// A started FIFO sale admitting only by hand, with `visitors` in line in
+/// join order.
+async fn sale_with_a_line(app: &crate::helpers::TestApp, visitors: usize) -> String {
     let sale = app
         .create_sale_ok(&sale_json(
             10,
@@ -265,14 +265,21 @@ async fn admissions_write_queue_admitted_events() {
         ))
         .await;
     let mut tokens = Vec::new();
-    for _ in 0..3 {
+    for _ in 0..visitors {
         tokens.push(body_json(app.join(&sale, None).await).await["queue_token"].as_str().unwrap().to_owned());
     }
-    let frozen = eventually(Duration::from_secs(3), || async {
+    let frozen = eventually(Duration::from_secs(5), || async {
         (body_json(app.status(&sale, &tokens[0]).await).await["prequeue"] == false).then_some(())
     })
     .await;
-    assert!(frozen.is_some());
+    assert!(frozen.is_some(), "the pre-queue froze at the start");
+    sale
+}
+
+#[tokio::test]
+async fn admissions_write_queue_admitted_events() {
+    let app = crate::helpers::spawn_app().await;
+    let sale = sale_with_a_line(&app, 3).await;
     let admitted = body_json(app.admit(&sale, 2).await).await;
     assert_eq!(admitted["admitted"], 2);
     let events = app.events(&sale, "queue.admitted").await;
@@ -284,21 +291,7 @@ async fn admissions_write_queue_admitted_events() {
 #[tokio::test]
 async fn admissions_reach_the_outbox_exactly_once_even_when_their_instance_loses_postgres() {
     let app = crate::helpers::spawn_app().await;
-    let sale = app
-        .create_sale_ok(&sale_json(
-            10,
-            json!({ "waiting_room": true, "shuffle_prequeue": false, "admission": { "admit_per_second": 0 } }),
-        ))
-        .await;
-    let mut tokens = Vec::new();
-    for _ in 0..6 {
-        tokens.push(body_json(app.join(&sale, None).await).await["queue_token"].as_str().unwrap().to_owned());
-    }
-    let frozen = eventually(Duration::from_secs(5), || async {
-        (body_json(app.status(&sale, &tokens[0]).await).await["prequeue"] == false).then_some(())
-    })
-    .await;
-    assert!(frozen.is_some());
+    let sale = sale_with_a_line(&app, 6).await;
 
     // The admitting instance cannot write to Postgres any more: the
     // admission still happens (in Redis) and is answered.
