@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use tokio::sync::watch;
+use tokio::task::JoinSet;
 
 use crate::error::AppResult;
 use crate::inventory::expire_due_holds;
@@ -18,18 +19,22 @@ use crate::state::AppState;
 /// Sales the admission ticker serves, refreshed by the clock.
 type LiveSales = Arc<RwLock<Vec<String>>>;
 
-/// Starts every loop; they end when `stopped` turns true.
-pub fn spawn_all(state: Arc<AppState>, stopped: watch::Receiver<bool>) {
+/// Starts every loop; they end when `stopped` turns true. The returned set
+/// is awaited on shutdown, so a loop finishes the step it is in (a sweep, a
+/// delivery, a flush of heartbeats) before the process exits.
+pub fn spawn_all(state: Arc<AppState>, stopped: watch::Receiver<bool>) -> JoinSet<()> {
     let live: LiveSales = Arc::default();
-    tokio::spawn(sale_clock(state.clone(), live.clone(), stopped.clone()));
-    tokio::spawn(admission_ticker(state.clone(), live, stopped.clone()));
-    tokio::spawn(line_refresher(state.clone(), stopped.clone()));
-    tokio::spawn(availability_counter(state.clone(), stopped.clone()));
-    tokio::spawn(expiry_sweeper(state.clone(), stopped.clone()));
-    tokio::spawn(crate::events::delivery::run(state.clone(), stopped.clone()));
-    tokio::spawn(reminders(state.clone(), stopped.clone()));
-    tokio::spawn(repair_admission_slots(state.clone(), stopped.clone()));
-    tokio::spawn(forget_idle_clients(state, stopped));
+    let mut jobs = JoinSet::new();
+    jobs.spawn(sale_clock(state.clone(), live.clone(), stopped.clone()));
+    jobs.spawn(admission_ticker(state.clone(), live, stopped.clone()));
+    jobs.spawn(line_refresher(state.clone(), stopped.clone()));
+    jobs.spawn(availability_counter(state.clone(), stopped.clone()));
+    jobs.spawn(expiry_sweeper(state.clone(), stopped.clone()));
+    jobs.spawn(crate::events::delivery::run(state.clone(), stopped.clone()));
+    jobs.spawn(reminders(state.clone(), stopped.clone()));
+    jobs.spawn(repair_admission_slots(state.clone(), stopped.clone()));
+    jobs.spawn(forget_idle_clients(state, stopped));
+    jobs
 }
 
 async fn admission_ticker(state: Arc<AppState>, live: LiveSales, mut stopped: watch::Receiver<bool>) {
@@ -101,6 +106,10 @@ async fn line_refresher(state: Arc<AppState>, mut stopped: watch::Receiver<bool>
             tracing::debug!(error = %e, "line refresh failed");
         }
     }
+    // Shutting down: write the last buffered heartbeats.
+    if let Err(e) = state.waiting_room.refresh_lines().await {
+        tracing::warn!(error = %e, "last heartbeats not written");
+    }
 }
 
 /// Recounts the availability of every sale read lately, so reads never wait.
@@ -168,7 +177,8 @@ async fn repair_admission_slots(state: Arc<AppState>, mut stopped: watch::Receiv
         .fetch_all(&state.db)
         .await;
         for sale in sales.unwrap_or_default() {
-            if let Err(e) = crate::reconcile::admission_slots(&state, &sale).await {
+            if let Err(e) = crate::waiting_room::reconcile::admission_slots(&state.db, &state.waiting_room, &sale).await
+            {
                 tracing::warn!(sale = %sale.id, error = %e, "admission slot repair failed");
             }
         }
@@ -250,7 +260,7 @@ pub async fn clock_tick(state: &AppState) -> AppResult<Vec<String>> {
     for sale in &sales {
         state.waiting_room.sync_sale(sale).await?;
         if sale.waiting_room {
-            crate::reconcile::save_counters(state, sale).await?;
+            crate::waiting_room::reconcile::save_counters(&state.db, &state.waiting_room, sale).await?;
         }
         let started = sale.starts_at <= Utc::now() && sale.state != state::SCHEDULED && sale.state != state::CLOSED;
         if sale.waiting_room && sale.mode == "fifo" && started {

@@ -9,6 +9,11 @@
 //!
 //! # Layout
 //!
+//! A request goes HTTP → a `routes.rs` handler (extracts, checks who asks
+//! through [`extractor`], calls one domain function) → the domain module
+//! (`inventory`, `waiting_room`, `payments`, …), which owns its SQL or its
+//! Redis keys.
+//!
 //! - [`startup`]: the composition root: `Application::build(settings)`,
 //!   routes, middleware, graceful shutdown. Nothing imports it.
 //! - [`state`]: the shared [`state::AppState`] of one instance.
@@ -21,18 +26,20 @@
 //! - [`sales`]: sale definitions, states, stages, availability; admin CRUD.
 //! - [`release`]: staged releases.
 //! - [`waiting_room`]: the Redis queue, admission control, status polling
-//!   (scripts in `lua/`), batched joins and per-instance line snapshots.
+//!   (scripts in `lua/`), batched joins and per-instance line snapshots; the
+//!   only code that knows Redis keys and scripts. Its `reconcile` repairs
+//!   Redis from the Postgres truth.
 //! - [`adaptive`]: the admission rate that follows the hold path's health.
 //! - [`fairness`]: the documented seeded shuffle behind pre-queues and
 //!   lotteries.
 //! - [`lottery`]: the lottery draw.
-//! - [`inventory`]: holds: claim, release, expiry.
+//! - [`inventory`]: holds: `place_hold` (one statement, migrations/0004),
+//!   release, expiry.
 //! - [`payments`]: the signed webhook, confirmation, late payments.
 //! - [`orders`]: orders and cancellation.
 //! - [`idempotency`]: `Idempotency-Key` records.
 //! - [`events`]: the transactional outbox.
 //! - [`audit`]: invariant checks I1–I3.
-//! - [`reconcile`]: repairs Redis from the Postgres truth.
 //! - [`jobs`]: admission ticker, expiry sweeper, sale clock.
 //! - [`rate_limit`]: per-IP limits and load shedding.
 //! - [`metrics`], [`telemetry`], [`ops`], [`openapi`]: operations.
@@ -57,7 +64,6 @@ pub mod ops;
 pub mod orders;
 pub mod payments;
 pub mod rate_limit;
-pub mod reconcile;
 pub mod release;
 pub mod sales;
 pub mod startup;

@@ -4,11 +4,8 @@
 //! `1..=entries`: the winners are the first `winners` of
 //! `shuffled_order(seed, entries)`, the rest are the waitlist in that order.
 
-use std::sync::LazyLock;
-
 use actix_web::{post, web, HttpResponse};
 use chrono::Utc;
-use redis::Script;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -19,9 +16,6 @@ use crate::extractor::RawBody;
 use crate::fairness::shuffled_order;
 use crate::sales::Sale;
 use crate::state::AppState;
-use crate::waiting_room::Keys;
-
-static DRAW_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../lua/draw.lua")));
 
 /// `POST /admin/v1/sales/{sale}/lottery/draw` body (optional).
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -92,28 +86,20 @@ pub async fn draw(
         return Err(AppError::Invalid("winners must be between 1 and 10000000".into()));
     }
 
-    // Entries close and their order is drawn from the committed seed.
-    state.waiting_room.sync_sale(&sale).await?;
-    state.waiting_room.start(&sale, true).await?;
     let window = request.purchase_window_seconds.unwrap_or(i64::from(sale.admission_ttl_seconds));
     if !(1..=7 * 86_400).contains(&window) {
         return Err(AppError::Invalid("purchase_window_seconds must be between 1 and 604800".into()));
     }
     let window_end = Utc::now() + chrono::Duration::seconds(window);
-    let keys = Keys::new(&state.redis().prefix, &sale.id);
-    let mut invocation = DRAW_SCRIPT.prepare_invoke();
-    invocation
-        .key(keys.key("meta"))
-        .key(keys.key("active"))
-        .key(keys.key("at"))
-        .arg(wanted)
-        .arg(window_end.timestamp_millis());
-    let (winners, entries): (i64, u64) =
-        state.redis().run(|mut c| async move { invocation.invoke_async(&mut c).await }).await?;
-    if winners < 0 {
-        return Err(AppError::conflict("already_drawn", "the lottery has already been drawn"));
-    }
-    let winners = winners as u64;
+
+    // Entries close and their order is drawn from the committed seed.
+    state.waiting_room.sync_sale(&sale).await?;
+    state.waiting_room.start(&sale, true).await?;
+    let (winners, entries) = state
+        .waiting_room
+        .draw(&sale.id, wanted, window_end.timestamp_millis())
+        .await?
+        .ok_or_else(|| AppError::conflict("already_drawn", "the lottery has already been drawn"))?;
 
     // One event per entry, in the same transaction as the draw's record.
     let order = shuffled_order(&sale.seed, entries as u32);

@@ -41,6 +41,8 @@ pub const UNITS: &str = "floodgate_units";
 pub const PG_POOL: &str = "floodgate_pg_pool_connections";
 /// Redis pool connections by state (gauge).
 pub const REDIS_POOL: &str = "floodgate_redis_pool_connections";
+/// Repairs of Redis state from Postgres, by kind.
+pub const REPAIRS: &str = "floodgate_reconcile_repairs_total";
 /// Redis script latency by script.
 pub const REDIS_DURATION: &str = "floodgate_redis_duration_seconds";
 
@@ -99,7 +101,7 @@ fn describe() {
     );
     describe_counter!(crate::events::delivery::EVENTS, "Outbox events fanned out, by type.");
     describe_gauge!(crate::events::delivery::BACKLOG, "Outbox events and webhook deliveries not yet done.");
-    describe_counter!(crate::reconcile::REPAIRS, "Repairs of Redis state from Postgres, by kind.");
+    describe_counter!(REPAIRS, "Repairs of Redis state from Postgres, by kind.");
 }
 
 /// Middleware recording [`HTTP_REQUEST_DURATION`] for every request.

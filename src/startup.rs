@@ -32,6 +32,7 @@ pub struct Application {
     server: Server,
     state: web::Data<AppState>,
     stop_jobs: watch::Sender<bool>,
+    jobs: tokio::task::JoinSet<()>,
 }
 
 impl Application {
@@ -64,8 +65,8 @@ impl Application {
         let port = listener.local_addr()?.port();
         let server = run(listener, state.clone())?;
         let (stop_jobs, stopped) = watch::channel(false);
-        jobs::spawn_all(state.clone().into_inner(), stopped);
-        Ok(Application { port, server, state, stop_jobs })
+        let jobs = jobs::spawn_all(state.clone().into_inner(), stopped);
+        Ok(Application { port, server, state, stop_jobs, jobs })
     }
 
     /// The bound port.
@@ -79,10 +80,18 @@ impl Application {
     }
 
     /// Serves until SIGTERM or Ctrl-C, letting in-flight requests finish,
-    /// then stops the background jobs.
-    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+    /// then stops the background jobs and waits for them (bounded).
+    pub async fn run_until_stopped(mut self) -> std::io::Result<()> {
         let result = self.server.await;
         let _ = self.stop_jobs.send(true);
+        // Background loops end at their next pause; a step stuck on a dead
+        // dependency is not waited for longer than the shutdown grace.
+        let grace = std::time::Duration::from_secs(self.state.settings.server.shutdown_timeout_seconds.max(1));
+        let drained = tokio::time::timeout(grace, async { while self.jobs.join_next().await.is_some() {} }).await;
+        if drained.is_err() {
+            tracing::warn!("background jobs still running after the shutdown grace; stopping them");
+            self.jobs.abort_all();
+        }
         result
     }
 }

@@ -335,7 +335,8 @@ pub async fn admin_audit(
     let mut report = audit(&state.db, &sale).await?;
     if sale.waiting_room {
         // Redis may be down; the invariants are still worth reporting.
-        report.waiting_room = match crate::reconcile::compare(&state, &sale).await {
+        report.waiting_room = match crate::waiting_room::reconcile::compare(&state.db, &state.waiting_room, &sale).await
+        {
             Ok(checks) => Some(crate::audit::WaitingRoomReport { ok: checks.iter().all(|c| c.ok), checks }),
             Err(e) => {
                 tracing::warn!(error = %e, "waiting room comparison unavailable");

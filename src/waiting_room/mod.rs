@@ -32,6 +32,7 @@
 
 mod batch;
 pub mod line;
+pub mod reconcile;
 pub mod routes;
 
 use std::collections::HashMap;
@@ -60,6 +61,7 @@ pub struct Scripts {
     finish: Script,
     sync_sale: Script,
     adapt: Script,
+    draw: Script,
 }
 
 impl Scripts {
@@ -73,6 +75,7 @@ impl Scripts {
             finish: Script::new(include_str!("../../lua/finish.lua")),
             sync_sale: Script::new(include_str!("../../lua/sync_sale.lua")),
             adapt: Script::new(include_str!("../../lua/adapt.lua")),
+            draw: Script::new(include_str!("../../lua/draw.lua")),
         }
     }
 }
@@ -89,19 +92,19 @@ impl Default for Scripts {
 /// unused numbers (counting them as abandoned).
 const RESTORED_SEQ_MARGIN: i64 = 10_000;
 
-/// Key names of one sale.
-pub struct Keys {
+/// Key names of one sale (only the waiting room knows them).
+struct Keys {
     base: String,
 }
 
 impl Keys {
     /// Keys of `sale` under `prefix`.
-    pub fn new(prefix: &str, sale: &str) -> Self {
+    fn new(prefix: &str, sale: &str) -> Self {
         Keys { base: format!("{prefix}:{{{sale}}}") }
     }
 
     /// A key of this sale.
-    pub fn key(&self, name: &str) -> String {
+    fn key(&self, name: &str) -> String {
         format!("{}:{name}", self.base)
     }
 }
@@ -415,7 +418,7 @@ impl WaitingRoom {
         }
         if restored == 1 {
             tracing::warn!(sale = %sale.id, "waiting room counters restored from Postgres");
-            ::metrics::counter!(crate::reconcile::REPAIRS, "kind" => "counters").increment(1);
+            ::metrics::counter!(crate::metrics::REPAIRS, "kind" => "counters").increment(1);
         }
         Ok(restored == 1)
     }
@@ -630,6 +633,62 @@ impl WaitingRoom {
             estimated_wait_seconds: estimated_wait(length, rate.or(effective.filter(|r| *r > 0.0))),
             effective_admit_per_second: effective,
         })
+    }
+
+    /// The counters the sale clock saves to Postgres: `seq`, `serving`, `pq`.
+    pub async fn counters(&self, sale: &str) -> AppResult<(Option<i64>, Option<i64>, Option<i64>)> {
+        let meta = self.keys(sale).key("meta");
+        self.redis
+            .run(|mut c| async move {
+                redis::cmd("HMGET").arg(&meta).arg(&["seq", "serving", "pq"]).query_async(&mut c).await
+            })
+            .await
+    }
+
+    /// Puts back admission slots (join number, until unix ms) that Redis
+    /// lost, never shortening one it has. Returns how many were missing.
+    pub async fn restore_slots(&self, sale: &str, slots: &[(i64, i64)]) -> AppResult<u64> {
+        let active = self.keys(sale).key("active");
+        let mut pipe = redis::pipe();
+        for (n, until_ms) in slots {
+            pipe.cmd("ZADD").arg(&active).arg("NX").arg(until_ms).arg(n);
+        }
+        let added: Vec<u64> = self.redis.run(|mut c| async move { pipe.query_async(&mut c).await }).await?;
+        Ok(added.iter().sum())
+    }
+
+    /// The sale's state and join counter in Redis, and the admission slot
+    /// deadline of each of `numbers` (`None`: no slot), for the audit.
+    pub async fn state_and_slots(
+        &self,
+        sale: &str,
+        numbers: &[i64],
+    ) -> AppResult<(Option<String>, Option<i64>, Vec<Option<f64>>)> {
+        let keys = self.keys(sale);
+        let mut pipe = redis::pipe();
+        pipe.cmd("HMGET").arg(keys.key("meta")).arg(&["state", "seq"]);
+        if numbers.is_empty() {
+            pipe.cmd("ECHO").arg("");
+        } else {
+            pipe.cmd("ZMSCORE").arg(keys.key("active")).arg(numbers);
+        }
+        let ((state, seq), scores): ((Option<String>, Option<i64>), Value) =
+            self.redis.run(|mut c| async move { pipe.query_async(&mut c).await }).await?;
+        let scores = Vec::<Option<f64>>::from_redis_value(scores).unwrap_or_default();
+        Ok((state, seq, scores))
+    }
+
+    /// Draws a lottery in Redis: admits the first `winners` places of the
+    /// written order until `window_end_ms` (see `lua/draw.lua`). Returns
+    /// (winners, entries), or `None` if the lottery was drawn already.
+    pub async fn draw(&self, sale: &str, winners: i64, window_end_ms: i64) -> AppResult<Option<(u64, u64)>> {
+        let keys = self.keys(sale);
+        let mut invocation = self.scripts.draw.prepare_invoke();
+        invocation.key(keys.key("meta")).key(keys.key("active")).key(keys.key("at")).arg(winners).arg(window_end_ms);
+        let (drawn, entries): (i64, u64) =
+            self.redis.run(|mut c| async move { invocation.invoke_async(&mut c).await }).await?;
+        self.lines.forget(sale);
+        Ok(u64::try_from(drawn).ok().map(|drawn| (drawn, entries)))
     }
 
     /// Up to `limit` admissions whose `queue.admitted` event is not yet in

@@ -6,26 +6,18 @@
 //! Units never depend on Redis: a Redis that forgets everything can delay
 //! visitors, never sell a unit twice.
 
-use crate::error::AppResult;
-use crate::sales::Sale;
-use crate::state::AppState;
-use crate::waiting_room::Keys;
+use sqlx::PgPool;
 
-/// Repairs made, by kind.
-pub const REPAIRS: &str = "floodgate_reconcile_repairs_total";
+use super::WaitingRoom;
+use crate::error::AppResult;
+use crate::metrics::REPAIRS;
+use crate::sales::Sale;
 
 /// Saves the waiting room's counters to Postgres (only ever upwards), so a
 /// Redis that loses its data can be given them back by
 /// [`crate::waiting_room::WaitingRoom::sync_sale`].
-pub async fn save_counters(state: &AppState, sale: &Sale) -> AppResult<()> {
-    let meta = Keys::new(&state.redis().prefix, &sale.id).key("meta");
-    let (seq, serving, prequeue): (Option<i64>, Option<i64>, Option<i64>) =
-        state
-            .redis()
-            .run(|mut c| async move {
-                redis::cmd("HMGET").arg(&meta).arg(&["seq", "serving", "pq"]).query_async(&mut c).await
-            })
-            .await?;
+pub async fn save_counters(db: &PgPool, waiting_room: &WaitingRoom, sale: &Sale) -> AppResult<()> {
+    let (seq, serving, prequeue) = waiting_room.counters(&sale.id).await?;
     let (seq, serving) = (seq.unwrap_or(0), serving.unwrap_or(0));
     if seq > sale.queue_seq_saved
         || serving > sale.queue_serving_saved
@@ -41,7 +33,7 @@ pub async fn save_counters(state: &AppState, sale: &Sale) -> AppResult<()> {
         .bind(seq)
         .bind(serving)
         .bind(prequeue)
-        .execute(&state.db)
+        .execute(db)
         .await?;
     }
     Ok(())
@@ -49,29 +41,19 @@ pub async fn save_counters(state: &AppState, sale: &Sale) -> AppResult<()> {
 
 /// Gives every active hold's visitor their admission slot back if Redis
 /// lost it (so `max_active` keeps counting them). Returns repairs made.
-pub async fn admission_slots(state: &AppState, sale: &Sale) -> AppResult<u64> {
+pub async fn admission_slots(db: &PgPool, waiting_room: &WaitingRoom, sale: &Sale) -> AppResult<u64> {
     let holds: Vec<(i64, chrono::DateTime<chrono::Utc>)> = sqlx::query_as(
         "SELECT queue_number, expires_at FROM holds \
          WHERE sale_id = $1 AND state = 'active' AND queue_number > 0 AND expires_at > now()",
     )
     .bind(&sale.id)
-    .fetch_all(&state.db)
+    .fetch_all(db)
     .await?;
     if holds.is_empty() {
         return Ok(0);
     }
-    let active = Keys::new(&state.redis().prefix, &sale.id).key("active");
-    let added: u64 = state
-        .redis()
-        .run(|mut c| async move {
-            let mut pipe = redis::pipe();
-            for (n, expires_at) in &holds {
-                pipe.cmd("ZADD").arg(&active).arg("NX").arg(expires_at.timestamp_millis()).arg(n);
-            }
-            let added: Vec<u64> = pipe.query_async(&mut c).await?;
-            Ok(added.iter().sum())
-        })
-        .await?;
+    let slots: Vec<(i64, i64)> = holds.iter().map(|(n, until)| (*n, until.timestamp_millis())).collect();
+    let added = waiting_room.restore_slots(&sale.id, &slots).await?;
     if added > 0 {
         tracing::warn!(sale = %sale.id, added, "admission slots of active holds restored");
         ::metrics::counter!(REPAIRS, "kind" => "admission_slots").increment(added);
@@ -79,43 +61,24 @@ pub async fn admission_slots(state: &AppState, sale: &Sale) -> AppResult<u64> {
     Ok(added)
 }
 
-/// `HMGET meta state seq`.
-type MetaStateSeq = (Option<String>, Option<i64>);
-
 /// How the waiting room in Redis compares with Postgres, for the audit.
 /// Differences here are repaired by the clock and the slot repair pass;
 /// they delay visitors but cannot oversell, so they are reported apart from
 /// the invariants.
-pub async fn compare(state: &AppState, sale: &Sale) -> AppResult<Vec<crate::audit::Check>> {
+pub async fn compare(db: &PgPool, waiting_room: &WaitingRoom, sale: &Sale) -> AppResult<Vec<crate::audit::Check>> {
     use crate::audit::Check;
     if !sale.waiting_room {
         return Ok(Vec::new());
     }
-    let keys = Keys::new(&state.redis().prefix, &sale.id);
     let holds: Vec<(i64,)> = sqlx::query_as(
         "SELECT queue_number FROM holds WHERE sale_id = $1 AND state = 'active' AND queue_number > 0 \
          AND expires_at > now()",
     )
     .bind(&sale.id)
-    .fetch_all(&state.db)
+    .fetch_all(db)
     .await?;
-    let (meta, active) = (keys.key("meta"), keys.key("active"));
     let numbers: Vec<i64> = holds.iter().map(|(n,)| *n).collect();
-    let ((redis_state, seq), scores): (MetaStateSeq, Vec<Option<f64>>) = state
-        .redis()
-        .run(|mut c| async move {
-            let mut pipe = redis::pipe();
-            pipe.cmd("HMGET").arg(&meta).arg(&["state", "seq"]);
-            if numbers.is_empty() {
-                pipe.cmd("ECHO").arg("");
-            } else {
-                pipe.cmd("ZMSCORE").arg(&active).arg(&numbers);
-            }
-            let (fields, scores): (MetaStateSeq, redis::Value) = pipe.query_async(&mut c).await?;
-            let scores = redis::from_redis_value::<Vec<Option<f64>>>(scores).unwrap_or_default();
-            Ok((fields, scores))
-        })
-        .await?;
+    let (redis_state, seq, scores) = waiting_room.state_and_slots(&sale.id, &numbers).await?;
     let missing: Vec<String> = holds
         .iter()
         .zip(scores.iter().chain(std::iter::repeat(&None)))
