@@ -54,7 +54,7 @@ const BUCKETS_MS: [u64; 14] = [1, 2, 5, 10, 15, 20, 30, 50, 75, 100, 200, 500, 1
 /// One window of hold outcomes on this instance.
 #[derive(Debug, Default, Clone)]
 pub struct Window {
-    /// Holds by latency bucket ([`BUCKETS_MS`], plus one open bucket).
+    /// Holds by latency bucket (`BUCKETS_MS`, plus one open bucket).
     pub buckets: [u64; BUCKETS_MS.len() + 1],
     /// Holds answered 503.
     pub unavailable: u64,

@@ -434,8 +434,8 @@ pub async fn count_units(db: &PgPool, sale: &Sale) -> AppResult<Availability> {
 }
 
 /// Availability per sale, recounted in the background
-/// ([`AvailabilityCache::refresh_wanted`], about twice a second for every
-/// sale read lately), so a read never waits for a recount: only the very
+/// (`jobs` calls [`AvailabilityCache::refresh`] about twice a second for
+/// every sale in [`AvailabilityCache::wanted`]), so a read never waits for a recount: only the very
 /// first read of a sale on an instance counts inline.
 pub struct AvailabilityCache {
     snapshots: Snapshots<Availability>,

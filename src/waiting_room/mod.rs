@@ -25,8 +25,8 @@
 //! | `adm` | zset | admissions whose `queue.admitted` event is not yet in the outbox (join number → `n\|deadline\|user`) |
 //!
 //! Two things keep Redis off the per-request path at line rate: joins are
-//! batched ([`batch`]), and a waiting visitor's poll is answered from this
-//! instance's snapshot of the line ([`line`]), whose heartbeats are written
+//! batched (`batch.rs`), and a waiting visitor's poll is answered from this
+//! instance's snapshot of the line ([`mod@line`]), whose heartbeats are written
 //! with the next refresh. Only visitors at or past the serving number run
 //! `status.lua` per poll.
 
@@ -424,7 +424,7 @@ impl WaitingRoom {
     }
 
     /// Joins `sale`; `user` is the signed-in user id, if any. Joins arriving
-    /// together share one script call (see [`batch`]).
+    /// together share one script call (see `batch.rs`).
     pub async fn join(&self, sale: &Sale, user: Option<&str>) -> AppResult<JoinOutcome> {
         let thread = std::thread::current().id();
         let existing = self.joiners.read().ok().and_then(|j| j.get(&thread).cloned());
