@@ -412,6 +412,22 @@ mod tests {
     }
 
     #[test]
+    fn endpoints_want_exact_types_prefixes_or_everything() {
+        let endpoint = |events: &[&str]| WebhookEndpoint {
+            name: "e".into(),
+            url: "http://127.0.0.1:1/".into(),
+            secret: "secret-secret".into(),
+            events: events.iter().map(|e| e.to_string()).collect(),
+        };
+        assert!(endpoint(&["*"]).wants("hold.created"));
+        assert!(endpoint(&["hold.*"]).wants("hold.expired"));
+        assert!(!endpoint(&["hold.*"]).wants("order.confirmed"));
+        assert!(endpoint(&["order.confirmed"]).wants("order.confirmed"));
+        assert!(!endpoint(&["order.confirmed"]).wants("order.cancelled"));
+        assert!(!endpoint(&[]).wants("hold.created"));
+    }
+
+    #[test]
     fn the_project_configuration_loads() {
         load_edited(|t| t, Environment::Test).expect("test.toml loads");
     }

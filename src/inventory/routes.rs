@@ -169,3 +169,30 @@ pub async fn release_hold(
     free_admission(&state.db, &state.waiting_room, &hold).await;
     Ok(HttpResponse::Ok().json(view))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn want(quantity: Option<i64>, seats: Option<&[&str]>) -> AppResult<Want> {
+        parse_want(HoldRequest { quantity, seats: seats.map(|s| s.iter().map(|s| s.to_string()).collect()) })
+    }
+
+    #[test]
+    fn a_hold_asks_for_a_quantity_or_for_seats() {
+        assert!(matches!(want(Some(2), None), Ok(Want::Best(2))));
+        assert!(matches!(want(None, Some(&["A/1/1", "A/1/2"])), Ok(Want::Seats(s)) if s.len() == 2));
+        for refused in [
+            want(Some(0), None),
+            want(Some(1001), None),
+            want(None, Some(&[])),
+            want(None, Some(&["A/1/1", "A/1/1"])),
+            want(None, Some(&[""])),
+            want(None, Some(&["A/1/\u{0}"])),
+            want(Some(1), Some(&["A/1/1"])),
+            want(None, None),
+        ] {
+            assert!(matches!(refused, Err(AppError::Invalid(_))), "{refused:?}");
+        }
+    }
+}

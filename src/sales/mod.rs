@@ -215,6 +215,46 @@ impl Sale {
     }
 }
 
+#[cfg(test)]
+impl Sale {
+    /// A FIFO sale on sale, for unit tests of functions that read a sale.
+    pub fn example() -> Sale {
+        Sale {
+            id: "s_example".into(),
+            name: "Example".into(),
+            mode: "fifo".into(),
+            state: state::ON_SALE.into(),
+            starts_at: Utc::now(),
+            ends_at: None,
+            seating: "general".into(),
+            total_units: 100,
+            per_user_limit: 4,
+            hold_ttl_seconds: 600,
+            shuffle_prequeue: true,
+            released_upto: 100,
+            released_stages: 1,
+            waiting_room: true,
+            admit_per_second: 10,
+            max_active: 50,
+            admission_ttl_seconds: 300,
+            abandon_after_seconds: 60,
+            seed: String::new(),
+            seed_commitment: String::new(),
+            seed_revealed: false,
+            lottery_drawn_at: None,
+            lottery_winners: None,
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+            queue_seq_saved: 0,
+            queue_serving_saved: 0,
+            queue_prequeue_saved: None,
+            admission_mode: AdmissionMode::Fixed,
+            admit_ceiling: None,
+            hold_p99_target_ms: 50,
+        }
+    }
+}
+
 /// Sale ids are short and URL-safe; anything else cannot exist.
 pub fn valid_sale_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')

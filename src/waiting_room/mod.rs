@@ -756,3 +756,31 @@ impl WaitingRoom {
             .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn polls_are_frequent_near_the_front_and_sparse_far_back() {
+        let sale = Sale::example(); // max_active 50, abandon after 60 s
+        assert_eq!(poll_after_ms(0, Some(10.0), &sale), 1000);
+        assert_eq!(poll_after_ms(50, Some(10.0), &sale), 1000, "within max_active of the front");
+        // 5 s of admissions at 100/s is further than max_active.
+        assert_eq!(poll_after_ms(400, Some(100.0), &sale), 1000);
+        // A tenth of the wait: 1,000 ahead at 10/s is 100 s away, poll in 10 s.
+        assert_eq!(poll_after_ms(1000, Some(10.0), &sale), 10_000);
+        // Never past a third of the abandonment window (60 s), nor 30 s.
+        assert_eq!(poll_after_ms(1_000_000, Some(10.0), &sale), 20_000);
+        assert_eq!(poll_after_ms(1_000_000, None, &sale), 20_000);
+    }
+
+    #[test]
+    fn the_wait_is_unknown_without_a_rate() {
+        assert_eq!(estimated_wait(100, None), None);
+        assert_eq!(estimated_wait(100, Some(30.0)), Some(4));
+        assert_eq!(parse_rate("0"), None);
+        assert_eq!(parse_rate("NaN"), None);
+        assert_eq!(parse_rate("2.5"), Some(2.5));
+    }
+}

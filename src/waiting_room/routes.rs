@@ -360,3 +360,44 @@ pub async fn admit(
     ::metrics::counter!(crate::metrics::ADMISSIONS, "how" => "manual").increment(result.admitted);
     Ok(HttpResponse::Ok().json(result))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn standing(place: PlaceState, drawn: Option<u64>) -> Standing {
+        Standing {
+            sale_state: state::ON_SALE.into(),
+            serving: 10,
+            position: Some(5),
+            standing: place,
+            deadline_ms: None,
+            rate: None,
+            drawn,
+            seq: 20,
+        }
+    }
+
+    #[test]
+    fn a_visitor_state_follows_the_sale_first_then_the_place() {
+        let fifo = Sale::example();
+        let waiting = standing(PlaceState::Waiting, None);
+        assert_eq!(visitor_state(&fifo, state::ON_SALE, &waiting, 5), "waiting");
+        assert_eq!(visitor_state(&fifo, state::CLOSED, &standing(PlaceState::Admitted, None), 5), "closed");
+        assert_eq!(visitor_state(&fifo, state::SOLD_OUT, &waiting, 5), "sold_out");
+        assert_eq!(visitor_state(&fifo, state::ON_SALE, &standing(PlaceState::Admitted, None), 5), "admitted");
+        assert_eq!(visitor_state(&fifo, state::ON_SALE, &standing(PlaceState::Abandoned, None), 5), "expired");
+        assert_eq!(visitor_state(&fifo, state::PAUSED, &standing(PlaceState::Expired, None), 5), "expired");
+    }
+
+    #[test]
+    fn a_lottery_entry_waits_then_wins_or_loses() {
+        let lottery = Sale { mode: "lottery".into(), ..Sale::example() };
+        assert_eq!(visitor_state(&lottery, state::ON_SALE, &standing(PlaceState::Waiting, None), 5), "waiting");
+        let admitted = standing(PlaceState::Admitted, Some(8));
+        assert_eq!(visitor_state(&lottery, state::ON_SALE, &admitted, 5), "won");
+        assert_eq!(visitor_state(&lottery, state::ON_SALE, &standing(PlaceState::Waiting, Some(8)), 5), "expired");
+        assert_eq!(visitor_state(&lottery, state::ON_SALE, &standing(PlaceState::Waiting, Some(3)), 5), "lost");
+        assert_eq!(visitor_state(&lottery, state::ON_SALE, &standing(PlaceState::Admitted, Some(3)), 5), "admitted");
+    }
+}
