@@ -36,6 +36,8 @@
 //! - [`inventory`]: holds: `place_hold` (one statement, migrations/0004),
 //!   release, expiry.
 //! - [`payments`]: the signed webhook, confirmation, late payments.
+//! - [`signature`]: `Floodgate-Signature`, for the provider's webhook and our
+//!   own event deliveries.
 //! - [`orders`]: orders and cancellation.
 //! - [`idempotency`]: `Idempotency-Key` records.
 //! - [`events`]: the transactional outbox.
@@ -66,6 +68,7 @@ pub mod payments;
 pub mod rate_limit;
 pub mod release;
 pub mod sales;
+pub mod signature;
 pub mod startup;
 pub mod state;
 pub mod store;

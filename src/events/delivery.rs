@@ -25,7 +25,7 @@ use uuid::Uuid;
 use crate::configuration::WebhookSettings;
 use crate::error::AppResult;
 use crate::jobs::pause;
-use crate::payments::sign;
+use crate::signature::sign;
 use crate::state::AppState;
 
 /// Events delivered, retried or dead-lettered, by type.

@@ -3,11 +3,12 @@
 use actix_web::{post, web, HttpRequest, HttpResponse};
 use chrono::Utc;
 
-use super::{process, verify_signature, PaymentEvent, SIGNATURE_HEADER};
+use super::{process, PaymentEvent};
 use crate::error::{AppError, AppResult};
 use crate::extractor::HoldBearer;
 use crate::extractor::RawBody;
 use crate::inventory::{free_admission, hold_of};
+use crate::signature::{verify_signature, SIGNATURE_HEADER};
 use crate::state::AppState;
 
 async fn apply(state: &AppState, event: PaymentEvent) -> AppResult<HttpResponse> {

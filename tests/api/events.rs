@@ -45,7 +45,7 @@ async fn receive(req: HttpRequest, body: web::Bytes, receiver: web::Data<Receive
         receiver.overlaps.fetch_add(1, Ordering::SeqCst);
     }
     tokio::time::sleep(receiver.delay).await;
-    let signature_ok = floodgate::payments::verify_signature(
+    let signature_ok = floodgate::signature::verify_signature(
         SECRET,
         &header("floodgate-signature"),
         &body,

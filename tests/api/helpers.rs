@@ -271,7 +271,7 @@ impl TestApp {
     pub async fn webhook(&self, body: &Value) -> Response {
         let raw = serde_json::to_vec(body).expect("json");
         let secret = self.settings.payments.webhook_secret.clone().expect("secret");
-        let signature = floodgate::payments::sign(&secret, Utc::now().timestamp(), &raw);
+        let signature = floodgate::signature::sign(&secret, Utc::now().timestamp(), &raw);
         self.webhook_raw(raw, &signature).await
     }
 

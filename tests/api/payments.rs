@@ -32,10 +32,10 @@ async fn bad_missing_or_stale_signatures_are_401() {
     let secret = app.settings.payments.webhook_secret.clone().unwrap();
 
     let cases = [
-        floodgate::payments::sign("wrong-secret", now, &body),
-        floodgate::payments::sign(&secret, now - 301, &body),
-        floodgate::payments::sign(&secret, now + 301, &body),
-        floodgate::payments::sign(&secret, now, b"{\"other\": 1}"),
+        floodgate::signature::sign("wrong-secret", now, &body),
+        floodgate::signature::sign(&secret, now - 301, &body),
+        floodgate::signature::sign(&secret, now + 301, &body),
+        floodgate::signature::sign(&secret, now, b"{\"other\": 1}"),
         format!("t={now}"),
         "v1=abcdef".into(),
         "garbage".into(),
@@ -48,7 +48,7 @@ async fn bad_missing_or_stale_signatures_are_401() {
     assert_eq!(order_count(&app, &sale).await, 0);
 
     // Correctly signed but malformed or invalid bodies are 400 / 422.
-    let signed = |raw: &[u8]| floodgate::payments::sign(&secret, now, raw);
+    let signed = |raw: &[u8]| floodgate::signature::sign(&secret, now, raw);
     let raw = b"{\"event_id\": ".to_vec();
     assert_error(app.webhook_raw(raw.clone(), &signed(&raw)).await, StatusCode::BAD_REQUEST, "bad_request").await;
     let raw = serde_json::to_vec(
