@@ -33,12 +33,52 @@ pub struct Hold {
     pub quantity: i32,
     /// The units, kept after release for late payments.
     pub unit_ids: Vec<i32>,
-    /// `active`, `confirmed`, `released` or `expired`.
-    pub state: String,
+    /// Where the hold is in its life.
+    #[sqlx(try_from = "String")]
+    pub state: HoldState,
     /// Deadline for payment.
     pub expires_at: DateTime<Utc>,
     /// Creation time.
     pub created_at: DateTime<Utc>,
+}
+
+/// Where a hold is in its life (`holds.state`, migrations/0002).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HoldState {
+    /// Units held, waiting for payment (until `expires_at`).
+    Active,
+    /// Paid: its units are in an order.
+    Confirmed,
+    /// Let go by the buyer or by a failed payment.
+    Released,
+    /// Not paid in time.
+    Expired,
+}
+
+impl HoldState {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HoldState::Active => "active",
+            HoldState::Confirmed => "confirmed",
+            HoldState::Released => "released",
+            HoldState::Expired => "expired",
+        }
+    }
+}
+
+impl TryFrom<String> for HoldState {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        match text.as_str() {
+            "active" => Ok(HoldState::Active),
+            "confirmed" => Ok(HoldState::Confirmed),
+            "released" => Ok(HoldState::Released),
+            "expired" => Ok(HoldState::Expired),
+            other => Err(format!("unknown hold state {other}")),
+        }
+    }
 }
 
 /// Column list matching [`Hold`].
@@ -97,11 +137,11 @@ impl Hold {
 
     /// The state shown to clients: an active hold past its deadline is
     /// expired even if the sweeper has not reached it yet.
-    pub fn visible_state(&self) -> &str {
-        match self.state.as_str() {
-            "active" if self.expires_at <= Utc::now() => "expired",
-            "active" => "held",
-            other => other,
+    pub fn visible_state(&self) -> &'static str {
+        match self.state {
+            HoldState::Active if self.expires_at <= Utc::now() => "expired",
+            HoldState::Active => "held",
+            other => other.as_str(),
         }
     }
 
@@ -272,7 +312,7 @@ pub async fn shortage_error(db: &PgPool, sale_id: &str, want: &Want, got: usize)
 
 /// Puts an active hold's units back on sale and gives the buyer their
 /// allowance back, ending the hold as `new_state` (`released`/`expired`).
-pub async fn return_hold(conn: &mut PgConnection, hold: &Hold, new_state: &str, event: &str) -> AppResult<()> {
+pub async fn return_hold(conn: &mut PgConnection, hold: &Hold, new_state: HoldState, event: &str) -> AppResult<()> {
     sqlx::query("UPDATE units SET status = 'available', hold_id = NULL WHERE hold_id = $1 AND status = 'held'")
         .bind(hold.id)
         .execute(&mut *conn)
@@ -280,7 +320,7 @@ pub async fn return_hold(conn: &mut PgConnection, hold: &Hold, new_state: &str, 
     give_back_allowance(conn, &hold.sale_id, &hold.visitor_id, hold.quantity).await?;
     sqlx::query("UPDATE holds SET state = $2, updated_at = now() WHERE id = $1")
         .bind(hold.id)
-        .bind(new_state)
+        .bind(new_state.as_str())
         .execute(&mut *conn)
         .await?;
     events::record_hold_event(conn, event, hold.id).await?;

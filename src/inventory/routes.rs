@@ -7,7 +7,7 @@ use chrono::Utc;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::{free_admission, hold_of, place_hold, return_hold, Hold, HoldAsk, HoldOutcome, HoldView, Want};
+use super::{free_admission, hold_of, place_hold, return_hold, Hold, HoldAsk, HoldOutcome, HoldState, HoldView, Want};
 use crate::error::{AppError, AppResult};
 use crate::extractor::{AdmissionBearer, HoldBearer, HoldQuota, JsonBody};
 use crate::idempotency;
@@ -152,13 +152,13 @@ pub async fn release_hold(
     let id = hold_of(&claims, &path)?;
     let mut tx = state.db.begin().await?;
     let hold = Hold::load(&mut tx, id, true).await?;
-    match hold.state.as_str() {
-        "active" if hold.expires_at > Utc::now() => {
-            return_hold(&mut tx, &hold, "released", events::kind::HOLD_RELEASED).await?;
+    match hold.state {
+        HoldState::Active if hold.expires_at > Utc::now() => {
+            return_hold(&mut tx, &hold, HoldState::Released, events::kind::HOLD_RELEASED).await?;
             state.claim_hints.returned(&hold.sale_id);
         }
-        "released" => {}
-        "confirmed" => {
+        HoldState::Released => {}
+        HoldState::Confirmed => {
             return Err(AppError::conflict("hold_confirmed", "this hold was paid; cancel the order instead"))
         }
         _ => return Err(AppError::gone("hold_expired", "this hold has expired")),

@@ -28,12 +28,35 @@ pub struct Order {
     pub quantity: i32,
     /// The units.
     pub unit_ids: Vec<i32>,
-    /// `confirmed` or `cancelled`.
-    pub state: String,
+    /// Confirmed or cancelled.
+    #[sqlx(try_from = "String")]
+    pub state: OrderState,
     /// Confirmation time.
     pub created_at: DateTime<Utc>,
     /// Cancellation time.
     pub cancelled_at: Option<DateTime<Utc>>,
+}
+
+/// Where an order is in its life (`orders.state`, migrations/0002).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderState {
+    /// Paid; its units are sold.
+    Confirmed,
+    /// Cancelled by its buyer; its units went back on sale.
+    Cancelled,
+}
+
+impl TryFrom<String> for OrderState {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        match text.as_str() {
+            "confirmed" => Ok(OrderState::Confirmed),
+            "cancelled" => Ok(OrderState::Cancelled),
+            other => Err(format!("unknown order state {other}")),
+        }
+    }
 }
 
 const ORDER_COLUMNS: &str =
@@ -49,7 +72,7 @@ pub struct OrderView {
     /// The hold it came from.
     pub hold_id: String,
     /// `confirmed` or `cancelled`.
-    pub state: String,
+    pub state: OrderState,
     /// Units bought.
     pub quantity: i32,
     /// The units.
@@ -92,7 +115,7 @@ impl Order {
             id: self.id.to_string(),
             sale_id: self.sale_id.clone(),
             hold_id: self.hold_id.to_string(),
-            state: self.state.clone(),
+            state: self.state,
             quantity: self.quantity,
             units: unit_views(conn, &self.sale_id, &self.unit_ids).await?,
             payment_reference: self.payment_reference.clone(),

@@ -4,7 +4,7 @@ use actix_web::{get, post, web, HttpResponse};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{Order, OrderView};
+use super::{Order, OrderState, OrderView};
 use crate::error::{AppError, AppResult};
 use crate::events;
 use crate::extractor::HoldBearer;
@@ -63,7 +63,7 @@ pub async fn cancel_order(
 ) -> AppResult<HttpResponse> {
     let mut tx = state.db.begin().await?;
     let order = authorize_order(&claims, &path, &mut tx, true).await?;
-    if order.state == "confirmed" {
+    if order.state == OrderState::Confirmed {
         sqlx::query(
             "UPDATE units SET status = 'available', hold_id = NULL, order_id = NULL \
              WHERE order_id = $1 AND status = 'sold'",

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::error::{AppError, AppResult};
 use crate::events;
-use crate::inventory::{reserve_allowance, return_hold, Hold};
+use crate::inventory::{reserve_allowance, return_hold, Hold, HoldState};
 use crate::orders::Order;
 
 /// The provider's webhook body.
@@ -99,8 +99,8 @@ pub async fn process(db: &PgPool, event: &PaymentEvent) -> AppResult<Processed> 
 }
 
 async fn fail(tx: &mut PgConnection, hold: Hold) -> AppResult<Processed> {
-    let finished = if hold.state == "active" {
-        return_hold(tx, &hold, "released", events::kind::HOLD_RELEASED).await?;
+    let finished = if hold.state == HoldState::Active {
+        return_hold(tx, &hold, HoldState::Released, events::kind::HOLD_RELEASED).await?;
         true
     } else {
         false
@@ -115,8 +115,8 @@ async fn fail(tx: &mut PgConnection, hold: Hold) -> AppResult<Processed> {
 }
 
 async fn succeed(tx: &mut PgConnection, hold: Hold, event: &PaymentEvent) -> AppResult<Processed> {
-    match hold.state.as_str() {
-        "confirmed" => {
+    match hold.state {
+        HoldState::Confirmed => {
             let order = Order::for_hold(tx, hold.id).await?;
             if order.payment_reference == event.payment_reference {
                 // The same payment again under a new event id: same order.
@@ -128,11 +128,11 @@ async fn succeed(tx: &mut PgConnection, hold: Hold, event: &PaymentEvent) -> App
             }
             return refund(tx, &hold, event, "this hold was already paid by another payment").await;
         }
-        "active" if hold.expires_at > chrono::Utc::now() => {}
-        "active" => {
+        HoldState::Active if hold.expires_at > chrono::Utc::now() => {}
+        HoldState::Active => {
             // Past its deadline but not yet swept: expire it here, then treat
             // the payment as late like any other.
-            return_hold(tx, &hold, "expired", events::kind::HOLD_EXPIRED).await?;
+            return_hold(tx, &hold, HoldState::Expired, events::kind::HOLD_EXPIRED).await?;
             return reclaim(tx, hold, event).await;
         }
         _ => return reclaim(tx, hold, event).await,
