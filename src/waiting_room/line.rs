@@ -60,6 +60,9 @@ struct Watched {
     heartbeats: Mutex<Vec<u32>>,
     /// Milliseconds since `Lines::epoch` of the last poll.
     last_poll: AtomicU64,
+    /// Bumped by every local change (an admission, a settings change), so
+    /// a refresh read from Redis before that change does not overwrite it.
+    generation: AtomicU64,
 }
 
 impl Watched {
@@ -69,6 +72,7 @@ impl Watched {
             positions: RwLock::new(None),
             heartbeats: Mutex::new(Vec::new()),
             last_poll: AtomicU64::new(now),
+            generation: AtomicU64::new(0),
         }
     }
 }
@@ -81,6 +85,8 @@ pub struct Due {
     pub heartbeats: Vec<u32>,
     /// The pre-queue order should be read (written but not yet loaded).
     pub wants_positions: bool,
+    /// The sale's generation when this refresh began.
+    pub generation: u64,
 }
 
 /// Per-sale line snapshots and heartbeat buffers of this instance.
@@ -178,16 +184,21 @@ impl Lines {
                 let heartbeats = w.heartbeats.lock().map(|mut b| std::mem::take(&mut *b)).unwrap_or_default();
                 let shuffled = w.view.read().ok().and_then(|v| v.as_ref().map(|(_, l)| l.shuffled)).unwrap_or(false);
                 let loaded = w.positions.read().map(|p| p.is_some()).unwrap_or(true);
-                Due { sale: sale.clone(), heartbeats, wants_positions: shuffled && !loaded }
+                let generation = w.generation.load(Ordering::Acquire);
+                Due { sale: sale.clone(), heartbeats, wants_positions: shuffled && !loaded, generation }
             })
             .collect()
     }
 
-    /// Stores a fresh view of `sale`'s line.
-    pub fn store(&self, sale: &str, line: LineView) {
+    /// Stores a fresh view of `sale`'s line, read when the sale was at
+    /// `generation`; a view read before a local change is dropped (the next
+    /// refresh brings one that includes it).
+    pub fn store(&self, sale: &str, line: LineView, generation: u64) {
         let watched = self.watched(sale);
         if let Ok(mut view) = watched.view.write() {
-            *view = Some((Instant::now(), line));
+            if watched.generation.load(Ordering::Acquire) == generation {
+                *view = Some((Instant::now(), line));
+            }
         };
     }
 
@@ -213,6 +224,7 @@ impl Lines {
     pub fn note_serving(&self, sale: &str, serving: u64) {
         let watched = self.watched(sale);
         if let Ok(mut view) = watched.view.write() {
+            watched.generation.fetch_add(1, Ordering::AcqRel);
             match view.as_mut() {
                 // Admitting means the pre-queue is frozen: a copy from
                 // before the freeze must not answer anyone.
@@ -228,6 +240,7 @@ impl Lines {
     pub fn forget(&self, sale: &str) {
         let watched = self.watched(sale);
         if let Ok(mut view) = watched.view.write() {
+            watched.generation.fetch_add(1, Ordering::AcqRel);
             *view = None;
         }
         if let Ok(mut p) = watched.positions.write() {
@@ -240,6 +253,25 @@ impl Lines {
 mod tests {
     use super::*;
 
+    impl Lines {
+        /// Stores a view read at the sale's current generation.
+        fn store_now(&self, sale: &str, line: LineView) {
+            let generation = self.watched(sale).generation.load(Ordering::Acquire);
+            self.store(sale, line, generation);
+        }
+    }
+
+    #[test]
+    fn a_refresh_read_before_a_local_admission_does_not_undo_it() {
+        let lines = Lines::default();
+        lines.store_now("s", line(10, Some(0), true));
+        let due = lines.due();
+        // This instance admits up to 50 while the refresh is in flight.
+        lines.note_serving("s", 50);
+        lines.store("s", line(10, Some(0), true), due[0].generation);
+        assert!(lines.waiting_standing("s", 20).is_none(), "20 was admitted: ask Redis");
+    }
+
     fn line(serving: u64, prequeue: Option<u64>, shuffled: bool) -> LineView {
         LineView { state: "on_sale".into(), serving, prequeue, shuffled, rate: Some(10.0), drawn: None, seq: 100 }
     }
@@ -248,7 +280,7 @@ mod tests {
     fn behind_the_serving_number_is_answered_locally_and_beats() {
         let lines = Lines::default();
         assert!(lines.waiting_standing("s", 50).is_none(), "no snapshot yet: ask Redis");
-        lines.store("s", line(10, Some(0), true));
+        lines.store_now("s", line(10, Some(0), true));
         let standing = lines.waiting_standing("s", 50).expect("waiting behind serving");
         assert_eq!(standing.position, Some(50));
         assert_eq!(standing.standing, PlaceState::Waiting);
@@ -263,7 +295,7 @@ mod tests {
     #[test]
     fn prequeue_places_come_from_the_written_order() {
         let lines = Lines::default();
-        lines.store("s", line(1, Some(3), true));
+        lines.store_now("s", line(1, Some(3), true));
         assert!(lines.waiting_standing("s", 2).is_none(), "order not loaded yet");
         assert!(lines.due()[0].wants_positions);
         // n = 1, 2, 3 -> places 3, 1, 2
@@ -280,7 +312,7 @@ mod tests {
     #[test]
     fn an_open_prequeue_waits_without_a_place_and_a_forgotten_line_asks_redis() {
         let lines = Lines::default();
-        lines.store("s", line(0, None, false));
+        lines.store_now("s", line(0, None, false));
         assert_eq!(lines.waiting_standing("s", 5).map(|s| s.position), Some(None));
         lines.forget("s");
         assert!(lines.waiting_standing("s", 5).is_none());
@@ -289,7 +321,7 @@ mod tests {
     #[test]
     fn own_admissions_move_the_line_at_once() {
         let lines = Lines::default();
-        lines.store("s", line(10, Some(0), true));
+        lines.store_now("s", line(10, Some(0), true));
         assert!(lines.waiting_standing("s", 12).is_some());
         lines.note_serving("s", 12);
         assert!(lines.waiting_standing("s", 12).is_none());

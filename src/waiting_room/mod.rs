@@ -511,7 +511,7 @@ impl WaitingRoom {
                 seq: seq.unwrap_or(0),
             };
             let load_positions = sale.wants_positions || (view.shuffled && view.prequeue.is_some_and(|pq| pq > 0));
-            self.lines.store(&sale.sale, view);
+            self.lines.store(&sale.sale, view, sale.generation);
             if load_positions && sale.wants_positions {
                 let key = self.keys(&sale.sale).key("pos");
                 let positions: Vec<u8> = self
