@@ -48,6 +48,9 @@
 //! - [`web_pages`]: the embedded buyer pages from `web/`.
 //! - [`demo`]: the demo sale of the dev run command.
 
+#[macro_use]
+mod text_enum;
+
 pub mod adaptive;
 pub mod audit;
 pub mod configuration;

@@ -42,42 +42,18 @@ pub struct Hold {
     pub created_at: DateTime<Utc>,
 }
 
-/// Where a hold is in its life (`holds.state`, migrations/0002).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HoldState {
-    /// Units held, waiting for payment (until `expires_at`).
-    Active,
-    /// Paid: its units are in an order.
-    Confirmed,
-    /// Let go by the buyer or by a failed payment.
-    Released,
-    /// Not paid in time.
-    Expired,
-}
-
-impl HoldState {
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HoldState::Active => "active",
-            HoldState::Confirmed => "confirmed",
-            HoldState::Released => "released",
-            HoldState::Expired => "expired",
-        }
-    }
-}
-
-impl TryFrom<String> for HoldState {
-    type Error = String;
-
-    fn try_from(text: String) -> Result<Self, Self::Error> {
-        match text.as_str() {
-            "active" => Ok(HoldState::Active),
-            "confirmed" => Ok(HoldState::Confirmed),
-            "released" => Ok(HoldState::Released),
-            "expired" => Ok(HoldState::Expired),
-            other => Err(format!("unknown hold state {other}")),
-        }
+crate::text_enum! {
+    /// Where a hold is in its life (`holds.state`, migrations/0002).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum HoldState {
+        /// Units held, waiting for payment (until `expires_at`).
+        Active => "active",
+        /// Paid: its units are in an order.
+        Confirmed => "confirmed",
+        /// Let go by the buyer or by a failed payment.
+        Released => "released",
+        /// Not paid in time.
+        Expired => "expired",
     }
 }
 

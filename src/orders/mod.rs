@@ -37,25 +37,15 @@ pub struct Order {
     pub cancelled_at: Option<DateTime<Utc>>,
 }
 
-/// Where an order is in its life (`orders.state`, migrations/0002).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum OrderState {
-    /// Paid; its units are sold.
-    Confirmed,
-    /// Cancelled by its buyer; its units went back on sale.
-    Cancelled,
-}
-
-impl TryFrom<String> for OrderState {
-    type Error = String;
-
-    fn try_from(text: String) -> Result<Self, Self::Error> {
-        match text.as_str() {
-            "confirmed" => Ok(OrderState::Confirmed),
-            "cancelled" => Ok(OrderState::Cancelled),
-            other => Err(format!("unknown order state {other}")),
-        }
+crate::text_enum! {
+    /// Where an order is in its life (`orders.state`, migrations/0002).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+    #[serde(rename_all = "snake_case")]
+    pub enum OrderState {
+        /// Paid; its units are sold.
+        Confirmed => "confirmed",
+        /// Cancelled by its buyer; its units went back on sale.
+        Cancelled => "cancelled",
     }
 }
 

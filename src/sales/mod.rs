@@ -86,36 +86,16 @@ pub struct Sale {
     pub hold_p99_target_ms: i32,
 }
 
-/// How a sale's admission rate is set.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum AdmissionMode {
-    /// `admit_per_second` as configured.
-    Fixed,
-    /// Starts at `admit_per_second`, then follows the hold path's health
-    /// (see `adaptive`).
-    Adaptive,
-}
-
-impl AdmissionMode {
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AdmissionMode::Fixed => "fixed",
-            AdmissionMode::Adaptive => "adaptive",
-        }
-    }
-}
-
-impl TryFrom<String> for AdmissionMode {
-    type Error = String;
-
-    fn try_from(text: String) -> Result<Self, Self::Error> {
-        match text.as_str() {
-            "fixed" => Ok(AdmissionMode::Fixed),
-            "adaptive" => Ok(AdmissionMode::Adaptive),
-            other => Err(format!("unknown admission mode {other}")),
-        }
+crate::text_enum! {
+    /// How a sale's admission rate is set.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, ToSchema)]
+    #[serde(rename_all = "snake_case")]
+    pub enum AdmissionMode {
+        /// `admit_per_second` as configured.
+        Fixed => "fixed",
+        /// Starts at `admit_per_second`, then follows the hold path's health
+        /// (see `adaptive`).
+        Adaptive => "adaptive",
     }
 }
 
