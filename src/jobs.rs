@@ -13,7 +13,7 @@ use crate::error::AppResult;
 use crate::inventory::expire_due_holds;
 use crate::metrics;
 use crate::release::release_next_stage;
-use crate::sales::{state, AdmissionMode, Sale, SALE_COLUMNS};
+use crate::sales::{AdmissionMode, Sale, SaleState, SALE_COLUMNS};
 use crate::state::AppState;
 
 /// Sales the admission ticker serves, refreshed by the clock.
@@ -262,7 +262,8 @@ pub async fn clock_tick(state: &AppState) -> AppResult<Vec<String>> {
         if sale.waiting_room {
             crate::waiting_room::reconcile::save_counters(&state.db, &state.waiting_room, sale).await?;
         }
-        let started = sale.starts_at <= Utc::now() && sale.state != state::SCHEDULED && sale.state != state::CLOSED;
+        let started =
+            sale.starts_at <= Utc::now() && sale.state != SaleState::Scheduled && sale.state != SaleState::Closed;
         if sale.waiting_room && sale.mode == "fifo" && started {
             state.waiting_room.start(sale, sale.shuffle_prequeue).await?;
             if !sale.seed_revealed {
@@ -270,7 +271,7 @@ pub async fn clock_tick(state: &AppState) -> AppResult<Vec<String>> {
                 sqlx::query("UPDATE sales SET seed_revealed = true WHERE id = $1").bind(&sale.id).execute(db).await?;
             }
         }
-        if sale.waiting_room && sale.state == state::ON_SALE {
+        if sale.waiting_room && sale.state == SaleState::OnSale {
             live.push(sale.id.clone());
         }
     }

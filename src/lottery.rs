@@ -77,7 +77,7 @@ pub async fn draw(
     if sale.lottery_drawn_at.is_some() {
         return Err(AppError::conflict("already_drawn", "the lottery has already been drawn"));
     }
-    if sale.state == crate::sales::state::CLOSED {
+    if sale.state == crate::sales::SaleState::Closed {
         return Err(AppError::gone("sale_closed", "the sale is closed"));
     }
     let default_winners = i64::from(sale.released_upto / sale.per_user_limit.max(1)).max(1);

@@ -27,6 +27,12 @@ macro_rules! text_enum {
             }
         }
 
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
         impl TryFrom<String> for $name {
             type Error = String;
 

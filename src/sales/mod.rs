@@ -27,8 +27,9 @@ pub struct Sale {
     pub name: String,
     /// `fifo` or `lottery`.
     pub mode: String,
-    /// `scheduled`, `on_sale`, `paused`, `sold_out` or `closed`.
-    pub state: String,
+    /// Where the sale is in its life.
+    #[sqlx(try_from = "String")]
+    pub state: SaleState,
     /// When stage 1 opens (FIFO) or the entry window closes (lottery).
     pub starts_at: DateTime<Utc>,
     /// When the sale closes by itself.
@@ -99,7 +100,28 @@ crate::text_enum! {
     }
 }
 
-/// Sale states.
+crate::text_enum! {
+    /// A sale's state (`sales.state`, migrations/0001): `scheduled` (the
+    /// pre-queue or lottery entries are open) → `on_sale` ⇄ `paused` →
+    /// `sold_out` | `closed`.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+    #[serde(rename_all = "snake_case")]
+    pub enum SaleState {
+        /// Before `starts_at`.
+        Scheduled => "scheduled",
+        /// Holds are possible.
+        OnSale => "on_sale",
+        /// Admission and holds stopped by an admin; joins still queue.
+        Paused => "paused",
+        /// No unit available or held in any stage.
+        SoldOut => "sold_out",
+        /// Over for good.
+        Closed => "closed",
+    }
+}
+
+/// Sale states as words, for states read back from Redis (the waiting
+/// room's copy) and SQL.
 pub mod state {
     /// Before `starts_at`: the pre-queue (or lottery entry window) is open.
     pub const SCHEDULED: &str = "scheduled";
@@ -180,12 +202,12 @@ impl Sale {
 
     /// Whether holds are possible now.
     pub fn ensure_on_sale(&self) -> AppResult<()> {
-        match self.state.as_str() {
-            state::ON_SALE => Ok(()),
-            state::SCHEDULED => Err(AppError::conflict("sale_not_started", "the sale has not started yet")),
-            state::PAUSED => Err(AppError::conflict("sale_paused", "the sale is paused; try again shortly")),
-            state::SOLD_OUT => Err(AppError::gone("sold_out", "the sale is sold out")),
-            _ => Err(AppError::gone("sale_closed", "the sale is closed")),
+        match self.state {
+            SaleState::OnSale => Ok(()),
+            SaleState::Scheduled => Err(AppError::conflict("sale_not_started", "the sale has not started yet")),
+            SaleState::Paused => Err(AppError::conflict("sale_paused", "the sale is paused; try again shortly")),
+            SaleState::SoldOut => Err(AppError::gone("sold_out", "the sale is sold out")),
+            SaleState::Closed => Err(AppError::gone("sale_closed", "the sale is closed")),
         }
     }
 
@@ -203,7 +225,7 @@ impl Sale {
             id: "s_example".into(),
             name: "Example".into(),
             mode: "fifo".into(),
-            state: state::ON_SALE.into(),
+            state: SaleState::OnSale,
             starts_at: Utc::now(),
             ends_at: None,
             seating: "general".into(),

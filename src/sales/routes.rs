@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::create::{create_sale, validate_admission, AdmissionSpec, NewSale, ValidAdmission};
-use super::{state, AdmissionMode, Availability, Sale, SALE_COLUMNS};
+use super::{AdmissionMode, Availability, Sale, SaleState, SALE_COLUMNS};
 use crate::audit::{audit, AuditReport};
 use crate::error::{AppError, AppResult};
 use crate::extractor::Admin;
@@ -44,7 +44,7 @@ pub struct SaleView {
     /// Display name.
     pub name: String,
     /// `scheduled`, `on_sale`, `paused`, `sold_out`, `closed`.
-    pub state: String,
+    pub state: SaleState,
     /// `fifo` or `lottery`.
     pub mode: String,
     /// `general` or `reserved`.
@@ -99,7 +99,7 @@ async fn view(state: &AppState, sale: &Sale, fresh: bool) -> AppResult<SaleView>
     Ok(SaleView {
         id: sale.id.clone(),
         name: sale.name.clone(),
-        state: sale.state.clone(),
+        state: sale.state,
         mode: sale.mode.clone(),
         seating: sale.seating.clone(),
         starts_at: sale.starts_at,
@@ -254,18 +254,20 @@ pub async fn admin_update_sale(
     let mut tx = state.db.begin().await?;
     let sale = Sale::lock(&mut tx, &path).await?;
     let new_state = match update.action.as_deref() {
-        None => sale.state.clone(),
-        Some("pause") => match sale.state.as_str() {
-            state::ON_SALE | state::SOLD_OUT | state::PAUSED | state::SCHEDULED => state::PAUSED.to_owned(),
-            _ => return Err(AppError::conflict("invalid_transition", "a closed sale cannot be paused")),
+        None => sale.state,
+        Some("pause") => match sale.state {
+            SaleState::OnSale | SaleState::SoldOut | SaleState::Paused | SaleState::Scheduled => SaleState::Paused,
+            SaleState::Closed => {
+                return Err(AppError::conflict("invalid_transition", "a closed sale cannot be paused"))
+            }
         },
-        Some("resume") => match sale.state.as_str() {
-            state::PAUSED if sale.starts_at > Utc::now() => state::SCHEDULED.to_owned(),
+        Some("resume") => match sale.state {
+            SaleState::Paused if sale.starts_at > Utc::now() => SaleState::Scheduled,
             // The clock turns it sold_out again if nothing is left.
-            state::PAUSED | state::ON_SALE => state::ON_SALE.to_owned(),
+            SaleState::Paused | SaleState::OnSale => SaleState::OnSale,
             other => return Err(AppError::conflict("invalid_transition", format!("a {other} sale cannot be resumed"))),
         },
-        Some("close") => state::CLOSED.to_owned(),
+        Some("close") => SaleState::Closed,
         Some(other) => return Err(AppError::Invalid(format!("action must be pause, resume or close, got {other}"))),
     };
     let admission = match &update.admission {
@@ -278,7 +280,7 @@ pub async fn admin_update_sale(
          updated_at = now() WHERE id = $1 RETURNING {SALE_COLUMNS}"
     )))
     .bind(&sale.id)
-    .bind(&new_state)
+    .bind(new_state.as_str())
     .bind(admission.admit_per_second)
     .bind(admission.max_active)
     .bind(admission.admission_ttl_seconds)

@@ -399,7 +399,7 @@ impl WaitingRoom {
             .arg(RESTORED_SEQ_MARGIN)
             .arg(Utc::now().timestamp());
         for (field, value) in [
-            ("state", sale.state.clone()),
+            ("state", sale.state.as_str().to_owned()),
             ("mode", sale.mode.clone()),
             ("wr", if sale.waiting_room { "1" } else { "0" }.into()),
             ("aps", sale.admit_per_second.to_string()),

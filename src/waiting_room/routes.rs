@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use super::{estimated_wait, poll_after_ms, JoinOutcome, PlaceState, Standing};
 use crate::error::{AppError, AppResult};
 use crate::extractor::{Admin, JoinQuota, JsonBody, QueueBearer, RawBody, StatusQuota};
-use crate::sales::{state, Sale};
+use crate::sales::{state, Sale, SaleState};
 use crate::state::AppState;
 use crate::tokens::{self, Purpose};
 
@@ -109,9 +109,9 @@ pub async fn join(
     let sale = state.sales.get(&state.db, &sale_id).await?;
     let identity = identify(&state, &req, &body, &sale.id)?;
 
-    match sale.state.as_str() {
-        state::CLOSED => return Err(AppError::gone("sale_closed", "the sale is closed")),
-        state::SOLD_OUT => return Err(AppError::gone("sold_out", "the sale is sold out")),
+    match sale.state {
+        SaleState::Closed => return Err(AppError::gone("sale_closed", "the sale is closed")),
+        SaleState::SoldOut => return Err(AppError::gone("sold_out", "the sale is sold out")),
         _ => {}
     }
 
@@ -264,7 +264,7 @@ fn visitor_state(sale: &Sale, sale_state: &str, standing: &Standing, position: u
 }
 
 fn admitted_without_queue(state: &AppState, sale: &Sale, visitor: &str, mut view: QueueView) -> AppResult<QueueView> {
-    if sale.state == state::SCHEDULED {
+    if sale.state == SaleState::Scheduled {
         view.prequeue = true;
         view.position = Some(1);
         view.ahead = Some(0);
