@@ -22,7 +22,6 @@
 //! `max_active` a second). The rate in force is shown in the sale's queue
 //! figures and the `floodgate_admission_rate` gauge.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -106,8 +105,6 @@ impl Window {
 #[derive(Default)]
 pub struct HoldHealth {
     current: Mutex<Window>,
-    /// Holds recorded since start (for tests and the stats).
-    pub recorded: AtomicU64,
 }
 
 impl HoldHealth {
@@ -121,7 +118,6 @@ impl HoldHealth {
                 window.unavailable += 1;
             }
         }
-        self.recorded.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Records whether the Postgres pool had an idle connection.

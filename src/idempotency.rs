@@ -1,11 +1,11 @@
 //! `Idempotency-Key` handling (I5): the first answer to a key is stored in
-//! the same transaction as the work, and a retry gets that answer back.
+//! the same transaction as the work (for holds, inside `place_hold`,
+//! migrations/0004), and a retry gets that answer back from here.
 
 use actix_web::http::StatusCode;
 use actix_web::HttpRequest;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use sqlx::PgConnection;
 
 use crate::error::{AppError, AppResult};
 
@@ -33,60 +33,6 @@ pub fn fingerprint(parts: &[&str]) -> String {
         hasher.update([0u8]);
     }
     hex::encode(hasher.finalize())
-}
-
-/// What claiming a key found.
-pub enum Claim {
-    /// First use: do the work, then [`store`] the answer in the same transaction.
-    First,
-    /// Seen before with the same request: here is the first answer.
-    Replay(StatusCode, Value),
-}
-
-/// Claims `key` in `scope` inside the caller's transaction. A concurrent
-/// request with the same key blocks here until the first one finishes.
-pub async fn claim(conn: &mut PgConnection, scope: &str, key: &str, request_hash: &str) -> AppResult<Claim> {
-    let inserted = sqlx::query(
-        "INSERT INTO idempotency_keys (scope, key, request_hash) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-    )
-    .bind(scope)
-    .bind(key)
-    .bind(request_hash)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
-    if inserted == 1 {
-        return Ok(Claim::First);
-    }
-    let (stored_hash, status, body): (String, Option<i16>, Option<Value>) = sqlx::query_as(
-        "SELECT request_hash, response_status, response_body FROM idempotency_keys WHERE scope = $1 AND key = $2",
-    )
-    .bind(scope)
-    .bind(key)
-    .fetch_one(&mut *conn)
-    .await?;
-    if stored_hash != request_hash {
-        return Err(AppError::conflict(
-            "idempotency_key_reused",
-            "this Idempotency-Key was used for a different request",
-        ));
-    }
-    match (status.and_then(|s| StatusCode::from_u16(s as u16).ok()), body) {
-        (Some(status), Some(body)) => Ok(Claim::Replay(status, body)),
-        _ => Err(AppError::conflict("request_in_progress", "a request with this Idempotency-Key is still running")),
-    }
-}
-
-/// Stores the answer of a first use.
-pub async fn store(conn: &mut PgConnection, scope: &str, key: &str, status: StatusCode, body: &Value) -> AppResult<()> {
-    sqlx::query("UPDATE idempotency_keys SET response_status = $3, response_body = $4 WHERE scope = $1 AND key = $2")
-        .bind(scope)
-        .bind(key)
-        .bind(status.as_u16() as i16)
-        .bind(body)
-        .execute(conn)
-        .await?;
-    Ok(())
 }
 
 /// The stored answer to `key` in `scope`, if any: the first answer, or 409

@@ -48,8 +48,6 @@ pub struct LineView {
     pub rate: Option<f64>,
     /// Lottery winners, once drawn.
     pub drawn: Option<u64>,
-    /// Last join number.
-    pub seq: u64,
 }
 
 struct Watched {
@@ -167,7 +165,6 @@ impl Lines {
             deadline_ms: None,
             rate: line.rate,
             drawn: line.drawn,
-            seq: line.seq,
         })
     }
 
@@ -273,7 +270,7 @@ mod tests {
     }
 
     fn line(serving: u64, prequeue: Option<u64>, shuffled: bool) -> LineView {
-        LineView { state: "on_sale".into(), serving, prequeue, shuffled, rate: Some(10.0), drawn: None, seq: 100 }
+        LineView { state: "on_sale".into(), serving, prequeue, shuffled, rate: Some(10.0), drawn: None }
     }
 
     #[test]

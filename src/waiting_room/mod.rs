@@ -195,7 +195,6 @@ impl JoinReply {
                             deadline_ms: None,
                             rate: self.rate,
                             drawn: self.drawn,
-                            seq: n,
                         },
                     )
                 })
@@ -248,13 +247,12 @@ pub struct Standing {
     pub rate: Option<f64>,
     /// Lottery winners, once drawn.
     pub drawn: Option<u64>,
-    /// Last join number handed out.
-    pub seq: u64,
 }
 
 impl FromRedisValue for Standing {
     fn from_redis_value(v: Value) -> Result<Self, ParsingError> {
-        let (sale_state, serving, position, standing, deadline, rate, drawn, seq): (
+        // status.lua also answers the last join number (unused here).
+        let (sale_state, serving, position, standing, deadline, rate, drawn, _seq): (
             String,
             u64,
             i64,
@@ -272,13 +270,12 @@ impl FromRedisValue for Standing {
             deadline_ms: deadline.parse::<f64>().ok().map(|d| d as i64),
             rate: parse_rate(&rate),
             drawn: drawn.parse().ok(),
-            seq,
         })
     }
 }
 
-/// What `HMGET meta state serving pq shuf rate drawn seq` answers.
-type LineFields = (Option<String>, Option<u64>, Option<u64>, Option<String>, Option<String>, Option<u64>, Option<u64>);
+/// What `HMGET meta state serving pq shuf rate drawn` answers.
+type LineFields = (Option<String>, Option<u64>, Option<u64>, Option<String>, Option<String>, Option<u64>);
 
 /// Queue figures for a sale page.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -485,7 +482,7 @@ impl WaitingRoom {
                 }
                 pipe.add_command(bitfield).ignore();
             }
-            pipe.cmd("HMGET").arg(keys.key("meta")).arg(&["state", "serving", "pq", "shuf", "rate", "drawn", "seq"]);
+            pipe.cmd("HMGET").arg(keys.key("meta")).arg(&["state", "serving", "pq", "shuf", "rate", "drawn"]);
         }
         let started = Instant::now();
         let replies: AppResult<Vec<LineFields>> =
@@ -500,7 +497,7 @@ impl WaitingRoom {
                 return Err(e);
             }
         };
-        for (sale, (state, serving, pq, shuf, rate, drawn, seq)) in due.iter().zip(replies) {
+        for (sale, (state, serving, pq, shuf, rate, drawn)) in due.iter().zip(replies) {
             let view = line::LineView {
                 state: state.unwrap_or_default(),
                 serving: serving.unwrap_or(0),
@@ -508,7 +505,6 @@ impl WaitingRoom {
                 shuffled: shuf.as_deref() == Some("1"),
                 rate: rate.as_deref().and_then(parse_rate),
                 drawn,
-                seq: seq.unwrap_or(0),
             };
             let load_positions = sale.wants_positions || (view.shuffled && view.prequeue.is_some_and(|pq| pq > 0));
             self.lines.store(&sale.sale, view, sale.generation);

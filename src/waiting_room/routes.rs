@@ -374,7 +374,6 @@ mod tests {
             deadline_ms: None,
             rate: None,
             drawn,
-            seq: 20,
         }
     }
 
