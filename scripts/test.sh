@@ -8,8 +8,9 @@
 #   1. cargo fmt --check
 #   2. cargo clippy, warnings are errors
 #   3. cargo test (unit + integration tests against real Postgres/Redis)
-#   4. tests/browser/run.sh      — only if present and executable
-#   5. loadtest/k6/check.sh      — only if present and executable
+#   4. node --test web/js/*.test.mjs — unit tests of the buyer pages' modules
+#   5. tests/browser/run.sh      — only if present and executable
+#   6. loadtest/k6/check.sh      — only if present and executable
 #
 # Environment:
 #   FLOODGATE_TEST_THREADS   libtest --test-threads (default 3). Each
@@ -129,6 +130,10 @@ run_stage "clippy" cargo clippy --all-targets -- -D warnings
 # Output is deliberately not piped or filtered: CI reads the libtest
 # "test result:" summary lines.
 run_stage "test" cargo test --all-targets -- --test-threads="$TEST_THREADS"
+# The pages' pure modules (formatting, proof of work) under node:test; the
+# glob is expanded here, so any node from 20 on runs the same files.
+command -v node >/dev/null 2>&1 || { echo "test.sh: 'node' (20 or later) is needed for the web stage" >&2; exit 1; }
+run_stage "web" node --test web/js/*.test.mjs
 optional_stage "browser" tests/browser/run.sh
 optional_stage "k6" loadtest/k6/check.sh
 

@@ -2,10 +2,13 @@
 //! embedded in the binary so running the server needs no build step.
 //!
 //! `/` lists the sales, `/s/{sale}` is the waiting room and checkout; both
-//! talk to the public API from `/static/app.js`. Answers are compressed when
-//! the browser accepts it (the script is ~40 kB, ~11 kB gzipped) and carry a
-//! Content-Security-Policy that allows only this origin: the pages load
-//! nothing from elsewhere.
+//! load `/static/js/main.js`, a native ES module that picks the page's module
+//! (`index.js` or `sale.js`, which use `api.js`, `format.js` and `dom.js`) and
+//! talks to the public API. Every file of `web/js/` except the `*.test.mjs`
+//! unit tests is listed in [`JS_MODULES`] and served under `/static/js/` (a
+//! test checks the list is complete). Answers are compressed when the browser
+//! accepts it and carry a Content-Security-Policy that allows only this
+//! origin: the pages load nothing from elsewhere.
 
 use actix_web::dev::HttpServiceFactory;
 use actix_web::middleware::Compress;
@@ -13,8 +16,17 @@ use actix_web::{web, HttpResponse};
 
 const INDEX_HTML: &str = include_str!("../web/index.html");
 const SALE_HTML: &str = include_str!("../web/sale.html");
-const APP_JS: &str = include_str!("../web/app.js");
 const STYLE_CSS: &str = include_str!("../web/style.css");
+
+/// The modules of `web/js/`, served as `/static/js/<name>`.
+pub const JS_MODULES: &[(&str, &str)] = &[
+    ("main.js", include_str!("../web/js/main.js")),
+    ("api.js", include_str!("../web/js/api.js")),
+    ("format.js", include_str!("../web/js/format.js")),
+    ("dom.js", include_str!("../web/js/dom.js")),
+    ("index.js", include_str!("../web/js/index.js")),
+    ("sale.js", include_str!("../web/js/sale.js")),
+];
 
 const HTML: &str = "text/html; charset=utf-8";
 const JS: &str = "text/javascript; charset=utf-8";
@@ -39,8 +51,44 @@ fn resource(path: &str, content_type: &'static str, body: &'static str) -> impl 
 
 /// Routes of the pages.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/", HTML, INDEX_HTML))
-        .service(resource("/s/{sale}", HTML, SALE_HTML))
-        .service(resource("/static/app.js", JS, APP_JS))
-        .service(resource("/static/style.css", CSS, STYLE_CSS));
+    cfg.service(resource("/", HTML, INDEX_HTML));
+    cfg.service(resource("/s/{sale}", HTML, SALE_HTML));
+    cfg.service(resource("/static/style.css", CSS, STYLE_CSS));
+    for (name, body) in JS_MODULES {
+        cfg.service(resource(&format!("/static/js/{name}"), JS, body));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::JS_MODULES;
+    use std::collections::BTreeSet;
+    use std::path::Path;
+
+    /// Every module in `web/js/` (but the node unit tests) is served, and
+    /// nothing else is listed.
+    #[test]
+    fn every_module_of_web_js_is_served() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("web/js");
+        let on_disk: BTreeSet<String> = std::fs::read_dir(&dir)
+            .expect("web/js is readable")
+            .map(|entry| entry.expect("a directory entry").file_name().to_string_lossy().into_owned())
+            .filter(|name| name.ends_with(".js"))
+            .collect();
+        let served: BTreeSet<String> = JS_MODULES.iter().map(|(name, _)| (*name).to_owned()).collect();
+        assert_eq!(on_disk, served, "web/js/*.js and JS_MODULES differ");
+        assert_eq!(served.len(), JS_MODULES.len(), "a module is listed twice");
+    }
+
+    /// Every relative import of a served module names a served module.
+    #[test]
+    fn imports_resolve_to_served_modules() {
+        let served: BTreeSet<&str> = JS_MODULES.iter().map(|(name, _)| *name).collect();
+        for (name, body) in JS_MODULES {
+            for part in body.split("'./").skip(1) {
+                let target = part.split('\'').next().unwrap_or_default();
+                assert!(served.contains(target), "{name} imports ./{target}, which is not served");
+            }
+        }
+    }
 }

@@ -1,0 +1,800 @@
+// The waiting room of one sale (/s/{sale}): join, follow the place in line,
+// choose and hold tickets when admitted, pay (dev checkout), see the order.
+//
+// What the page knows lives in one object, `state`; the queue token, the
+// hold and the order are also kept in localStorage so a reload picks up
+// where the visitor was. Each step is a small function that reads `state`,
+// calls the API and renders one of the views (<section id="view-…">), whose
+// name is also put on <body data-view="…">.
+
+import { api, errorOf, explain, now, path, randomKey, retryAfterSeconds } from './api.js';
+import {
+  aheadText, fmtCountdown, fmtDate, fmtNumber, fmtWait, heldTitle, parseSeats, plural,
+  queueTitle, saleMetaText, waitingLiveText,
+} from './format.js';
+import { $, badge, busy, clear, node, show, text } from './dom.js';
+
+const VIEWS = ['loading', 'join', 'queue', 'buy', 'hold', 'order', 'end'];
+
+/** Everything the page knows. */
+const state = {
+  saleId: '',
+  sale: null, // GET /sales/{sale}
+  phase: 'loading', // the view shown, one of VIEWS
+  // Kept in localStorage under `floodgate:sale:<id>`:
+  queueToken: null, // the place in line
+  startAhead: null, // people ahead at the start, for the progress bar
+  hold: null, // { id, hold_token, expires_at, units, quantity }
+  order: null, // { id, hold_token }
+  // This page only:
+  admission: null, // { token, expiresAt } while admitted
+  pendingHold: null, // { key, body } of a hold whose answer was lost
+  polling: false,
+  pollTimer: null,
+  pollBackoff: 2000,
+  transientAlert: false, // the alert says "busy/offline, retrying" and goes once that passes
+  lastLive: '',
+  firstView: true,
+};
+
+// ---------------------------------------------------------------------------
+// Storage: the queue token, the hold and the order survive a reload
+// ---------------------------------------------------------------------------
+
+let memory = {}; // when localStorage is unavailable
+
+function storeKey() {
+  return 'floodgate:sale:' + state.saleId;
+}
+
+function loadStored() {
+  let st;
+  try {
+    const raw = window.localStorage.getItem(storeKey());
+    st = raw ? JSON.parse(raw) : {};
+  } catch {
+    st = memory;
+  }
+  state.queueToken = st.queue_token || null;
+  state.startAhead = st.start_ahead == null ? null : st.start_ahead;
+  state.hold = st.hold || null;
+  state.order = st.order || null;
+}
+
+/** Sets fields of `state` (queueToken, startAhead, hold, order) and stores them. */
+function remember(patch) {
+  Object.assign(state, patch);
+  const st = {};
+  if (state.queueToken) st.queue_token = state.queueToken;
+  if (state.startAhead != null) st.start_ahead = state.startAhead;
+  if (state.hold) st.hold = state.hold;
+  if (state.order) st.order = state.order;
+  memory = st;
+  try {
+    window.localStorage.setItem(storeKey(), JSON.stringify(st));
+  } catch {
+    /* memory only */
+  }
+}
+
+function forgetPlace() {
+  remember({ queueToken: null, startAhead: null });
+}
+
+// ---------------------------------------------------------------------------
+// Views, alerts, announcements
+// ---------------------------------------------------------------------------
+
+function setView(name) {
+  if (name === state.phase) return;
+  for (const v of VIEWS) show($('view-' + v), v === name);
+  state.phase = name;
+  document.body.setAttribute('data-view', name);
+  // Move focus to the new step's heading so keyboard and screen-reader users
+  // land on it; not on the first view, to leave page load alone.
+  if (!state.firstView) {
+    const heading = document.querySelector('#view-' + name + ' h2');
+    if (heading) heading.focus();
+  }
+  state.firstView = state.firstView && name === 'loading';
+}
+
+function showAlert(msg, kind) {
+  const box = $('alert');
+  text(box, msg);
+  box.className = 'alert' + (kind ? ' ' + kind : '');
+  show(box, !!msg);
+}
+
+function clearAlert() {
+  showAlert('');
+}
+
+function transientAlert(msg) {
+  showAlert(msg, 'info');
+  state.transientAlert = true;
+}
+
+function clearAlertIfTransient() {
+  if (!state.transientAlert) return;
+  clearAlert();
+  state.transientAlert = false;
+}
+
+function announce(msg) {
+  const el = $('announce');
+  text(el, '');
+  setTimeout(() => text(el, msg), 50);
+}
+
+// ---------------------------------------------------------------------------
+// Countdowns: one ticker drives every visible countdown
+// ---------------------------------------------------------------------------
+
+const timers = {}; // name -> { at, el, onEnd, progress, total, warn, shown, warned, done }
+
+// `warn`: {seconds, message} said once through the live region when that
+// little time is left (a role=timer is not read out on its own).
+function setTimer(name, atIso, el, onEnd, progress, totalSeconds, warn) {
+  const at = Date.parse(atIso);
+  if (isNaN(at)) {
+    delete timers[name];
+    text(el, '–');
+    return;
+  }
+  if (timers[name] && timers[name].at === at && timers[name].el === el) return; // already running
+  timers[name] = { at, el, onEnd, progress, total: totalSeconds, warn, done: false };
+  tick();
+}
+
+function stopTimer(name) {
+  delete timers[name];
+}
+
+function tick() {
+  for (const t of Object.values(timers)) {
+    const left = (t.at - now()) / 1000;
+    const shown = fmtCountdown(left);
+    if (shown !== t.shown) {
+      t.shown = shown;
+      text(t.el, shown);
+    }
+    if (t.warn) {
+      const urgent = left <= t.warn.seconds;
+      t.el.classList.toggle('urgent', urgent);
+      if (urgent && !t.warned && left > 0) {
+        t.warned = true;
+        announce(t.warn.message);
+      }
+    }
+    if (t.progress && t.total > 0) {
+      t.progress.max = t.total;
+      t.progress.value = Math.max(0, Math.min(t.total, left));
+    }
+    if (left <= 0 && !t.done) {
+      t.done = true;
+      if (t.onEnd) t.onEnd();
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// The sale itself
+// ---------------------------------------------------------------------------
+
+function renderSale() {
+  const sale = state.sale;
+  if (!sale) return;
+  text($('sale-name'), sale.name);
+  document.title = sale.name + ' · floodgate';
+  const meta = $('sale-meta');
+  clear(meta);
+  meta.appendChild(badge(sale.state, sale.mode));
+  meta.appendChild(document.createTextNode(' ' + saleMetaText(sale)));
+}
+
+/** Loads the sale; resolves to it, or null when there is no such sale; rejects with the answer otherwise. */
+async function fetchSale() {
+  const r = await api('GET', path('sales', state.saleId));
+  if (r.ok && r.data) {
+    state.sale = r.data;
+    renderSale();
+    return state.sale;
+  }
+  if (r.status === 404) return null;
+  throw r;
+}
+
+function refreshSaleSoon(ms) {
+  setTimeout(() => fetchSale().catch(() => {}), ms);
+}
+
+// ---------------------------------------------------------------------------
+// Terminal and informational screens
+// ---------------------------------------------------------------------------
+
+function showEnd(title, body, button) {
+  stopPolling();
+  stopTimer('admission');
+  text($('end-title'), title);
+  text($('end-text'), body);
+  const btn = $('end-btn');
+  if (button) {
+    text(btn, button.label);
+    btn.onclick = button.action;
+    show(btn, true);
+  } else {
+    btn.onclick = null;
+    show(btn, false);
+  }
+  setView('end');
+}
+
+function soldOut(keepChecking) {
+  showEnd('Sold out', 'Sorry, every ticket for this sale has been sold.' +
+    (keepChecking ? ' We’ll keep checking in case tickets come back.' : ''));
+  if (state.sale && state.sale.state !== 'sold_out') {
+    state.sale.state = 'sold_out';
+    renderSale();
+  }
+}
+
+function closed() {
+  showEnd('This sale has closed', 'Tickets for this sale are no longer on offer.');
+}
+
+function lotteryClosed() {
+  showEnd('Entries are closed', 'The lottery has been drawn, so new entries are closed.');
+}
+
+function holdEnded(body) {
+  stopTimer('hold');
+  remember({ hold: null });
+  showEnd('Your hold has expired', body || 'The time to pay ran out, so the tickets went back on sale.',
+    { label: 'Check my place', action: resumeQueue });
+}
+
+// ---------------------------------------------------------------------------
+// Joining
+// ---------------------------------------------------------------------------
+
+function showJoin(message) {
+  stopPolling();
+  const sale = state.sale;
+  if (sale && sale.mode === 'lottery') {
+    text($('join-title'), 'Enter the lottery');
+    text($('join-text'), 'Winners are drawn at random when entries close' +
+      (sale.starts_at ? ' (' + fmtDate(sale.starts_at) + ')' : '') + '. It doesn’t matter when you enter.');
+    text($('join-btn'), 'Enter the lottery');
+  } else if (sale && sale.waiting_room === false) {
+    text($('join-title'), 'Get tickets');
+    text($('join-text'), sale.state === 'scheduled'
+      ? 'The sale opens ' + fmtDate(sale.starts_at) + '.'
+      : 'Tickets go to whoever holds them first.');
+    text($('join-btn'), 'Get tickets');
+  } else if (sale && sale.state === 'scheduled') {
+    text($('join-text'), 'The sale opens ' + fmtDate(sale.starts_at) +
+      '. Join the waiting room now and you’ll get a place in line when it opens.');
+  }
+  if (message) showAlert(message, 'info');
+  else clearAlert();
+  setView('join');
+}
+
+async function join() {
+  const btn = $('join-btn');
+  busy(btn, true);
+  clearAlert();
+  const hadToken = state.queueToken;
+  let r;
+  try {
+    r = await api('POST', path('sales', state.saleId, 'queue'), { token: state.queueToken });
+  } catch {
+    busy(btn, false);
+    showAlert('Could not reach the ticket service. Check your connection and try again.');
+    return;
+  }
+  busy(btn, false);
+  if (r.status === 200 || r.status === 201) {
+    const fresh = r.status === 201 || state.startAhead == null;
+    remember({ queueToken: r.data.queue_token, startAhead: fresh ? r.data.ahead : state.startAhead });
+    renderStatus(r.data);
+    if (state.polling || state.phase === 'queue' || state.phase === 'buy') schedulePoll(r.data);
+    return;
+  }
+  const e = errorOf(r);
+  if (e.code === 'sold_out') return soldOut(false);
+  if (e.code === 'sale_closed') return closed();
+  if (e.code === 'lottery_drawn') return lotteryClosed();
+  if ((r.status === 401 || r.status === 403) && hadToken) {
+    // A token from an earlier visit that no longer works: start afresh.
+    forgetPlace();
+    return join();
+  }
+  if (r.status === 429 || r.status === 503) {
+    const wait = retryAfterSeconds(r.res) || 3;
+    showAlert(explain(r) + ' Trying again in ' + plural(wait, 'second', 'seconds') + '…', 'info');
+    busy(btn, true);
+    setTimeout(join, wait * 1000);
+    return;
+  }
+  showAlert(explain(r));
+}
+
+// ---------------------------------------------------------------------------
+// Polling the place in line
+// ---------------------------------------------------------------------------
+
+function stopPolling() {
+  state.polling = false;
+  if (state.pollTimer) clearTimeout(state.pollTimer);
+  state.pollTimer = null;
+}
+
+function schedulePoll(view, overrideMs) {
+  if (state.pollTimer) clearTimeout(state.pollTimer);
+  state.polling = true;
+  let ms = overrideMs != null ? overrideMs : Math.max(1000, (view && view.poll_after_ms) || 2000);
+  // A little jitter so a crowd that joined together does not poll in step.
+  ms = Math.round(ms * (1 + Math.random() * 0.1));
+  state.pollTimer = setTimeout(poll, ms);
+}
+
+async function poll() {
+  state.pollTimer = null;
+  if (!state.queueToken) {
+    state.polling = false;
+    return showJoin();
+  }
+  let r;
+  try {
+    r = await api('GET', path('sales', state.saleId, 'queue', 'status'), { token: state.queueToken });
+  } catch {
+    // Offline or the server is unreachable: keep the place, try again.
+    state.pollBackoff = Math.min(state.pollBackoff * 2, 30000);
+    transientAlert('Connection lost. Trying again… you keep your place.');
+    schedulePoll(null, state.pollBackoff);
+    return;
+  }
+  if (!state.polling && state.phase !== 'loading') return;
+  if (r.ok && r.data) {
+    state.pollBackoff = 2000;
+    if (['queue', 'loading', 'buy', 'end'].includes(state.phase)) clearAlertIfTransient();
+    renderStatus(r.data);
+    if (state.polling || state.phase === 'loading') schedulePoll(r.data);
+    return;
+  }
+  if (r.status === 401 || r.status === 403) {
+    forgetPlace();
+    return showJoin('Your place in line could not be found any more. Please join again.');
+  }
+  if (r.status === 404) return showEnd('Sale not found', 'This sale does not exist or is no longer on offer.');
+  if (r.status === 429 || r.status === 503) {
+    const wait = retryAfterSeconds(r.res) || 2;
+    transientAlert('The ticket service is very busy. Checking again shortly… you keep your place.');
+    return schedulePoll(null, wait * 1000);
+  }
+  state.pollBackoff = Math.min(state.pollBackoff * 2, 30000);
+  schedulePoll(null, state.pollBackoff);
+}
+
+function renderStatus(v) {
+  switch (v.state) {
+    case 'waiting': return renderWaiting(v);
+    case 'admitted':
+    case 'won': return renderAdmitted(v);
+    case 'lost':
+      return showEnd('Not this time', 'You were not drawn in the lottery. Thanks for taking part.');
+    case 'expired':
+      return showEnd('Your place has expired',
+        'You were away too long, or your turn ran out before tickets were held, so your place went to the next person.',
+        { label: 'Join again', action: () => { forgetPlace(); showJoin(); join(); } });
+    case 'sold_out':
+      soldOut(true);
+      state.polling = true; // keep checking slowly: cancellations can bring tickets back
+      return;
+    case 'closed':
+      return closed();
+    default:
+      return showEnd('Unexpected answer', 'The ticket service said “' + v.state + '”. Please reload the page.');
+  }
+}
+
+function renderWaiting(v) {
+  const sale = state.sale;
+  state.admission = null;
+  stopTimer('admission');
+  const lottery = sale && sale.mode === 'lottery';
+  const ahead = v.ahead == null ? null : v.ahead;
+  const position = v.position == null ? null : v.position;
+  if (ahead != null && (state.startAhead == null || ahead > state.startAhead)) remember({ startAhead: ahead });
+
+  text($('queue-title'), queueTitle(v, sale));
+  // In a pre-queue that is shuffled at the start, the join order means
+  // nothing yet: show no number until the draw.
+  const shuffled = v.prequeue && sale && sale.shuffle_prequeue;
+  const showPlace = !lottery && !shuffled && position != null;
+  show($('q-place'), showPlace);
+  show($('q-progress-box'), showPlace && !v.prequeue);
+  show($('q-facts'), showPlace);
+  text($('q-number'), position != null ? fmtNumber(position) : '–');
+  text($('q-ahead'), ahead != null ? fmtNumber(ahead) : '–');
+  text($('q-wait'), v.paused ? 'paused' : (v.prequeue ? 'after the start' : fmtWait(v.estimated_wait_seconds)));
+
+  if (showPlace && !v.prequeue) {
+    const start = Math.max(state.startAhead || 0, ahead || 0);
+    const bar = $('q-progress');
+    bar.max = start + 1;
+    bar.value = start + 1 - (ahead || 0) - 0.5;
+    bar.setAttribute('aria-valuetext', aheadText(ahead));
+  }
+
+  const live = waitingLiveText(v, sale);
+  if (live !== state.lastLive) {
+    state.lastLive = live;
+    text($('q-live'), live);
+  }
+
+  const pre = v.prequeue || (sale && sale.state === 'scheduled');
+  const countdown = !!(pre && sale && sale.starts_at);
+  show($('q-prequeue'), countdown);
+  if (countdown) {
+    text($('q-prequeue-lead'), lottery ? 'Entries close in' : 'The sale opens in');
+    text($('q-prequeue-note'), lottery
+      ? 'The draw happens then.'
+      : (sale.shuffle_prequeue ? 'Everyone who joins before then gets a fair, random place.' : ''));
+    setTimer('prequeue', sale.starts_at, $('q-countdown'), () => {
+      text($('q-countdown'), 'now');
+      // The server turns the sale on: pick up the new state soon.
+      fetchSale().catch(() => {});
+      if (state.polling) schedulePoll(null, 1000);
+    });
+  } else {
+    stopTimer('prequeue');
+  }
+  show($('q-paused'), !!v.paused);
+  setView('queue');
+}
+
+function renderAdmitted(v) {
+  const sale = state.sale;
+  stopTimer('prequeue');
+  if (v.admission_token) state.admission = { token: v.admission_token, expiresAt: v.admission_expires_at };
+  text($('buy-title'), v.state === 'won' ? 'You won! Choose your tickets' : 'It’s your turn');
+  // Without a waiting room every poll grants a fresh admission, so there is
+  // no deadline worth showing.
+  if (v.admission_expires_at && !(sale && sale.waiting_room === false)) {
+    show($('buy-deadline'), true);
+    setTimer('admission', v.admission_expires_at, $('buy-countdown'), () => {
+      // Ask the server what happened rather than guessing.
+      if (state.phase === 'buy') schedulePoll(null, 500);
+    }, null, 0, { seconds: 30, message: '30 seconds left to choose your tickets.' });
+  } else {
+    show($('buy-deadline'), false);
+  }
+  if (state.phase !== 'buy') {
+    buildBuyForm();
+    setView('buy');
+    // Fresh availability for the picker; not needed for the hold itself.
+    fetchSale().then(() => { if (state.phase === 'buy') buildBuyForm(true); }).catch(() => {});
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Choosing and holding tickets
+// ---------------------------------------------------------------------------
+
+function buildBuyForm(refresh) {
+  const sale = state.sale;
+  const limit = Math.max(1, (sale && sale.per_user_limit) || 1);
+  const available = sale && sale.availability ? sale.availability.available : null;
+  const reserved = !!(sale && sale.seating === 'reserved');
+  show($('qty-field'), !reserved);
+  show($('seats-field'), reserved);
+  if (reserved) {
+    text($('seats-hint'), 'Type seat labels as section/row/seat, separated by commas, e.g. A/1/3, A/1/4. Up to ' +
+      plural(limit, 'seat', 'seats') + ' per person.');
+    return;
+  }
+  let max = limit;
+  if (available != null && available > 0) max = Math.min(limit, available);
+  const select = $('qty');
+  const previous = Number(select.value) || 1;
+  if (refresh && select.options.length === max) return;
+  clear(select);
+  for (let i = 1; i <= max; i++) {
+    const opt = node('option', null, plural(i, 'ticket', 'tickets'));
+    opt.value = String(i);
+    select.appendChild(opt);
+  }
+  select.value = String(Math.min(previous, max));
+  text($('qty-hint'), 'Up to ' + plural(limit, 'ticket', 'tickets') + ' per person.' +
+    (available != null && available < limit ? ' ' + fmtNumber(available) + ' left right now.' : ''));
+}
+
+function holdRequestBody() {
+  const sale = state.sale;
+  if (sale && sale.seating === 'reserved') {
+    const parsed = parseSeats($('seats').value, sale.per_user_limit);
+    return parsed.error ? parsed : { body: { seats: parsed.seats } };
+  }
+  const q = Number($('qty').value);
+  if (!(q >= 1)) return { error: 'Choose how many tickets you want.' };
+  return { body: { quantity: q } };
+}
+
+async function hold(event) {
+  event.preventDefault();
+  clearAlert();
+  const sale = state.sale;
+  const btn = $('hold-btn');
+  const req = holdRequestBody();
+  if (req.error) {
+    showAlert(req.error);
+    const field = sale && sale.seating === 'reserved' ? $('seats') : $('qty');
+    field.setAttribute('aria-invalid', 'true');
+    field.focus();
+    return;
+  }
+  $('seats').removeAttribute('aria-invalid');
+  if (!state.admission || !state.admission.token) {
+    showAlert('Your turn has not come yet, or it ran out. Checking your place…', 'info');
+    return schedulePoll(null, 0);
+  }
+  // One key per attempt; a retry after a lost answer reuses it, so the
+  // server answers it instead of holding twice.
+  const bodyJson = JSON.stringify(req.body);
+  const key = state.pendingHold && state.pendingHold.body === bodyJson ? state.pendingHold.key : randomKey();
+  state.pendingHold = { key, body: bodyJson };
+  busy(btn, true);
+  let r;
+  try {
+    r = await api('POST', path('sales', state.saleId, 'holds'), {
+      token: state.admission.token,
+      headers: { 'Idempotency-Key': key },
+      body: req.body,
+    });
+  } catch {
+    busy(btn, false);
+    showAlert('Could not reach the ticket service. Your request may not have arrived: press “Hold tickets” again to retry safely.');
+    return;
+  }
+  busy(btn, false);
+  if (r.status === 201 || r.status === 200) {
+    state.pendingHold = null;
+    const h = r.data;
+    remember({ hold: { id: h.id, hold_token: h.hold_token, expires_at: h.expires_at, units: h.units, quantity: h.quantity } });
+    stopPolling();
+    // Counts are cached for about a second: refresh the header after.
+    refreshSaleSoon(1500);
+    return showHold(state.hold);
+  }
+  if (r.status < 500 && r.status !== 429) state.pendingHold = null;
+  const e = errorOf(r);
+  if (e.code === 'sold_out') return soldOut(false);
+  if (e.code === 'sale_closed') return closed();
+  if (r.status === 401 || r.status === 403) {
+    showAlert('Your turn ran out before the tickets were held. Checking your place…', 'info');
+    return schedulePoll(null, 0);
+  }
+  let msg = explain(r, { limit: sale && sale.per_user_limit });
+  if (r.status === 429 || r.status === 503) {
+    const wait = retryAfterSeconds(r.res);
+    if (wait) msg += ' (try again in ' + plural(wait, 'second', 'seconds') + ')';
+  }
+  showAlert(msg);
+  if (e.code === 'insufficient_stock') fetchSale().then(() => buildBuyForm()).catch(() => {});
+}
+
+// ---------------------------------------------------------------------------
+// The hold: countdown, pay, release
+// ---------------------------------------------------------------------------
+
+function showHold(h) {
+  clearAlert();
+  const list = $('hold-units');
+  clear(list);
+  for (const u of h.units || []) list.appendChild(node('li', null, u.label));
+  text($('hold-title'), heldTitle(h.quantity, (h.units || []).length));
+  const ttl = (state.sale && state.sale.hold_ttl_seconds) || Math.max(1, (Date.parse(h.expires_at) - now()) / 1000);
+  setTimer('hold', h.expires_at, $('hold-countdown'), () => holdEnded(), $('hold-progress'), ttl,
+    { seconds: 60, message: 'One minute left to pay before the tickets go back on sale.' });
+  busy($('pay-btn'), false);
+  busy($('release-btn'), false);
+  setView('hold');
+}
+
+function resumeQueue() {
+  clearAlert();
+  setView('loading');
+  schedulePoll(null, 0);
+}
+
+async function pay() {
+  const h = state.hold;
+  if (!h) return;
+  const btn = $('pay-btn');
+  busy(btn, true);
+  clearAlert();
+  let r;
+  try {
+    r = await api('POST', path('holds', h.id, 'dev-checkout'), { token: h.hold_token });
+  } catch {
+    busy(btn, false);
+    showAlert('Could not reach the ticket service. Please try again; you will not be charged twice.');
+    return;
+  }
+  if (r.ok && r.data && r.data.order) {
+    const order = r.data.order;
+    stopTimer('hold');
+    remember({ order: { id: order.id, hold_token: h.hold_token }, hold: null });
+    return showOrder(order, true);
+  }
+  busy(btn, false);
+  const e = errorOf(r);
+  if (r.status === 404 && /dev checkout/i.test(e.message)) {
+    return showAlert('Payment is handled by the site that sent you here; this page cannot take payments. Your tickets stay held until the countdown ends.', 'info');
+  }
+  if (e.code === 'hold_expired' || e.code === 'refund_required') return holdEnded(explain(r));
+  showAlert(explain(r));
+}
+
+async function release() {
+  const h = state.hold;
+  if (!h) return;
+  const btn = $('release-btn');
+  busy(btn, true);
+  clearAlert();
+  let r;
+  try {
+    r = await api('DELETE', path('holds', h.id), { token: h.hold_token });
+  } catch {
+    busy(btn, false);
+    showAlert('Could not reach the ticket service. Please try again.');
+    return;
+  }
+  busy(btn, false);
+  const e = errorOf(r);
+  if (r.ok || e.code === 'hold_expired') {
+    stopTimer('hold');
+    remember({ hold: null });
+    return showEnd('Tickets released', 'You let the tickets go; they are back on sale for others.');
+  }
+  if (e.code === 'hold_confirmed') return restore();
+  showAlert(explain(r));
+}
+
+// ---------------------------------------------------------------------------
+// The order
+// ---------------------------------------------------------------------------
+
+function showOrder(order, fresh) {
+  const list = $('order-units');
+  clear(list);
+  for (const u of order.units || []) list.appendChild(node('li', null, u.label));
+  const n = order.quantity || (order.units || []).length;
+  text($('order-id'), order.id);
+  if (order.state === 'cancelled') {
+    text($('order-title'), 'Order cancelled');
+    text($('order-summary'), 'This order was cancelled; its tickets went back on sale.');
+  } else {
+    text($('order-title'), 'Order confirmed');
+    text($('order-summary'), 'You bought ' + plural(n, 'ticket', 'tickets') +
+      (state.sale ? ' for ' + state.sale.name : '') + '. Keep your order number.');
+  }
+  $('view-order').setAttribute('data-state', order.state || '');
+  setView('order');
+  if (fresh) {
+    // The confirmation above came with the payment; read the order back as
+    // stored, which is what a reload will show too.
+    const o = state.order;
+    api('GET', path('orders', order.id), { token: o && o.hold_token }).then((r) => {
+      if (r.ok && r.data) showOrder(r.data, false);
+    }, () => {});
+    refreshSaleSoon(2000);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// After a reload: pick up where the visitor was
+// ---------------------------------------------------------------------------
+
+async function restoreOrder() {
+  const o = state.order;
+  let r;
+  try {
+    r = await api('GET', path('orders', o.id), { token: o.hold_token });
+  } catch {
+    return showEnd('Could not load your order', 'Could not reach the ticket service.', { label: 'Try again', action: restore });
+  }
+  if (r.ok && r.data) return showOrder(r.data, false);
+  if (r.status === 401 || r.status === 403 || r.status === 404) {
+    remember({ order: null });
+    return restore();
+  }
+  showEnd('Could not load your order', explain(r), { label: 'Try again', action: restore });
+}
+
+async function restoreHold() {
+  const stored = state.hold;
+  let r;
+  try {
+    r = await api('GET', path('holds', stored.id), { token: stored.hold_token });
+  } catch {
+    return showHold(stored);
+  }
+  if (r.ok && r.data) {
+    const h = r.data;
+    if (h.state === 'held' || h.state === 'active') {
+      return showHold({ id: h.id, hold_token: stored.hold_token, expires_at: h.expires_at, units: h.units, quantity: h.quantity });
+    }
+    if (h.state === 'confirmed' && h.order_id) {
+      remember({ order: { id: h.order_id, hold_token: stored.hold_token }, hold: null });
+      return restore();
+    }
+    if (h.state === 'expired') return holdEnded();
+    remember({ hold: null });
+    return restore();
+  }
+  if (r.status === 401 || r.status === 403 || r.status === 404) {
+    remember({ hold: null });
+    return restore();
+  }
+  // Busy or down: show what we know and let the countdown run.
+  showHold(stored);
+}
+
+function restore() {
+  if (state.order && state.order.id) return restoreOrder();
+  if (state.hold && state.hold.id) return restoreHold();
+  if (state.queueToken) {
+    setView('loading');
+    state.polling = true;
+    return poll();
+  }
+  const sale = state.sale;
+  if (!sale) return;
+  if (sale.state === 'sold_out') return soldOut(false);
+  if (sale.state === 'closed') return closed();
+  if (sale.mode === 'lottery' && sale.lottery_drawn_at) return lotteryClosed();
+  showJoin();
+}
+
+// ---------------------------------------------------------------------------
+// Start
+// ---------------------------------------------------------------------------
+
+export function salePage() {
+  state.saleId = decodeURIComponent(location.pathname.split('/')[2] || '');
+  loadStored();
+
+  $('join-btn').addEventListener('click', () => join());
+  $('buy-form').addEventListener('submit', hold);
+  $('pay-btn').addEventListener('click', pay);
+  $('release-btn').addEventListener('click', release);
+  $('seats').addEventListener('input', (e) => e.target.removeAttribute('aria-invalid'));
+
+  // Four times a second, so the shown second changes on time; text is only
+  // written when it changes.
+  setInterval(tick, 250);
+
+  // Background tabs get throttled timers: check at once on return, so the
+  // place is never lost to a sleeping tab.
+  const pollNowIfWaiting = () => {
+    if (state.polling && (state.phase === 'queue' || state.phase === 'buy')) schedulePoll(null, 0);
+  };
+  document.addEventListener('visibilitychange', () => { if (!document.hidden) pollNowIfWaiting(); });
+  window.addEventListener('online', pollNowIfWaiting);
+
+  if (!state.saleId) return showEnd('Sale not found', 'This address does not name a sale.');
+  fetchSale().then((sale) => {
+    if (!sale) return showEnd('Sale not found', 'This sale does not exist or is no longer on offer.');
+    restore();
+  }, (r) => {
+    // The sale's details could not be loaded; a returning visitor can still
+    // follow their place, a new one is asked to retry.
+    if (state.queueToken || state.hold || state.order) return restore();
+    showEnd('The ticket service is busy', r && r.status ? explain(r) : 'Could not reach the ticket service.',
+      { label: 'Try again', action: () => location.reload() });
+  });
+}
