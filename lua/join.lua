@@ -7,11 +7,18 @@
 -- KEYS[2]  seen   string u32 per join number: last poll, unix seconds
 --                        (0 = never joined, 1 = abandoned)
 -- KEYS[3]  users  hash   signed-in user id -> join number, and '#<n>' -> user
+-- KEYS[4]  pow    zset   proof-of-work challenge id -> its expiry, unix ms:
+--                        the challenges that joined, each remembered until
+--                        it expires (src/gate/challenge.rs)
+-- KEYS[5]  gate   hash   the gate's counters: `solved` counts the
+--                        challenges that joined
 -- ARGV[1]  now, unix seconds
--- ARGV[2..] one per visitor: the signed-in user id, or "" for an anonymous
---          visitor
+-- ARGV[2]  now, unix milliseconds
+-- ARGV[3..] three per visitor: the signed-in user id ("" for an anonymous
+--          visitor), the id of the solved challenge it joins with and that
+--          challenge's expiry in unix ms ("" and "" without one)
 --
--- Returns {code, state, serving, frozen, rate, drawn, n_1, again_1, ...}
+-- Returns {code, state, serving, frozen, rate, drawn, n_1, flag_1, ...}
 --   code      1 = places given (per visitor below),
 --            -1 = the sale is not known to Redis yet (caller syncs and retries),
 --            -2 = the sale no longer takes joins (state says why: 'closed',
@@ -23,8 +30,9 @@
 --   frozen    1 once the pre-queue is frozen (a new number then queues FIFO
 --             at its own number), 0 while it is open (its order is drawn
 --             when it freezes)
---   n_i, again_i  the visitor's join number, and 1 if this signed-in user
---             already had it (0 for a new place)
+--   n_i, flag_i  the visitor's join number and what it is: 0 a new place,
+--             1 the place this signed-in user already had, 2 refused
+--             because the challenge already joined (n_i is then 0)
 local m = redis.call('HMGET', KEYS[1], 'state', 'mode', 'drawn', 'serving', 'pq', 'rate')
 local state = m[1]
 if not state then
@@ -38,25 +46,45 @@ if m[3] and m[2] == 'lottery' then
 end
 local reply = {1, state, tonumber(m[4]) or 0, m[5] and 1 or 0, m[6] or '', m[3] or ''}
 local fresh = {}
-for i = 2, #ARGV do
-  local user = ARGV[i]
-  local existing = false
-  if user ~= '' then
-    existing = redis.call('HGET', KEYS[3], user)
+local pruned = false
+local solved = 0
+for i = 3, #ARGV, 3 do
+  local user, challenge = ARGV[i], ARGV[i + 1]
+  local n, flag = nil, 0
+  if challenge ~= '' then
+    if not pruned then
+      redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', ARGV[2])
+      pruned = true
+    end
+    if redis.call('ZADD', KEYS[4], 'NX', ARGV[i + 2], challenge) == 0 then
+      n, flag = 0, 2
+    else
+      solved = solved + 1
+    end
   end
-  if existing then
-    reply[#reply + 1] = tonumber(existing)
-    reply[#reply + 1] = 1
-  else
-    local n = redis.call('HINCRBY', KEYS[1], 'seq', 1)
+  if not n and user ~= '' then
+    local had = redis.call('HGET', KEYS[3], user)
+    if had then
+      n, flag = tonumber(had), 1
+    end
+  end
+  if not n then
+    n = redis.call('HINCRBY', KEYS[1], 'seq', 1)
     fresh[#fresh + 1] = n
     if user ~= '' then
       -- '#<n>' maps back to the user, so admission events can name them.
       redis.call('HSET', KEYS[3], user, n, '#' .. n, user)
     end
-    reply[#reply + 1] = n
-    reply[#reply + 1] = 0
   end
+  reply[#reply + 1] = n
+  reply[#reply + 1] = flag
+end
+if pruned then
+  -- Every id in it expires within a challenge's lifetime (120 s).
+  redis.call('EXPIRE', KEYS[4], 180)
+end
+if solved > 0 then
+  redis.call('HINCRBY', KEYS[5], 'solved', solved)
 end
 -- One BITFIELD for the whole batch (chunked to keep the argument list small).
 local chunk = {}

@@ -67,6 +67,10 @@ pub struct Settings {
     pub events: EventSettings,
     /// Demo data for the dev run command.
     pub demo: DemoSettings,
+    /// Global CIDR allow and deny rules (SPEC §4a); the admin API adds
+    /// live ones.
+    #[serde(default)]
+    pub access: crate::gate::access::RuleLists,
     /// Which environment file was loaded (not read from files).
     #[serde(skip, default = "default_env")]
     pub environment: Option<Environment>,

@@ -1,8 +1,12 @@
 //! The demo sale of the dev run command.
 
 use crate::error::AppResult;
-use crate::sales::create::{create_sale, AdmissionSpec, NewSale, UnitsSpec};
+use crate::sales::create::{create_sale, AdmissionSpec, ChallengeSpec, NewSale, UnitsSpec};
 use crate::state::AppState;
+
+/// Proof of work of the demo sale: a browser solves it in about a second
+/// (loadtest/RESULTS.md has the measured solve times).
+pub const DEMO_DIFFICULTY: i64 = 16;
 
 /// Name of the demo sale; seeded once.
 const DEMO_NAME: &str = "Demo: Spring tour, Tokyo";
@@ -37,6 +41,11 @@ pub async fn seed(state: &AppState) -> AppResult<()> {
                         abandon_after_seconds: Some(60),
                         ..AdmissionSpec::default()
                     }),
+                    challenge: Some(ChallengeSpec {
+                        difficulty_bits: Some(DEMO_DIFFICULTY),
+                        max_difficulty_bits: None,
+                    }),
+                    access: None,
                 },
             )
             .await?;

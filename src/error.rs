@@ -26,6 +26,14 @@ pub enum AppError {
     /// 403: the token is genuine but does not allow this.
     #[error("{0}")]
     Forbidden(String),
+    /// 403 with a specific code (`access_denied`, `challenge_failed`, ...).
+    #[error("{message}")]
+    Denied {
+        /// Machine-readable code.
+        code: &'static str,
+        /// Human-readable explanation.
+        message: String,
+    },
     /// 404.
     #[error("{0} not found")]
     NotFound(&'static str),
@@ -90,6 +98,11 @@ impl AppError {
         AppError::Conflict { code, message: message.into() }
     }
 
+    /// A 403 with `code`.
+    pub fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
+        AppError::Denied { code, message: message.into() }
+    }
+
     /// A 410 with `code`.
     pub fn gone(code: &'static str, message: impl Into<String>) -> Self {
         AppError::Gone { code, message: message.into() }
@@ -102,7 +115,10 @@ impl AppError {
             AppError::Unauthorized(_) => "unauthorized",
             AppError::Forbidden(_) => "forbidden",
             AppError::NotFound(_) => "not_found",
-            AppError::Conflict { code, .. } | AppError::Gone { code, .. } | AppError::NotYet { code, .. } => code,
+            AppError::Conflict { code, .. }
+            | AppError::Gone { code, .. }
+            | AppError::NotYet { code, .. }
+            | AppError::Denied { code, .. } => code,
             AppError::RequestTimeout => "request_timeout",
             AppError::PayloadTooLarge(_) => "payload_too_large",
             AppError::UnsupportedMediaType(_) => "unsupported_media_type",
@@ -140,7 +156,7 @@ impl ResponseError for AppError {
         match self {
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            AppError::Forbidden(_) => StatusCode::FORBIDDEN,
+            AppError::Forbidden(_) | AppError::Denied { .. } => StatusCode::FORBIDDEN,
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::Conflict { .. } | AppError::NotYet { .. } => StatusCode::CONFLICT,
             AppError::Gone { .. } => StatusCode::GONE,

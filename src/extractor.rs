@@ -12,12 +12,14 @@
 //!   size limit; a JSON object of the handler's type (unknown fields
 //!   refused), or the bytes; errors in floodgate's error shape.
 //! - [`JoinQuota`], [`StatusQuota`], [`HoldQuota`]: the client's per-IP
-//!   budget; put first, before any token is checked.
+//!   budget and the access rules (403 `access_denied`); put first, before
+//!   any token is checked.
 //!
 //! Forged, tampered, expired or unknown-key tokens are 401; a genuine token
 //! of another purpose or sale is 403 (see [`crate::tokens`]).
 
 use std::future::{ready, Future, Ready};
+use std::net::IpAddr;
 use std::pin::Pin;
 
 use actix_web::http::StatusCode;
@@ -26,6 +28,7 @@ use serde::de::DeserializeOwned;
 use subtle::ConstantTimeEq;
 
 use crate::error::AppError;
+use crate::gate::access::Verdict;
 use crate::rate_limit::Limit;
 use crate::state::AppState;
 use crate::tokens::{self, Claims, Purpose};
@@ -106,36 +109,52 @@ bearer_extractor!(
     Purpose::Hold
 );
 
+/// The client's per-IP budget and the access rules, checked together: the
+/// client address is worked out once (through the trusted-proxy rule).
+fn gate(req: &HttpRequest, limit: Limit) -> Result<(Option<IpAddr>, Verdict), AppError> {
+    let state = state(req)?;
+    let ip = state.limits.client_ip(req);
+    let verdict = state.access.check(req.match_info().get("sale"), ip)?;
+    state.limits.check_ip(limit, ip)?;
+    Ok((ip, verdict))
+}
+
 macro_rules! limit_extractor {
     ($(#[$doc:meta])* $name:ident, $limit:expr) => {
         $(#[$doc])*
         #[derive(Debug, Clone, Copy)]
-        pub struct $name;
+        pub struct $name {
+            /// The client's address, as the trusted-proxy rule gives it.
+            pub ip: Option<IpAddr>,
+            /// What the access rules say of it (never `Denied`: that is a 403).
+            pub verdict: Verdict,
+        }
 
         impl FromRequest for $name {
             type Error = AppError;
             type Future = Ready<Result<Self, AppError>>;
 
             fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-                ready(state(req).and_then(|state| state.limits.check($limit, req)).map(|()| $name))
+                ready(gate(req, $limit).map(|(ip, verdict)| $name { ip, verdict }))
             }
         }
     };
 }
 
 limit_extractor!(
-    /// Within the client's per-IP budget of joins (else 429). Put it first:
-    /// a client over its budget costs no token check.
+    /// Within the client's per-IP budget of joins (else 429) and not denied
+    /// by an access rule (else 403 `access_denied`). Put it first: a client
+    /// over its budget costs no token check.
     JoinQuota,
     Limit::Join
 );
 limit_extractor!(
-    /// Within the client's per-IP budget of status polls (else 429).
+    /// Within the client's per-IP budget of status polls and not denied.
     StatusQuota,
     Limit::Status
 );
 limit_extractor!(
-    /// Within the client's per-IP budget of holds (else 429).
+    /// Within the client's per-IP budget of holds and not denied.
     HoldQuota,
     Limit::Hold
 );

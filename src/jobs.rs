@@ -33,6 +33,7 @@ pub fn spawn_all(state: Arc<AppState>, stopped: watch::Receiver<bool>) -> JoinSe
     jobs.spawn(crate::events::delivery::run(state.clone(), stopped.clone()));
     jobs.spawn(reminders(state.clone(), stopped.clone()));
     jobs.spawn(repair_admission_slots(state.clone(), stopped.clone()));
+    jobs.spawn(access_rules(state.clone(), stopped.clone()));
     jobs.spawn(forget_idle_clients(state, stopped));
     jobs
 }
@@ -181,6 +182,19 @@ async fn repair_admission_slots(state: Arc<AppState>, mut stopped: watch::Receiv
             {
                 tracing::warn!(sale = %sale.id, error = %e, "admission slot repair failed");
             }
+        }
+    }
+}
+
+/// Reloads the access rules about once a second, so a change made through
+/// any instance's admin API reaches this one.
+async fn access_rules(state: Arc<AppState>, mut stopped: watch::Receiver<bool>) {
+    loop {
+        if let Err(e) = state.access.reload(&state.db).await {
+            tracing::debug!(error = %e, "access rules not reloaded");
+        }
+        if !pause(&mut stopped, Duration::from_secs(1)).await {
+            break;
         }
     }
 }

@@ -59,6 +59,7 @@ pub mod error;
 pub mod events;
 pub mod extractor;
 pub mod fairness;
+pub mod gate;
 pub mod idempotency;
 pub mod inventory;
 pub mod jobs;

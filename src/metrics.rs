@@ -46,6 +46,17 @@ pub const REPAIRS: &str = "floodgate_reconcile_repairs_total";
 /// Redis script latency by script.
 pub const REDIS_DURATION: &str = "floodgate_redis_duration_seconds";
 
+/// Proof-of-work challenges handed out.
+pub const CHALLENGES_ISSUED: &str = "floodgate_challenges_issued_total";
+/// Difficulty of the challenges handed out.
+pub const CHALLENGE_DIFFICULTY: &str = "floodgate_challenge_difficulty_bits";
+/// Joins refused, by reason.
+pub const JOINS_REFUSED: &str = "floodgate_queue_joins_refused_total";
+/// Requests refused by a deny rule.
+pub const ACCESS_DENIED: &str = "floodgate_access_denied_total";
+
+const DIFFICULTY_BUCKETS: [f64; 12] = [0.0, 4.0, 8.0, 12.0, 14.0, 16.0, 18.0, 20.0, 22.0, 24.0, 28.0, 32.0];
+
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
 /// The process-wide recorder's handle, installing it on first call.
@@ -55,6 +66,7 @@ pub fn handle() -> PrometheusHandle {
             let latency_buckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
             let builder = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &latency_buckets)
+                .and_then(|b| b.set_buckets_for_metric(Matcher::Full(CHALLENGE_DIFFICULTY.into()), &DIFFICULTY_BUCKETS))
                 .unwrap_or_else(|_| PrometheusBuilder::new());
             let recorder = builder.build_recorder();
             let handle = recorder.handle();
@@ -101,6 +113,10 @@ fn describe() {
     );
     describe_counter!(crate::events::delivery::EVENTS, "Outbox events fanned out, by type.");
     describe_gauge!(crate::events::delivery::BACKLOG, "Outbox events and webhook deliveries not yet done.");
+    describe_counter!(CHALLENGES_ISSUED, "Proof-of-work challenges handed out.");
+    describe_histogram!(CHALLENGE_DIFFICULTY, "Difficulty (leading zero bits) of the challenges handed out.");
+    describe_counter!(JOINS_REFUSED, "Joins refused, by reason (challenge_required, challenge_failed, ...).");
+    describe_counter!(ACCESS_DENIED, "Requests refused by an access deny rule.");
     describe_counter!(REPAIRS, "Repairs of Redis state from Postgres, by kind.");
 }
 

@@ -84,14 +84,15 @@ impl RateLimits {
         req.peer_addr().map(|a| a.ip())
     }
 
-    /// 429 with `Retry-After` when the client's budget for `limit` is spent.
-    pub fn check(&self, limit: Limit, req: &HttpRequest) -> Result<(), AppError> {
+    /// 429 with `Retry-After` when the budget for `limit` of the client at
+    /// `ip` (see [`RateLimits::client_ip`]) is spent.
+    pub fn check_ip(&self, limit: Limit, ip: Option<IpAddr>) -> Result<(), AppError> {
         let limiter = match limit {
             Limit::Join => &self.join,
             Limit::Status => &self.status,
             Limit::Hold => &self.hold,
         };
-        let (Some(limiter), Some(ip)) = (limiter, self.client_ip(req)) else {
+        let (Some(limiter), Some(ip)) = (limiter, ip) else {
             return Ok(());
         };
         limiter.check_key(&ip).map_err(|not_until| {

@@ -17,6 +17,8 @@ use tracing_actix_web::{RequestId, TracingLogger};
 use crate::adaptive::HoldHealth;
 use crate::configuration::Settings;
 use crate::error::{error_response, AppError};
+use crate::gate::access::AccessRules;
+use crate::gate::challenge::Challenger;
 use crate::inventory::ClaimHints;
 use crate::rate_limit::RateLimits;
 use crate::sales::{AvailabilityCache, SaleCache};
@@ -24,7 +26,7 @@ use crate::state::AppState;
 use crate::store::{self, Redis};
 use crate::tokens::{LoginVerifier, TokenSigner};
 use crate::waiting_room::WaitingRoom;
-use crate::{events, inventory, jobs, lottery, ops, orders, payments, sales, waiting_room, web_pages};
+use crate::{events, gate, inventory, jobs, lottery, ops, orders, payments, sales, waiting_room, web_pages};
 
 /// A built application, bound to its port, not yet serving.
 pub struct Application {
@@ -47,6 +49,8 @@ impl Application {
         let redis = Redis::new(&settings.redis)?;
         let state = web::Data::new(AppState {
             tokens: TokenSigner::new(&settings.tokens.keys)?,
+            challenges: Challenger::new(&settings.tokens.keys)?,
+            access: AccessRules::new(&settings.access)?,
             login: LoginVerifier::from_settings(&settings.identity)?,
             limits: RateLimits::new(&settings.rate_limits),
             waiting_room: WaitingRoom::new(redis),
@@ -144,6 +148,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(waiting_room::routes::status)
         .service(waiting_room::routes::join)
         .service(inventory::routes::create_hold)
+        .service(gate::routes::challenge)
         .service(ops::healthz)
         .service(ops::readyz)
         .service(ops::metrics_endpoint)
@@ -156,6 +161,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(sales::routes::admin_next_stage)
         .service(sales::routes::admin_audit)
         .service(waiting_room::routes::admit)
+        .service(gate::routes::get_global)
+        .service(gate::routes::put_global)
+        .service(gate::routes::get_sale)
+        .service(gate::routes::put_sale)
         .service(lottery::draw)
         .service(events::routes::dead)
         .service(events::routes::replay)

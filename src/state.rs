@@ -6,6 +6,8 @@ use sqlx::PgPool;
 
 use crate::adaptive::HoldHealth;
 use crate::configuration::Settings;
+use crate::gate::access::AccessRules;
+use crate::gate::challenge::Challenger;
 use crate::inventory::ClaimHints;
 use crate::rate_limit::RateLimits;
 use crate::sales::{AvailabilityCache, SaleCache};
@@ -23,6 +25,10 @@ pub struct AppState {
     pub waiting_room: WaitingRoom,
     /// Signer of queue, admission and hold tokens.
     pub tokens: TokenSigner,
+    /// Issuer and verifier of proof-of-work challenges.
+    pub challenges: Challenger,
+    /// CIDR allow and deny rules.
+    pub access: AccessRules,
     /// Verifier of the site's login tokens, when configured.
     pub login: Option<LoginVerifier>,
     /// Sale rows, about a second old at most.

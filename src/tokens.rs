@@ -179,19 +179,30 @@ impl LoginVerifier {
         Ok(None)
     }
 
-    /// The user id (`u:<sub>`) of a valid login token.
-    pub fn user_id(&self, token: &str) -> Result<String, AppError> {
+    /// The user of a valid login token.
+    pub fn verify(&self, token: &str) -> Result<Login, AppError> {
         #[derive(Deserialize)]
-        struct Login {
+        struct Claims {
             sub: String,
+            #[serde(default)]
+            sale: Option<String>,
         }
-        let data = decode::<Login>(token, &self.key, &self.validation)
+        let data = decode::<Claims>(token, &self.key, &self.validation)
             .map_err(|e| AppError::Unauthorized(format!("login token refused: {}", describe(&e))))?;
         if data.claims.sub.is_empty() || data.claims.sub.len() > 200 {
             return Err(AppError::Unauthorized("login token has no usable sub".into()));
         }
-        Ok(format!("u:{}", data.claims.sub))
+        Ok(Login { user_id: format!("u:{}", data.claims.sub), sale: data.claims.sale })
     }
+}
+
+/// A verified login token of the site.
+#[derive(Debug, Clone)]
+pub struct Login {
+    /// `u:<sub>`.
+    pub user_id: String,
+    /// The sale its `sale` claim invites the user to, if any.
+    pub sale: Option<String>,
 }
 
 /// The bearer token of an `Authorization` header, if any.

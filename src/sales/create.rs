@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use utoipa::ToSchema;
 
-use super::{state, AdmissionMode, Sale, SALE_COLUMNS};
+use super::{state, AdmissionMode, Sale, SaleAccess, SALE_COLUMNS};
 use crate::error::{AppError, AppResult};
 
 /// Largest sale floodgate accepts in one definition.
@@ -42,6 +42,37 @@ pub struct NewSale {
     pub waiting_room: Option<bool>,
     /// Admission control settings.
     pub admission: Option<AdmissionSpec>,
+    /// Proof of work asked of each new place (SPEC §4a); off when omitted.
+    pub challenge: Option<ChallengeSpec>,
+    /// `public` (default) or `invite`: only signed-in users whose login
+    /// token names this sale in a `sale` claim, one place each.
+    pub access: Option<SaleAccess>,
+}
+
+/// Proof-of-work settings of a sale.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChallengeSpec {
+    /// Leading zero bits of SHA-256 asked of a new source, 0 to 32 (0:
+    /// off). A browser solves 16 in well under a second.
+    pub difficulty_bits: Option<i64>,
+    /// The most a source taking many places is asked for, up to 40;
+    /// `difficulty_bits + 12` when omitted (at most 40).
+    pub max_difficulty_bits: Option<i64>,
+}
+
+/// Valid proof-of-work settings: `(difficulty_bits, max_difficulty_bits)`.
+pub fn validate_challenge(spec: &ChallengeSpec, base: (i16, i16)) -> AppResult<(i16, i16)> {
+    let bits = in_range("challenge.difficulty_bits", spec.difficulty_bits, base.0.into(), 0, 32)?;
+    let default_max = if spec.difficulty_bits.is_some() { (bits + 12).min(40) } else { i32::from(base.1) };
+    let max =
+        in_range("challenge.max_difficulty_bits", spec.max_difficulty_bits, i64::from(default_max.max(bits)), 0, 40)?;
+    if max < bits {
+        return Err(AppError::Invalid(
+            "challenge.max_difficulty_bits must not be below challenge.difficulty_bits".into(),
+        ));
+    }
+    Ok((bits as i16, max as i16))
 }
 
 /// The units of a sale.
@@ -103,6 +134,8 @@ struct ValidSale {
     shuffle_prequeue: bool,
     waiting_room: bool,
     admission: ValidAdmission,
+    challenge: (i16, i16),
+    access: SaleAccess,
 }
 
 /// Admission settings after validation.
@@ -304,6 +337,14 @@ fn validate(new: NewSale) -> AppResult<ValidSale> {
         return Err(AppError::Invalid("a lottery takes its entries through the waiting room".into()));
     }
     let admission = validate_admission(&new.admission.unwrap_or_default(), None)?;
+    let challenge = validate_challenge(&new.challenge.unwrap_or_default(), (0, 0))?;
+    let access = new.access.unwrap_or(SaleAccess::Public);
+    if challenge.0 > 0 && !waiting_room {
+        return Err(AppError::Invalid("proof of work guards the waiting room: challenge needs waiting_room".into()));
+    }
+    if access == SaleAccess::Invite && !waiting_room {
+        return Err(AppError::Invalid("an invite-only sale gives its places through the waiting room".into()));
+    }
     Ok(ValidSale {
         name,
         mode,
@@ -318,6 +359,8 @@ fn validate(new: NewSale) -> AppResult<ValidSale> {
         shuffle_prequeue: new.shuffle_prequeue.unwrap_or(true),
         waiting_room,
         admission,
+        challenge,
+        access,
     })
 }
 
@@ -353,8 +396,8 @@ pub async fn create_sale(db: &PgPool, new: NewSale) -> AppResult<Sale> {
         "INSERT INTO sales (id, name, mode, state, starts_at, ends_at, seating, total_units, per_user_limit, \
          hold_ttl_seconds, shuffle_prequeue, released_upto, released_stages, waiting_room, admit_per_second, \
          max_active, admission_ttl_seconds, abandon_after_seconds, seed, seed_commitment, admission_mode, \
-         admit_ceiling, hold_p99_target_ms) \
-         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,1,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22) \
+         admit_ceiling, hold_p99_target_ms, challenge_bits, challenge_max_bits, access) \
+         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,1,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25) \
          RETURNING {SALE_COLUMNS}"
     )))
     .bind(&id)
@@ -379,6 +422,9 @@ pub async fn create_sale(db: &PgPool, new: NewSale) -> AppResult<Sale> {
     .bind(sale.admission.mode.as_str())
     .bind(sale.admission.ceiling)
     .bind(sale.admission.hold_p99_target_ms)
+    .bind(sale.challenge.0)
+    .bind(sale.challenge.1)
+    .bind(sale.access.as_str())
     .fetch_one(&mut *tx)
     .await?;
 

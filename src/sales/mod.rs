@@ -85,6 +85,26 @@ pub struct Sale {
     pub admit_ceiling: Option<i32>,
     /// Hold p99 the adaptive rate keeps under.
     pub hold_p99_target_ms: i32,
+    /// Proof-of-work bits asked of a new source (0: none).
+    pub challenge_bits: i16,
+    /// Proof-of-work bits asked of the busiest source.
+    pub challenge_max_bits: i16,
+    /// Who may join.
+    #[sqlx(try_from = "String")]
+    pub access: SaleAccess,
+}
+
+crate::text_enum! {
+    /// Who may join a sale.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, ToSchema)]
+    #[serde(rename_all = "snake_case")]
+    pub enum SaleAccess {
+        /// Anyone (through the gate's challenge and rules).
+        Public => "public",
+        /// Only signed-in users whose login token names the sale
+        /// (`sale` claim); one place per user.
+        Invite => "invite",
+    }
 }
 
 crate::text_enum! {
@@ -140,7 +160,7 @@ pub const SALE_COLUMNS: &str = "id, name, mode, state, starts_at, ends_at, seati
     per_user_limit, hold_ttl_seconds, shuffle_prequeue, released_upto, released_stages, waiting_room, \
     admit_per_second, max_active, admission_ttl_seconds, abandon_after_seconds, seed, seed_commitment, \
     seed_revealed, lottery_drawn_at, lottery_winners, created_at, updated_at, queue_seq_saved, queue_serving_saved, \
-    queue_prequeue_saved, admission_mode, admit_ceiling, hold_p99_target_ms";
+    queue_prequeue_saved, admission_mode, admit_ceiling, hold_p99_target_ms, challenge_bits, challenge_max_bits, access";
 
 /// One stage of a sale.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -253,6 +273,9 @@ impl Sale {
             admission_mode: AdmissionMode::Fixed,
             admit_ceiling: None,
             hold_p99_target_ms: 50,
+            challenge_bits: 0,
+            challenge_max_bits: 0,
+            access: SaleAccess::Public,
         }
     }
 }

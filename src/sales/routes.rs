@@ -5,12 +5,15 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::create::{create_sale, validate_admission, AdmissionSpec, NewSale, ValidAdmission};
-use super::{AdmissionMode, Availability, Sale, SaleState, SALE_COLUMNS};
+use super::create::{
+    create_sale, validate_admission, validate_challenge, AdmissionSpec, ChallengeSpec, NewSale, ValidAdmission,
+};
+use super::{AdmissionMode, Availability, Sale, SaleAccess, SaleState, SALE_COLUMNS};
 use crate::audit::{audit, AuditReport};
 use crate::error::{AppError, AppResult};
 use crate::extractor::Admin;
 use crate::extractor::JsonBody;
+use crate::gate::ChallengeSettings;
 use crate::release::{release_next_stage, Released};
 use crate::state::AppState;
 use crate::waiting_room::QueueSummary;
@@ -63,6 +66,10 @@ pub struct SaleView {
     pub waiting_room: bool,
     /// Admission settings.
     pub admission: AdmissionView,
+    /// Proof of work asked of a new place (`difficulty_bits` 0: none).
+    pub challenge: ChallengeSettings,
+    /// `public` or `invite`.
+    pub access: SaleAccess,
     /// Units by state, total and per stage.
     pub availability: Availability,
     /// Queue figures; `null` while Redis cannot be reached.
@@ -118,6 +125,8 @@ async fn view(state: &AppState, sale: &Sale, fresh: bool) -> AppResult<SaleView>
             hold_p99_target_ms: sale.hold_p99_target_ms,
             effective_admit_per_second: queue.as_ref().and_then(|q| q.effective_admit_per_second),
         },
+        challenge: ChallengeSettings::of(sale),
+        access: sale.access,
         availability,
         estimated_wait_seconds: queue.as_ref().and_then(|q| q.estimated_wait_seconds),
         queue,
@@ -176,6 +185,12 @@ pub async fn admin_create_sale(
     state: web::Data<AppState>,
     JsonBody(body): JsonBody<NewSale>,
 ) -> AppResult<HttpResponse> {
+    if body.access == Some(SaleAccess::Invite) && state.login.is_none() {
+        return Err(AppError::Invalid(
+            "access invite needs the site's login configured ([identity] jwt_hs256_secret or jwt_public_key_pem)"
+                .into(),
+        ));
+    }
     let sale = create_sale(&state.db, body).await?;
     tracing::info!(sale = %sale.id, units = sale.total_units, "sale created");
     sync_to_redis(&state, &sale).await;
@@ -219,6 +234,12 @@ pub async fn admin_get_sale(
             .bind(&sale.id)
             .fetch_all(&state.db)
             .await?;
+    if sale.waiting_room {
+        match state.waiting_room.gate_stats(&sale.id).await {
+            Ok(gate) => body["gate"] = serde_json::to_value(gate).map_err(|e| AppError::Internal(e.into()))?,
+            Err(e) => tracing::warn!(error = %e, "gate statistics unavailable"),
+        }
+    }
     body["holds"] = holds.into_iter().map(|(k, v)| (k, v.into())).collect::<serde_json::Map<_, _>>().into();
     body["orders"] = orders.into_iter().map(|(k, v)| (k, v.into())).collect::<serde_json::Map<_, _>>().into();
     Ok(HttpResponse::Ok().json(body))
@@ -232,6 +253,9 @@ pub struct SaleUpdate {
     pub action: Option<String>,
     /// Admission settings to change live.
     pub admission: Option<AdmissionSpec>,
+    /// Proof-of-work settings to change live (outstanding challenges keep
+    /// the difficulty they were handed out with).
+    pub challenge: Option<ChallengeSpec>,
 }
 
 /// Pauses, resumes or closes a sale, and changes admission settings live.
@@ -274,10 +298,14 @@ pub async fn admin_update_sale(
         Some(spec) => validate_admission(spec, Some(ValidAdmission::of(&sale)))?,
         None => ValidAdmission::of(&sale),
     };
+    let challenge = match &update.challenge {
+        Some(spec) => validate_challenge(spec, (sale.challenge_bits, sale.challenge_max_bits))?,
+        None => (sale.challenge_bits, sale.challenge_max_bits),
+    };
     let sale = sqlx::query_as::<_, Sale>(sqlx::AssertSqlSafe(format!(
         "UPDATE sales SET state = $2, admit_per_second = $3, max_active = $4, admission_ttl_seconds = $5, \
          abandon_after_seconds = $6, admission_mode = $7, admit_ceiling = $8, hold_p99_target_ms = $9, \
-         updated_at = now() WHERE id = $1 RETURNING {SALE_COLUMNS}"
+         challenge_bits = $10, challenge_max_bits = $11, updated_at = now() WHERE id = $1 RETURNING {SALE_COLUMNS}"
     )))
     .bind(&sale.id)
     .bind(new_state.as_str())
@@ -288,6 +316,8 @@ pub async fn admin_update_sale(
     .bind(admission.mode.as_str())
     .bind(admission.ceiling)
     .bind(admission.hold_p99_target_ms)
+    .bind(challenge.0)
+    .bind(challenge.1)
     .fetch_one(&mut *tx)
     .await?;
     tx.commit().await?;

@@ -14,6 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{JoinOutcome, JoinReply, Keys};
 use crate::error::{AppError, AppResult};
+use crate::gate::challenge::Ticket;
 use crate::metrics;
 use crate::store::Redis;
 
@@ -23,6 +24,7 @@ const MAX_BATCH: usize = 512;
 struct Request {
     sale: String,
     user: String,
+    challenge: Option<Ticket>,
     reply: oneshot::Sender<AppResult<JoinOutcome>>,
 }
 
@@ -41,10 +43,11 @@ impl Joiner {
         Joiner { tx }
     }
 
-    /// Joins one visitor (`user` empty for an anonymous one).
-    pub async fn join(&self, sale: &str, user: &str) -> AppResult<JoinOutcome> {
+    /// Joins one visitor (`user` empty for an anonymous one), with the
+    /// challenge it solved if any.
+    pub async fn join(&self, sale: &str, user: &str, challenge: Option<&Ticket>) -> AppResult<JoinOutcome> {
         let (reply, answer) = oneshot::channel();
-        let request = Request { sale: sale.to_owned(), user: user.to_owned(), reply };
+        let request = Request { sale: sale.to_owned(), user: user.to_owned(), challenge: challenge.cloned(), reply };
         self.tx.send(request).map_err(|_| AppError::Unavailable("the join batcher has stopped".into()))?;
         answer.await.map_err(|_| AppError::Unavailable("the join batcher dropped a join".into()))?
     }
@@ -71,9 +74,20 @@ async fn run(redis: Redis, script: Script, mut rx: mpsc::UnboundedReceiver<Reque
 async fn call(redis: &Redis, script: &Script, sale: String, requests: Vec<Request>) {
     let keys = Keys::new(&redis.prefix, &sale);
     let mut invocation = script.prepare_invoke();
-    invocation.key(keys.key("meta")).key(keys.key("seen")).key(keys.key("users")).arg(Utc::now().timestamp());
+    let now = Utc::now();
+    invocation
+        .key(keys.key("meta"))
+        .key(keys.key("seen"))
+        .key(keys.key("users"))
+        .key(keys.key("pow"))
+        .key(keys.key("gate"))
+        .arg(now.timestamp())
+        .arg(now.timestamp_millis());
     for request in &requests {
-        invocation.arg(&request.user);
+        match &request.challenge {
+            Some(ticket) => invocation.arg(&request.user).arg(&ticket.id).arg(ticket.expires_ms),
+            None => invocation.arg(&request.user).arg("").arg(""),
+        };
     }
     let started = Instant::now();
     let reply: AppResult<JoinReply> = redis.run(|mut c| async move { invocation.invoke_async(&mut c).await }).await;

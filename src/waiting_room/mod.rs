@@ -23,6 +23,10 @@
 //! | `at` | string | u32 per place: join number (inverse of `pos`) |
 //! | `rev` | string | 1 bit per join number: the admission was revealed to the visitor |
 //! | `adm` | zset | admissions whose `queue.admitted` event is not yet in the outbox (join number → `n\|deadline\|user`) |
+//! | `pow` | zset | proof-of-work challenges that joined (id → expiry, unix ms), each kept until it expires |
+//! | `addr:<minute>` | hash | challenges handed out per client address in that minute (expires after 150 s) |
+//! | `net:<minute>` | zset | challenges handed out per network (IPv4 /24, IPv6 /64) in that minute (expires after 150 s) |
+//! | `gate` | hash | the gate's counters: challenges `issued` and `solved`, refusals by code |
 //!
 //! Two things keep Redis off the per-request path at line rate: joins are
 //! batched (`batch.rs`), and a waiting visitor's poll is answered from this
@@ -34,6 +38,7 @@ mod batch;
 pub mod line;
 pub mod reconcile;
 pub mod routes;
+pub mod sources;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -47,6 +52,7 @@ use utoipa::ToSchema;
 
 use crate::error::AppResult;
 use crate::fairness;
+use crate::gate::challenge::Ticket;
 use crate::metrics;
 use crate::sales::Sale;
 use crate::store::Redis;
@@ -62,6 +68,7 @@ pub struct Scripts {
     sync_sale: Script,
     adapt: Script,
     draw: Script,
+    source: Script,
 }
 
 impl Scripts {
@@ -76,6 +83,7 @@ impl Scripts {
             sync_sale: Script::new(include_str!("../../lua/sync_sale.lua")),
             adapt: Script::new(include_str!("../../lua/adapt.lua")),
             draw: Script::new(include_str!("../../lua/draw.lua")),
+            source: Script::new(include_str!("../../lua/source.lua")),
         }
     }
 }
@@ -132,11 +140,24 @@ pub enum JoinOutcome {
     New(u64, Standing),
     /// This signed-in user already had this place.
     Again(u64),
+    /// The proof-of-work challenge sent with the join already joined.
+    ChallengeReused,
     /// The sale takes no joins (state or `drawn`).
     Refused(String),
     /// Redis does not know the sale (new, or Redis lost its data): sync it
     /// from a fresh Postgres row, then join again.
     Unknown,
+}
+
+/// What `join.lua` says of one visitor's place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Place {
+    /// A new number.
+    New,
+    /// The number this signed-in user already had.
+    Again,
+    /// None: the visitor's challenge already joined.
+    ChallengeReused,
 }
 
 /// What `join.lua` answers for a batch.
@@ -148,8 +169,8 @@ struct JoinReply {
     frozen: bool,
     rate: Option<f64>,
     drawn: Option<u64>,
-    /// Join number and whether the user already had it, per visitor.
-    places: Vec<(u64, bool)>,
+    /// Join number and what it is, per visitor.
+    places: Vec<(u64, Place)>,
 }
 
 impl FromRedisValue for JoinReply {
@@ -165,8 +186,13 @@ impl FromRedisValue for JoinReply {
         let mut places = Vec::new();
         while let Ok(n) = next() {
             let n = u64::from_redis_value(n)?;
-            let again = i64::from_redis_value(next()?)? == 1;
-            places.push((n, again));
+            let place = match i64::from_redis_value(next()?)? {
+                0 => Place::New,
+                1 => Place::Again,
+                2 => Place::ChallengeReused,
+                other => return Err(ParsingError::from(format!("join.lua answered an unknown place flag {other}"))),
+            };
+            places.push((n, place));
         }
         Ok(JoinReply { code, state, serving, frozen, rate, drawn, places })
     }
@@ -179,11 +205,10 @@ impl JoinReply {
             1 => self
                 .places
                 .iter()
-                .map(|&(n, again)| {
-                    if again {
-                        return JoinOutcome::Again(n);
-                    }
-                    JoinOutcome::New(
+                .map(|&(n, place)| match place {
+                    Place::Again => JoinOutcome::Again(n),
+                    Place::ChallengeReused => JoinOutcome::ChallengeReused,
+                    Place::New => JoinOutcome::New(
                         n,
                         Standing {
                             sale_state: self.state.clone(),
@@ -196,7 +221,7 @@ impl JoinReply {
                             rate: self.rate,
                             drawn: self.drawn,
                         },
-                    )
+                    ),
                 })
                 .collect(),
             -2 => (0..visitors).map(|_| JoinOutcome::Refused(self.state.clone())).collect(),
@@ -422,7 +447,7 @@ impl WaitingRoom {
 
     /// Joins `sale`; `user` is the signed-in user id, if any. Joins arriving
     /// together share one script call (see `batch.rs`).
-    pub async fn join(&self, sale: &Sale, user: Option<&str>) -> AppResult<JoinOutcome> {
+    pub async fn join(&self, sale: &Sale, user: Option<&str>, ticket: Option<&Ticket>) -> AppResult<JoinOutcome> {
         let thread = std::thread::current().id();
         let existing = self.joiners.read().ok().and_then(|j| j.get(&thread).cloned());
         let joiner = match existing {
@@ -435,7 +460,7 @@ impl WaitingRoom {
                     .clone()
             }
         };
-        joiner.join(&sale.id, user.unwrap_or("")).await
+        joiner.join(&sale.id, user.unwrap_or(""), ticket).await
     }
 
     /// Where join number `n` stands; also records that the visitor is there.

@@ -9,7 +9,8 @@ use utoipa::ToSchema;
 use super::{estimated_wait, poll_after_ms, JoinOutcome, PlaceState, Standing};
 use crate::error::{AppError, AppResult};
 use crate::extractor::{Admin, JoinQuota, JsonBody, QueueBearer, RawBody, StatusQuota};
-use crate::sales::{state, Sale, SaleState};
+use crate::gate::challenge::{Refusal, Ticket};
+use crate::sales::{state, Sale, SaleAccess, SaleState};
 use crate::state::AppState;
 use crate::tokens::{self, Purpose};
 
@@ -50,6 +51,18 @@ pub struct QueueView {
 pub struct JoinRequest {
     /// A queue token from an earlier join (same as sending it as the bearer).
     pub queue_token: Option<String>,
+    /// A challenge from `GET /api/v1/sales/{sale}/challenge`, when the sale
+    /// asks for proof of work.
+    pub challenge: Option<String>,
+    /// The challenge's solution: SHA-256(`challenge` ":" `nonce`) has
+    /// `difficulty_bits` leading zero bits; 1 to 32 printable ASCII characters.
+    pub nonce: Option<String>,
+}
+
+impl JoinRequest {
+    fn solution(&self) -> Option<(&str, &str)> {
+        Some((self.challenge.as_deref()?, self.nonce.as_deref()?))
+    }
 }
 
 enum Identity {
@@ -61,23 +74,32 @@ enum Identity {
     Anonymous,
 }
 
-fn identify(state: &AppState, req: &HttpRequest, body: &JoinRequest, sale: &str) -> AppResult<Identity> {
+fn identify(state: &AppState, req: &HttpRequest, body: &JoinRequest, sale: &Sale) -> AppResult<Identity> {
     let token = body.queue_token.as_deref().or_else(|| tokens::bearer(req));
     let Some(token) = token else {
+        if sale.access == SaleAccess::Invite {
+            return Err(AppError::Unauthorized(
+                "this sale is invite-only: join with your login token (Authorization: Bearer)".into(),
+            ));
+        }
         return Ok(Identity::Anonymous);
     };
     if let Some(verified) = state.tokens.verify_any(token) {
         let claims = verified?;
-        if claims.pur != Purpose::Queue || claims.sale != sale {
+        if claims.pur != Purpose::Queue || claims.sale != sale.id {
             return Err(AppError::Forbidden("this token is not a queue token of this sale".into()));
         }
         let n = claims.n.ok_or_else(|| AppError::Unauthorized("queue token without a place".into()))?;
         return Ok(Identity::Returning { visitor: claims.sub, n, token: token.to_owned() });
     }
-    match &state.login {
-        Some(login) => Ok(Identity::User(login.user_id(token)?)),
-        None => Err(AppError::Unauthorized("token refused: not a floodgate token".into())),
+    let Some(login) = &state.login else {
+        return Err(AppError::Unauthorized("token refused: not a floodgate token".into()));
+    };
+    let login = login.verify(token)?;
+    if sale.access == SaleAccess::Invite && login.sale.as_deref() != Some(sale.id.as_str()) {
+        return Err(AppError::forbidden("not_invited", "your login token does not invite you to this sale"));
     }
+    Ok(Identity::User(login.user_id))
 }
 
 /// Joins a sale's queue (or its lottery). Joining again with the queue token,
@@ -89,8 +111,10 @@ fn identify(state: &AppState, req: &HttpRequest, body: &JoinRequest, sale: &str)
     responses(
         (status = 201, description = "New place", body = QueueView),
         (status = 200, description = "The same place as before", body = QueueView),
-        (status = 401, description = "Invalid token", body = crate::error::ErrorBody),
+        (status = 401, description = "Invalid token, or no login token for an invite-only sale", body = crate::error::ErrorBody),
+        (status = 403, description = "`challenge_required`, `challenge_failed`, `challenge_expired` (also another sale's), `access_denied`, `not_invited`", body = crate::error::ErrorBody),
         (status = 404, body = crate::error::ErrorBody),
+        (status = 409, description = "`challenge_reused`", body = crate::error::ErrorBody),
         (status = 410, description = "Sold out or closed", body = crate::error::ErrorBody),
         (status = 429, body = crate::error::ErrorBody),
         (status = 503, body = crate::error::ErrorBody)
@@ -98,7 +122,7 @@ fn identify(state: &AppState, req: &HttpRequest, body: &JoinRequest, sale: &str)
 )]
 #[post("/api/v1/sales/{sale}/queue")]
 pub async fn join(
-    _quota: JoinQuota,
+    gate: JoinQuota,
     state: web::Data<AppState>,
     req: HttpRequest,
     path: web::Path<String>,
@@ -107,24 +131,32 @@ pub async fn join(
     let sale_id = path.into_inner();
     let body: JoinRequest = crate::error::parse_json(&body)?.unwrap_or_default();
     let sale = state.sales.get(&state.db, &sale_id).await?;
-    let identity = identify(&state, &req, &body, &sale.id)?;
+    let identity = identify(&state, &req, &body, &sale)?;
 
     match sale.state {
         SaleState::Closed => return Err(AppError::gone("sale_closed", "the sale is closed")),
         SaleState::SoldOut => return Err(AppError::gone("sold_out", "the sale is sold out")),
         _ => {}
     }
+    // A returning visitor keeps their place; a new one pays at the gate.
+    let ticket = match &identity {
+        Identity::Returning { .. } => None,
+        _ => match crate::gate::check_solution(&state.challenges, &sale, body.solution(), gate.verdict) {
+            Ok(ticket) => ticket,
+            Err(refusal) => return Err(crate::gate::refuse(&state.waiting_room, &sale.id, refusal).await),
+        },
+    };
 
     let (visitor, n, token, joined) = match identity {
         Identity::Returning { visitor, n, token } => (visitor, n, token, Joined::Again),
         Identity::User(user) => {
-            let (n, standing) = join_redis(&state, &sale, Some(&user)).await?;
+            let (n, standing) = join_redis(&state, &sale, Some(&user), ticket.as_ref()).await?;
             let token = queue_token(&state, &sale, &user, n)?;
             (user, n, token, standing)
         }
         Identity::Anonymous => {
             let visitor = tokens::new_visitor_id();
-            let (n, standing) = join_redis(&state, &sale, None).await?;
+            let (n, standing) = join_redis(&state, &sale, None, ticket.as_ref()).await?;
             let token = queue_token(&state, &sale, &visitor, n)?;
             (visitor, n, token, standing)
         }
@@ -153,20 +185,26 @@ enum Joined {
     Again,
 }
 
-async fn join_redis(state: &AppState, sale: &Sale, user: Option<&str>) -> AppResult<(u64, Joined)> {
+async fn join_redis(
+    state: &AppState,
+    sale: &Sale,
+    user: Option<&str>,
+    ticket: Option<&Ticket>,
+) -> AppResult<(u64, Joined)> {
     if !sale.waiting_room {
         // No waiting room: everyone is admitted; the number only orders joins.
         return Ok((0, Joined::New(None)));
     }
-    let mut outcome = state.waiting_room.join(sale, user).await?;
+    let mut outcome = state.waiting_room.join(sale, user, ticket).await?;
     if let JoinOutcome::Unknown = outcome {
         // Fresh from Postgres, not the cached copy: the saved counters must
         // be the latest so restored numbering stays above every token.
         let fresh = Sale::load(&state.db, &sale.id).await?;
         state.waiting_room.sync_sale(&fresh).await?;
-        outcome = state.waiting_room.join(&fresh, user).await?;
+        outcome = state.waiting_room.join(&fresh, user, ticket).await?;
     }
     match outcome {
+        JoinOutcome::ChallengeReused => Err(crate::gate::refuse(&state.waiting_room, &sale.id, Refusal::Reused).await),
         JoinOutcome::New(n, standing) => Ok((n, Joined::New(Some(standing)))),
         JoinOutcome::Unknown => Err(AppError::Unavailable("waiting room state missing after sync".into())),
         JoinOutcome::Again(n) => Ok((n, Joined::Again)),

@@ -4,6 +4,7 @@ mod helpers;
 
 mod errors;
 mod events;
+mod gate;
 mod holds;
 mod lottery;
 mod operations;
