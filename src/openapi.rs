@@ -21,6 +21,7 @@ use utoipa::{Modify, OpenApi};
         crate::waiting_room::routes::join,
         crate::waiting_room::routes::status,
         crate::waiting_room::routes::admit,
+        crate::waiting_room::routes::remove,
         crate::gate::routes::challenge,
         crate::gate::routes::get_global,
         crate::gate::routes::put_global,

@@ -161,6 +161,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(sales::routes::admin_next_stage)
         .service(sales::routes::admin_audit)
         .service(waiting_room::routes::admit)
+        .service(waiting_room::routes::remove)
         .service(gate::routes::get_global)
         .service(gate::routes::put_global)
         .service(gate::routes::get_sale)

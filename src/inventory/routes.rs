@@ -85,6 +85,9 @@ pub async fn create_hold(
     let want = parse_want(body)?;
     let started = Instant::now();
     let sale = state.sales.get(&state.db, &claims.sale).await?;
+    if sale.waiting_room && state.waiting_room.is_removed(&sale.id, &claims.sub).await? {
+        return Err(AppError::forbidden("place_removed", "an admin removed your place in this sale's line"));
+    }
     let ask = HoldAsk { want, buyer: &claims, key };
     let result = place_hold(&state.db, &state.claim_hints, &state.tokens, &sale, ask).await;
     let outcome = match &result {

@@ -17,7 +17,7 @@
 //! answers 503 rather than stale places. Changes this instance makes itself
 //! (admissions, sale settings) update or drop its copy at once.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -48,6 +48,8 @@ pub struct LineView {
     pub rate: Option<f64>,
     /// Lottery winners, once drawn.
     pub drawn: Option<u64>,
+    /// How often an admin removed places (`meta.rmv`); 0: never.
+    pub removals: u64,
 }
 
 struct Watched {
@@ -56,6 +58,8 @@ struct Watched {
     /// written: it never changes afterwards.
     positions: RwLock<Option<Arc<Vec<u8>>>>,
     heartbeats: Mutex<Vec<u32>>,
+    /// Visitors whose places were removed, as of `removals` changes.
+    removed: RwLock<(u64, Arc<HashSet<String>>)>,
     /// Milliseconds since `Lines::epoch` of the last poll.
     last_poll: AtomicU64,
     /// Bumped by every local change (an admission, a settings change), so
@@ -69,6 +73,7 @@ impl Watched {
             view: RwLock::new(None),
             positions: RwLock::new(None),
             heartbeats: Mutex::new(Vec::new()),
+            removed: RwLock::new((0, Arc::new(HashSet::new()))),
             last_poll: AtomicU64::new(now),
             generation: AtomicU64::new(0),
         }
@@ -85,6 +90,8 @@ pub struct Due {
     pub wants_positions: bool,
     /// The sale's generation when this refresh began.
     pub generation: u64,
+    /// The removals the loaded set of removed visitors reflects.
+    pub removals_loaded: u64,
 }
 
 /// Per-sale line snapshots and heartbeat buffers of this instance.
@@ -182,7 +189,14 @@ impl Lines {
                 let shuffled = w.view.read().ok().and_then(|v| v.as_ref().map(|(_, l)| l.shuffled)).unwrap_or(false);
                 let loaded = w.positions.read().map(|p| p.is_some()).unwrap_or(true);
                 let generation = w.generation.load(Ordering::Acquire);
-                Due { sale: sale.clone(), heartbeats, wants_positions: shuffled && !loaded, generation }
+                let removals_loaded = w.removed.read().map(|r| r.0).unwrap_or(0);
+                Due {
+                    sale: sale.clone(),
+                    heartbeats,
+                    wants_positions: shuffled && !loaded,
+                    generation,
+                    removals_loaded,
+                }
             })
             .collect()
     }
@@ -205,6 +219,33 @@ impl Lines {
         if let Ok(mut p) = watched.positions.write() {
             *p = Some(Arc::new(positions));
         };
+    }
+
+    /// Stores the visitors removed from `sale` as of `removals` changes.
+    pub fn store_removed(&self, sale: &str, removals: u64, removed: HashSet<String>) {
+        let watched = self.watched(sale);
+        if let Ok(mut r) = watched.removed.write() {
+            *r = (removals, Arc::new(removed));
+        };
+    }
+
+    /// Whether `visitor`'s place in `sale` was removed, when a fresh
+    /// snapshot can tell; `None`: ask Redis.
+    pub fn is_removed(&self, sale: &str, visitor: &str) -> Option<bool> {
+        let watched = self.sales.read().ok()?.get(sale)?.clone();
+        let removals = {
+            let view = watched.view.read().ok()?;
+            let (taken, line) = view.as_ref()?;
+            if taken.elapsed() > MAX_AGE || line.state.is_empty() {
+                return None;
+            }
+            line.removals
+        };
+        if removals == 0 {
+            return Some(false);
+        }
+        let removed = watched.removed.read().ok()?;
+        (removed.0 == removals).then(|| removed.1.contains(visitor))
     }
 
     /// Puts heartbeats back after a failed refresh, so they are not lost.
@@ -270,7 +311,7 @@ mod tests {
     }
 
     fn line(serving: u64, prequeue: Option<u64>, shuffled: bool) -> LineView {
-        LineView { state: "on_sale".into(), serving, prequeue, shuffled, rate: Some(10.0), drawn: None }
+        LineView { state: "on_sale".into(), serving, prequeue, shuffled, rate: Some(10.0), drawn: None, removals: 0 }
     }
 
     #[test]

@@ -26,6 +26,7 @@
 //! | `pow` | zset | proof-of-work challenges that joined (id → expiry, unix ms), each kept until it expires |
 //! | `addr:<minute>` | hash | challenges handed out per client address in that minute (expires after 150 s) |
 //! | `net:<minute>` | zset | challenges handed out per network (IPv4 /24, IPv6 /64) in that minute (expires after 150 s) |
+//! | `removed` | set | visitor ids whose places an admin took away (`meta.rmv` counts the changes) |
 //! | `gate` | hash | the gate's counters: challenges `issued` and `solved`, refusals by code |
 //!
 //! Two things keep Redis off the per-request path at line rate: joins are
@@ -46,7 +47,7 @@ use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use redis::{FromRedisValue, ParsingError, Script, Value};
+use redis::{AsyncCommands, FromRedisValue, ParsingError, Script, Value};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -69,6 +70,7 @@ pub struct Scripts {
     adapt: Script,
     draw: Script,
     source: Script,
+    remove: Script,
 }
 
 impl Scripts {
@@ -84,6 +86,7 @@ impl Scripts {
             adapt: Script::new(include_str!("../../lua/adapt.lua")),
             draw: Script::new(include_str!("../../lua/draw.lua")),
             source: Script::new(include_str!("../../lua/source.lua")),
+            remove: Script::new(include_str!("../../lua/remove.lua")),
         }
     }
 }
@@ -300,7 +303,7 @@ impl FromRedisValue for Standing {
 }
 
 /// What `HMGET meta state serving pq shuf rate drawn` answers.
-type LineFields = (Option<String>, Option<u64>, Option<u64>, Option<String>, Option<String>, Option<u64>);
+type LineFields = (Option<String>, Option<u64>, Option<u64>, Option<String>, Option<String>, Option<u64>, Option<u64>);
 
 /// Queue figures for a sale page.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -507,7 +510,7 @@ impl WaitingRoom {
                 }
                 pipe.add_command(bitfield).ignore();
             }
-            pipe.cmd("HMGET").arg(keys.key("meta")).arg(&["state", "serving", "pq", "shuf", "rate", "drawn"]);
+            pipe.cmd("HMGET").arg(keys.key("meta")).arg(&["state", "serving", "pq", "shuf", "rate", "drawn", "rmv"]);
         }
         let started = Instant::now();
         let replies: AppResult<Vec<LineFields>> =
@@ -522,7 +525,7 @@ impl WaitingRoom {
                 return Err(e);
             }
         };
-        for (sale, (state, serving, pq, shuf, rate, drawn)) in due.iter().zip(replies) {
+        for (sale, (state, serving, pq, shuf, rate, drawn, removals)) in due.iter().zip(replies) {
             let view = line::LineView {
                 state: state.unwrap_or_default(),
                 serving: serving.unwrap_or(0),
@@ -530,7 +533,16 @@ impl WaitingRoom {
                 shuffled: shuf.as_deref() == Some("1"),
                 rate: rate.as_deref().and_then(parse_rate),
                 drawn,
+                removals: removals.unwrap_or(0),
             };
+            if sale.removals_loaded != view.removals {
+                let key = self.keys(&sale.sale).key("removed");
+                let removed: Vec<String> = self
+                    .redis
+                    .run(|mut c| async move { redis::cmd("SMEMBERS").arg(&key).query_async(&mut c).await })
+                    .await?;
+                self.lines.store_removed(&sale.sale, view.removals, removed.into_iter().collect());
+            }
             let load_positions = sale.wants_positions || (view.shuffled && view.prequeue.is_some_and(|pq| pq > 0));
             self.lines.store(&sale.sale, view, sale.generation);
             if load_positions && sale.wants_positions {
@@ -618,6 +630,59 @@ impl WaitingRoom {
         let mut invocation = self.scripts.finish.prepare_invoke();
         invocation.key(keys.key("active")).arg(n).arg(until_ms.unwrap_or(0));
         self.redis.run(|mut c| async move { invocation.invoke_async::<i64>(&mut c).await }).await.map(|_| ())
+    }
+
+    /// Takes the places of `visitors` away (`lua/remove.lua`): answers how
+    /// many were newly removed and how many places were freed at once.
+    pub async fn remove(&self, sale: &str, visitors: &[String]) -> AppResult<(u64, u64)> {
+        let keys = self.keys(sale);
+        let mut invocation = self.scripts.remove.prepare_invoke();
+        invocation
+            .key(keys.key("meta"))
+            .key(keys.key("removed"))
+            .key(keys.key("users"))
+            .key(keys.key("seen"))
+            .key(keys.key("active"));
+        for visitor in visitors {
+            invocation.arg(visitor);
+        }
+        let removed = self.redis.run(|mut c| async move { invocation.invoke_async(&mut c).await }).await?;
+        self.lines.forget(sale);
+        Ok(removed)
+    }
+
+    /// Whether an admin took `visitor`'s place in `sale` away: from this
+    /// instance's snapshot when it is fresh, else one Redis call.
+    pub async fn is_removed(&self, sale: &str, visitor: &str) -> AppResult<bool> {
+        if let Some(removed) = self.lines.is_removed(sale, visitor) {
+            return Ok(removed);
+        }
+        let key = self.keys(sale).key("removed");
+        let visitor = visitor.to_owned();
+        self.redis.run(|mut c| async move { c.sismember(&key, visitor).await }).await
+    }
+
+    /// Frees join number `n` of a removed visitor: marked abandoned (the
+    /// ticker skips it) and its admission slot released.
+    pub async fn free_removed(&self, sale: &str, n: u64) -> AppResult<()> {
+        let keys = self.keys(sale);
+        let (seen, active) = (keys.key("seen"), keys.key("active"));
+        self.redis
+            .run(|mut c| async move {
+                redis::pipe()
+                    .cmd("BITFIELD")
+                    .arg(&seen)
+                    .arg("SET")
+                    .arg("u32")
+                    .arg(format!("#{n}"))
+                    .arg(1)
+                    .ignore()
+                    .zrem(&active, n)
+                    .ignore()
+                    .query_async::<()>(&mut c)
+                    .await
+            })
+            .await
     }
 
     /// Queue figures of a sale.

@@ -22,7 +22,8 @@ pub struct QueueView {
     pub queue_token: Option<String>,
     /// The sale.
     pub sale_id: String,
-    /// `waiting`, `admitted`, `won`, `lost`, `expired`, `sold_out`, `closed`.
+    /// `waiting`, `admitted`, `won`, `lost`, `expired`, `sold_out`, `closed`,
+    /// `removed` (an admin took the place away).
     pub state: String,
     /// Place in line (1 = next). In the pre-queue this is the join order
     /// until the start shuffles it.
@@ -245,6 +246,14 @@ async fn place(state: &AppState, sale: &Sale, visitor: &str, n: u64, known: Opti
     if !sale.waiting_room {
         return admitted_without_queue(state, sale, visitor, view);
     }
+    // A new place cannot have been removed; a known one may have been.
+    if known.is_none() && state.waiting_room.is_removed(&sale.id, visitor).await? {
+        // Its slot and place are freed here, where the token tells the number.
+        state.waiting_room.free_removed(&sale.id, n).await?;
+        view.state = "removed".into();
+        view.poll_after_ms = 30_000;
+        return Ok(view);
+    }
     let standing = match known {
         Some(standing) => standing,
         None => state.waiting_room.status(&sale.id, n).await?,
@@ -349,6 +358,66 @@ pub async fn status(
         .insert_header(retry_after(&view))
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(view))
+}
+
+/// `POST /admin/v1/sales/{sale}/queue/remove` body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RemoveRequest {
+    /// Visitor ids (the `sub` of their queue tokens; `u:<user>` for
+    /// signed-in users).
+    #[serde(default)]
+    pub visitor_ids: Vec<String>,
+    /// User ids of the site (the `sub` of its login tokens).
+    #[serde(default)]
+    pub user_ids: Vec<String>,
+}
+
+/// What a removal did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RemoveResult {
+    /// Visitors newly removed (a repeated id counts once).
+    pub removed: u64,
+    /// Places freed at once (signed-in users'); an anonymous visitor's place
+    /// is freed at their next poll, or abandoned when they stop polling.
+    pub places_freed: u64,
+}
+
+/// Takes places away: the visitors' status says `removed`, their joins and
+/// holds are refused, and their places do not count toward `max_active`.
+#[utoipa::path(
+    tag = "admin",
+    params(("sale" = String, Path, description = "Sale id")),
+    request_body = RemoveRequest,
+    security(("admin_key" = [])),
+    responses((status = 200, body = RemoveResult), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody))
+)]
+#[post("/admin/v1/sales/{sale}/queue/remove")]
+#[tracing::instrument(name = "admin remove places", skip_all, fields(sale = %path))]
+pub async fn remove(
+    _admin: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    JsonBody(body): JsonBody<RemoveRequest>,
+) -> AppResult<HttpResponse> {
+    let visitors: Vec<String> =
+        body.visitor_ids.into_iter().chain(body.user_ids.into_iter().map(|user| format!("u:{user}"))).collect();
+    if visitors.is_empty() || visitors.len() > 10_000 {
+        return Err(AppError::Invalid("name 1 to 10000 visitor_ids or user_ids".into()));
+    }
+    if visitors.iter().any(|v| v.is_empty() || v.len() > 210) {
+        return Err(AppError::Invalid("visitor and user ids are 1 to 200 characters".into()));
+    }
+    for visitor in &visitors {
+        crate::error::plain_text("visitor id", visitor)?;
+    }
+    let sale = state.sales.get(&state.db, &path).await?;
+    if !sale.waiting_room {
+        return Err(AppError::conflict("no_waiting_room", "this sale admits everyone at once"));
+    }
+    let (removed, places_freed) = state.waiting_room.remove(&sale.id, &visitors).await?;
+    tracing::info!(removed, places_freed, "places removed");
+    Ok(HttpResponse::Ok().json(RemoveResult { removed, places_freed }))
 }
 
 /// `POST /admin/v1/sales/{sale}/admit` body.

@@ -400,3 +400,69 @@ async fn an_invite_only_sale_gives_each_invited_user_one_place() {
     assert_eq!(created, 1);
     assert_eq!(numbers[0], numbers[1], "both devices have the same place");
 }
+
+#[tokio::test]
+async fn removed_places_say_so_hold_nothing_and_free_their_slots() {
+    const SECRET: &str = "site-login-secret-for-removal";
+    let app = spawn_app_with(|s| s.identity.jwt_hs256_secret = Some(SECRET.into())).await;
+    let sale =
+        app.create_sale_ok(&gated_sale(json!({ "admission": { "admit_per_second": 0, "max_active": 2 } }))).await;
+    let join = |bearer: Option<String>| {
+        let (app, sale) = (&app, &sale);
+        async move {
+            let response = app.join(sale, bearer.as_deref()).await;
+            assert_eq!(response.status(), StatusCode::CREATED);
+            body_json(response).await["queue_token"].as_str().expect("token").to_owned()
+        }
+    };
+    let anna = join(None).await;
+    let bob = join(Some(login_token(SECRET, "bob", None, 3600))).await;
+    let carl = join(None).await;
+    let dora = join(None).await;
+    let visitor = |token: &str| app.state.tokens.verify(token, Purpose::Queue, Some(&sale)).expect("token").sub;
+    // The sale clock freezes the pre-queue first (409 prequeue_not_ready until then).
+    let admitted = eventually(Duration::from_secs(10), || async {
+        (app.admit(&sale, 2).await.status() == StatusCode::OK).then_some(())
+    })
+    .await;
+    assert!(admitted.is_some(), "the first two are admitted");
+    let anna_admitted = app.status_patiently(&sale, &anna).await;
+    assert_eq!(anna_admitted["state"], "admitted");
+    let anna_admission = anna_admitted["admission_token"].as_str().expect("admission token").to_owned();
+
+    let response = app
+        .client
+        .post(app.url(&format!("/admin/v1/sales/{sale}/queue/remove")))
+        .bearer_auth(ADMIN_KEY)
+        .json(&json!({ "visitor_ids": [visitor(&anna)], "user_ids": ["bob"] }))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(body_json(response).await, json!({ "removed": 2, "places_freed": 1 }));
+
+    for token in [&anna, &bob] {
+        assert_eq!(app.status_patiently(&sale, token).await["state"], "removed");
+        assert_eq!(body_json(app.join(&sale, Some(token)).await).await["state"], "removed");
+    }
+    let hold = app.hold(&sale, &anna_admission, &json!({ "quantity": 1 }), None).await;
+    assert_error(hold, StatusCode::FORBIDDEN, "place_removed").await;
+
+    // Their two slots are free again (bob's at once, anna's at her poll).
+    assert_eq!(app.admin_get_sale(&sale).await["queue"]["active"], 0);
+    assert_eq!(app.admit(&sale, 2).await.status(), StatusCode::OK);
+    for token in [&carl, &dora] {
+        assert_eq!(app.status_patiently(&sale, token).await["state"], "admitted");
+    }
+    assert_eq!(app.admin_get_sale(&sale).await["queue"]["active"], 2);
+
+    let empty = app
+        .client
+        .post(app.url(&format!("/admin/v1/sales/{sale}/queue/remove")))
+        .bearer_auth(ADMIN_KEY)
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("request");
+    assert_error(empty, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request").await;
+}

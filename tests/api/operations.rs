@@ -112,6 +112,7 @@ async fn openapi_document_lists_the_api() {
         "/api/v1/sales/{sale}/queue/status",
         "/api/v1/sales/{sale}/challenge",
         "/admin/v1/access",
+        "/admin/v1/sales/{sale}/queue/remove",
         "/admin/v1/sales/{sale}/access",
         "/api/v1/sales/{sale}/holds",
         "/api/v1/holds/{hold}",
