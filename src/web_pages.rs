@@ -4,11 +4,15 @@
 //! `/` lists the sales, `/s/{sale}` is the waiting room and checkout; both
 //! load `/static/js/main.js`, a native ES module that picks the page's module
 //! (`index.js` or `sale.js`, which use `api.js`, `format.js` and `dom.js`) and
-//! talks to the public API. Every file of `web/js/` except the `*.test.mjs`
-//! unit tests is listed in [`JS_MODULES`] and served under `/static/js/` (a
-//! test checks the list is complete). Answers are compressed when the browser
+//! talks to the public API. Before a fresh join, `sale.js` solves the sale's
+//! proof-of-work challenge (SPEC §4a) in `pow-worker.js`, a module Web Worker
+//! started by `pow-client.js`, both on `pow.js`. Every `.js` file of
+//! `web/js/` is listed in [`JS_MODULES`] and served under `/static/js/` (a
+//! test checks the list is complete; the `*.test.mjs` node unit tests and
+//! `package.json` are not served). Answers are compressed when the browser
 //! accepts it and carry a Content-Security-Policy that allows only this
-//! origin: the pages load nothing from elsewhere.
+//! origin (`default-src 'self'` covers the same-origin worker): the pages
+//! load nothing from elsewhere.
 
 use actix_web::dev::HttpServiceFactory;
 use actix_web::middleware::Compress;
@@ -26,6 +30,9 @@ pub const JS_MODULES: &[(&str, &str)] = &[
     ("dom.js", include_str!("../web/js/dom.js")),
     ("index.js", include_str!("../web/js/index.js")),
     ("sale.js", include_str!("../web/js/sale.js")),
+    ("pow.js", include_str!("../web/js/pow.js")),
+    ("pow-client.js", include_str!("../web/js/pow-client.js")),
+    ("pow-worker.js", include_str!("../web/js/pow-worker.js")),
 ];
 
 const HTML: &str = "text/html; charset=utf-8";

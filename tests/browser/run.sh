@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # tests/browser/run.sh — the buyer pages in a real browser (issue 7).
 #
-# Installs what it needs (Debian's chromium, playwright-core from
-# package-lock.json; never a downloaded browser), builds the server, starts
-# it on a free port against a fresh database, creates a sale with 2 units,
-# runs buyer.test.mjs and stops the server again.
+# Installs what it needs (Debian's chromium, playwright-core and axe-core
+# from package-lock.json; never a downloaded browser), builds the server,
+# starts it on a free port against a fresh database, creates a sale with 2
+# units and proof of work at 14 bits, runs buyer.test.mjs and stops the
+# server again.
 #
 # Expects Postgres and Redis from scripts/services.sh (started here if they
-# do not answer). Screenshots and the server log go to tests/browser/out/.
+# do not answer). Screenshots, the server log and pow.json (solve times and
+# the hashing rate) go to tests/browser/out/.
 #
 # Environment:
 #   FLOODGATE__DATABASE__URL / FLOODGATE__REDIS__URL   the services to use
@@ -48,11 +50,19 @@ fi
 
 command -v node >/dev/null 2>&1 || die "node (20 or later) is needed"
 command -v npm >/dev/null 2>&1 || die "npm is needed"
-want="$(node -p "require('$HERE/package-lock.json').packages['node_modules/playwright-core'].version")"
-have="$(node -p "try { require('$HERE/node_modules/playwright-core/package.json').version } catch { '' }")"
-if [[ "$want" != "$have" ]]; then
-    say "installing playwright-core $want (npm ci)"
-    # playwright-core has no install script and downloads no browser.
+# Each package of package-lock.json at its locked version, or npm ci.
+stale="$(node -e '
+    const dir = process.argv[1];
+    const lock = require(dir + "/package-lock.json");
+    for (const [where, p] of Object.entries(lock.packages)) {
+        if (!where) continue;
+        let have = "";
+        try { have = require(dir + "/" + where + "/package.json").version; } catch {}
+        if (have !== p.version) console.log(where.replace("node_modules/", "") + "@" + p.version);
+    }' "$HERE")"
+if [[ -n "$stale" ]]; then
+    say "installing $(echo $stale) (npm ci)"
+    # playwright-core and axe-core have no install scripts; no browser is downloaded.
     (cd -- "$HERE" && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
@@ -163,6 +173,9 @@ for _ in $(seq 1 300); do
 done
 [[ $ready == 1 ]] || die "the server was not ready within 30 s"
 
+# Proof of work on (SPEC §4a). Every test visitor comes from 127.0.0.1, which
+# would make each challenge harder than the last: the ceiling is the base.
+CHALLENGE_BITS=14
 sale_json="$(http POST /admin/v1/sales 201 '{
   "name": "Browser test sale",
   "units": { "count": 2 },
@@ -170,15 +183,17 @@ sale_json="$(http POST /admin/v1/sales 201 '{
   "hold_ttl_seconds": 300,
   "waiting_room": true,
   "shuffle_prequeue": false,
+  "challenge": { "difficulty_bits": '"$CHALLENGE_BITS"', "max_difficulty_bits": '"$CHALLENGE_BITS"' },
   "admission": { "admit_per_second": 1, "max_active": 3,
                  "admission_ttl_seconds": 120, "abandon_after_seconds": 60 }
 }')" || die "could not create the sale: $sale_json"
 SALE_ID="$(SALE="$sale_json" node -p 'JSON.parse(process.env.SALE).id')"
-say "sale $SALE_ID created"
+say "sale $SALE_ID created (proof of work: $CHALLENGE_BITS bits)"
 
 # ---------------------------------------------------------------------------
 # The test
 # ---------------------------------------------------------------------------
 
 cd -- "$HERE"
-BASE_URL="$BASE_URL" SALE_ID="$SALE_ID" OUT_DIR="$OUT" CHROMIUM="$CHROMIUM" node buyer.test.mjs
+BASE_URL="$BASE_URL" SALE_ID="$SALE_ID" OUT_DIR="$OUT" CHROMIUM="$CHROMIUM" CHALLENGE_BITS="$CHALLENGE_BITS" \
+    node buyer.test.mjs

@@ -9,12 +9,19 @@
 
 import { api, errorOf, explain, now, path, randomKey, retryAfterSeconds } from './api.js';
 import {
-  aheadText, fmtCountdown, fmtDate, fmtNumber, fmtWait, heldTitle, parseSeats, plural,
-  queueTitle, saleMetaText, waitingLiveText,
+  aheadText, checkProgressText, fmtCountdown, fmtDate, fmtNumber, fmtWait, heldTitle, parseSeats,
+  plainError, plural, queueTitle, saleMetaText, waitingLiveText,
 } from './format.js';
 import { $, badge, busy, clear, node, show, text } from './dom.js';
+import { expectedAttempts } from './pow.js';
+import { startSolving } from './pow-client.js';
 
 const VIEWS = ['loading', 'join', 'queue', 'buy', 'hold', 'order', 'end'];
+
+/** Refusals of a challenge that a fresh challenge may cure. */
+const CHALLENGE_RETRY = new Set(['challenge_required', 'challenge_failed', 'challenge_expired', 'challenge_reused']);
+/** Fresh challenges tried for one join before the page gives up and says so. */
+const CHALLENGE_TRIES = 3;
 
 /** Everything the page knows. */
 const state = {
@@ -33,6 +40,11 @@ const state = {
   pollTimer: null,
   pollBackoff: 2000,
   transientAlert: false, // the alert says "busy/offline, retrying" and goes once that passes
+  // Proof of work (SPEC §4a), asked of a join without a queue token:
+  challengeNeeded: null, // true | false (the sale says difficulty 0) | null (unknown: ask)
+  solver: null, // { cancel } while solving
+  solveMs: null, // how long the last solve took
+  checkSlowSaid: false, // "still checking" said once per solve
   lastLive: '',
   firstView: true,
 };
@@ -198,6 +210,11 @@ async function fetchSale() {
   const r = await api('GET', path('sales', state.saleId));
   if (r.ok && r.data) {
     state.sale = r.data;
+    // Difficulty 0 in the sale's view: joins need no challenge (an older
+    // server says nothing: ask). Once a join was refused for want of one,
+    // keep asking.
+    const ch = r.data.challenge;
+    if (state.challengeNeeded !== true) state.challengeNeeded = ch && ch.difficulty_bits === 0 ? false : null;
     renderSale();
     return state.sale;
   }
@@ -215,6 +232,7 @@ function refreshSaleSoon(ms) {
 
 function showEnd(title, body, button) {
   stopPolling();
+  stopSolving();
   stopTimer('admission');
   text($('end-title'), title);
   text($('end-text'), body);
@@ -241,6 +259,11 @@ function soldOut(keepChecking) {
 
 function closed() {
   showEnd('This sale has closed', 'Tickets for this sale are no longer on offer.');
+}
+
+/** This visitor's network is refused (403 access_denied): say so, and stop asking. */
+function denied() {
+  showEnd('Your network can’t join this sale', plainError({ code: 'access_denied' }, 403));
 }
 
 function lotteryClosed() {
@@ -281,20 +304,149 @@ function showJoin(message) {
   setView('join');
 }
 
-async function join() {
+// A fresh join first proves some work (SPEC §4a): fetch a challenge, solve
+// it in a worker while the page says "Checking your browser…", join with
+// {challenge, nonce}. A join with the stored queue token needs none, and
+// neither does a sale whose view says difficulty 0 (until a join is refused
+// with challenge_required: then the page asks after all).
+
+function checkStatus(message) {
+  text($('check-status'), message);
+}
+
+function showCheck(bits) {
+  const expected = expectedAttempts(bits);
+  const bar = $('check-progress');
+  bar.max = 1;
+  bar.value = 0;
+  bar.setAttribute('aria-valuetext', checkProgressText(0, expected));
+  text($('check-count'), checkProgressText(0, expected));
+  checkStatus('Checking your browser… This takes a moment.');
+  show($('check'), true);
+  document.body.dataset.check = 'solving';
+}
+
+function checkProgress(attempts, bits, startedAt) {
+  const expected = expectedAttempts(bits);
+  const bar = $('check-progress');
+  // The chance a solution has turned up by now: moves steadily, never
+  // jumps back, and is honest when a solve runs long.
+  bar.value = 1 - Math.exp(-attempts / expected);
+  const words = checkProgressText(attempts, expected);
+  bar.setAttribute('aria-valuetext', words);
+  text($('check-count'), words);
+  if (performance.now() - startedAt > 8000 && !state.checkSlowSaid) {
+    state.checkSlowSaid = true;
+    checkStatus('Still checking your browser… Thanks for waiting; keep this page open.');
+  }
+}
+
+function hideCheck(outcome) {
+  show($('check'), false);
+  document.body.dataset.check = outcome;
+}
+
+function stopSolving() {
+  if (!state.solver) return;
+  state.solver.cancel();
+  state.solver = null;
+  hideCheck('cancelled');
+}
+
+/**
+ * The body of a fresh join: `{body}` (undefined body when no challenge is
+ * asked), `{answer}` when the challenge request was refused (handled like a
+ * refused join), or `{handled: true}` when the page already said what went
+ * wrong.
+ */
+async function solveChallenge() {
+  if (state.challengeNeeded === false) return { body: undefined };
+  let r;
+  try {
+    r = await api('GET', path('sales', state.saleId, 'challenge'));
+  } catch {
+    showAlert('Could not reach the ticket service. Check your connection and try again.');
+    return { handled: true };
+  }
+  // A server without proof of work has no such route (and for a sale that
+  // does not exist, the join says so).
+  if (r.status === 404) return { body: undefined };
+  if (!r.ok || !r.data || typeof r.data.challenge !== 'string') return { answer: r };
+  const { challenge } = r.data;
+  const bits = Number(r.data.difficulty_bits) || 0;
+  if (bits <= 0) return { body: { challenge, nonce: '0' } };
+
+  showCheck(bits);
+  state.checkSlowSaid = false;
+  const startedAt = performance.now();
+  const solver = startSolving({ challenge, bits, onProgress: (n) => checkProgress(n, bits, startedAt) });
+  state.solver = solver;
+  let found;
+  try {
+    found = await solver.promise;
+  } catch (err) {
+    if (state.solver === solver) state.solver = null;
+    if (err && err.code === 'cancelled') return { handled: true };
+    hideCheck('failed');
+    if (err && err.code === 'unsupported') {
+      showAlert('This browser can’t run the quick check this sale asks of everyone who joins: it needs a secure (https) connection and an up-to-date browser. Open the page over https, or try another browser.');
+    } else {
+      showAlert('Your browser could not finish the check this sale asks for. Please reload the page and try again.');
+    }
+    return { handled: true };
+  }
+  state.solver = null;
+  state.solveMs = Math.round(found.ms);
+  document.body.dataset.solveMs = String(state.solveMs);
+  document.body.dataset.solveBits = String(bits);
+  document.body.dataset.solveAttempts = String(found.attempts);
+  document.body.dataset.check = 'solved';
+  checkStatus('Browser checked. Joining…');
+  return { body: { challenge, nonce: found.nonce } };
+}
+
+/** Handles a refused join (or challenge request); `retry` joins again. */
+function joinRefused(r, retry) {
+  const e = errorOf(r);
+  if (e.code === 'sold_out') return soldOut(false);
+  if (e.code === 'sale_closed') return closed();
+  if (e.code === 'lottery_drawn') return lotteryClosed();
+  if (e.code === 'access_denied') return denied();
+  if (r.status === 429 || r.status === 503) {
+    const wait = retryAfterSeconds(r.res) || 3;
+    showAlert(explain(r) + ' Trying again in ' + plural(wait, 'second', 'seconds') + '…', 'info');
+    busy($('join-btn'), true);
+    setTimeout(retry, wait * 1000);
+    return;
+  }
+  showAlert(explain(r));
+}
+
+async function join(challengeTry = 1) {
+  if (state.solver) return; // already checking
   const btn = $('join-btn');
   busy(btn, true);
   clearAlert();
   const hadToken = state.queueToken;
+  let body;
+  if (!hadToken) {
+    const solved = await solveChallenge();
+    if (solved.handled) return busy(btn, false);
+    if (solved.answer) {
+      busy(btn, false);
+      return joinRefused(solved.answer, () => join(challengeTry));
+    }
+    body = solved.body;
+  }
   let r;
   try {
-    r = await api('POST', path('sales', state.saleId, 'queue'), { token: state.queueToken });
+    r = await api('POST', path('sales', state.saleId, 'queue'), { token: state.queueToken, body });
   } catch {
-    busy(btn, false);
-    showAlert('Could not reach the ticket service. Check your connection and try again.');
-    return;
+    r = null;
   }
   busy(btn, false);
+  if (body && body.challenge) show($('check'), false);
+  if (!r) return showAlert('Could not reach the ticket service. Check your connection and try again.');
   if (r.status === 200 || r.status === 201) {
     const fresh = r.status === 201 || state.startAhead == null;
     remember({ queueToken: r.data.queue_token, startAhead: fresh ? r.data.ahead : state.startAhead });
@@ -303,22 +455,20 @@ async function join() {
     return;
   }
   const e = errorOf(r);
-  if (e.code === 'sold_out') return soldOut(false);
-  if (e.code === 'sale_closed') return closed();
-  if (e.code === 'lottery_drawn') return lotteryClosed();
-  if ((r.status === 401 || r.status === 403) && hadToken) {
+  if (CHALLENGE_RETRY.has(e.code)) {
+    // Expired while solving, used already, or the sale turned the check on:
+    // a fresh challenge, a few times at most.
+    state.challengeNeeded = true;
+    if (hadToken && e.code === 'challenge_required') forgetPlace();
+    if (challengeTry < CHALLENGE_TRIES) return join(challengeTry + 1);
+    return showAlert(explain(r));
+  }
+  if ((r.status === 401 || r.status === 403) && hadToken && e.code !== 'access_denied') {
     // A token from an earlier visit that no longer works: start afresh.
     forgetPlace();
-    return join();
+    return join(challengeTry);
   }
-  if (r.status === 429 || r.status === 503) {
-    const wait = retryAfterSeconds(r.res) || 3;
-    showAlert(explain(r) + ' Trying again in ' + plural(wait, 'second', 'seconds') + '…', 'info');
-    busy(btn, true);
-    setTimeout(join, wait * 1000);
-    return;
-  }
-  showAlert(explain(r));
+  joinRefused(r, () => join(challengeTry));
 }
 
 // ---------------------------------------------------------------------------
@@ -364,6 +514,7 @@ async function poll() {
     if (state.polling || state.phase === 'loading') schedulePoll(r.data);
     return;
   }
+  if (errorOf(r).code === 'access_denied') return denied();
   if (r.status === 401 || r.status === 403) {
     forgetPlace();
     return showJoin('Your place in line could not be found any more. Please join again.');
@@ -573,6 +724,7 @@ async function hold(event) {
   const e = errorOf(r);
   if (e.code === 'sold_out') return soldOut(false);
   if (e.code === 'sale_closed') return closed();
+  if (e.code === 'access_denied') return denied();
   if (r.status === 401 || r.status === 403) {
     showAlert('Your turn ran out before the tickets were held. Checking your place…', 'info');
     return schedulePoll(null, 0);
