@@ -275,6 +275,32 @@ test('a sale whose view says difficulty 0 is joined without a challenge, until o
   }
 });
 
+test('where a module worker cannot start, the page solves in the page itself', async () => {
+  const errors = [];
+  const { context, page } = await newPage(browser, errors);
+  try {
+    const gate = watchGate(page);
+    // Workers that fail to load, as in a browser without module workers.
+    await page.addInitScript(() => {
+      const RealWorker = window.Worker;
+      window.Worker = function Worker() { return new RealWorker('/static/js/no-such-worker.js', { type: 'module' }); };
+    });
+    await page.route(`**/api/v1/sales/${SALE_ID}/queue`, (route) => route.request().method() === 'POST'
+      ? fulfillJson(route, 410, { error: { code: 'sold_out', message: 'sold out' } })
+      : route.continue());
+    await page.goto(`${BASE_URL}/s/${SALE_ID}`);
+    await page.getByRole('button', { name: 'Join the queue' }).click();
+    await page.waitForSelector('body[data-view="end"]');
+    const d = await page.evaluate(() => ({ ...document.body.dataset }));
+    assert(d.solveWhere === 'page', `solved in the ${d.solveWhere}, expected the page`);
+    assert(gate.joins.length === 1 && gate.joins[0].body?.nonce, `one join with a solution, got ${JSON.stringify(gate.joins)}`);
+    console.log(`    solved ${d.solveBits} bits in the page in ${d.solveMs} ms (${d.solveAttempts} hashes)`);
+    assert(errors.length === 0, errors.join('; '));
+  } finally {
+    await context.close();
+  }
+});
+
 test('403 access_denied is said plainly, with no retry', async () => {
   const errors = [];
   const { context, page } = await newPage(browser, errors);

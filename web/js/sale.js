@@ -400,6 +400,7 @@ async function solveChallenge() {
   document.body.dataset.solveMs = String(state.solveMs);
   document.body.dataset.solveBits = String(bits);
   document.body.dataset.solveAttempts = String(found.attempts);
+  document.body.dataset.solveWhere = found.where;
   document.body.dataset.check = 'solved';
   checkStatus('Browser checked. Joining…');
   return { body: { challenge, nonce: found.nonce } };
