@@ -301,6 +301,36 @@ test('where a module worker cannot start, the page solves in the page itself', a
   }
 });
 
+test('a place an admin removed is said so, and polling stops', async () => {
+  const errors = [];
+  const { context, page } = await newPage(browser, errors);
+  try {
+    let polls = 0;
+    // Mocked answers: the join (after a real solve) and then a status that
+    // says removed; nothing reaches the sale's line.
+    await page.route(`**/api/v1/sales/${SALE_ID}/queue`, (route) => route.request().method() === 'POST'
+      ? fulfillJson(route, 201, { queue_token: 'mock-token', state: 'waiting', position: 5, ahead: 4, estimated_wait_seconds: 30, poll_after_ms: 1000 })
+      : route.continue());
+    await page.route(`**/api/v1/sales/${SALE_ID}/queue/status`, (route) => {
+      polls++;
+      return fulfillJson(route, 200, { state: 'removed', position: null, ahead: null, estimated_wait_seconds: null, poll_after_ms: 1000 });
+    });
+    await page.goto(`${BASE_URL}/s/${SALE_ID}`);
+    await page.getByRole('button', { name: 'Join the queue' }).click();
+    await page.waitForSelector('body[data-view="queue"]');
+    await page.waitForSelector('body[data-view="end"]', { timeout: 10_000 });
+    const title = await page.locator('#end-title').innerText();
+    assert(title === 'Your place was removed', `title: ${title}`);
+    const seen = polls;
+    await page.waitForTimeout(2500);
+    assert(polls === seen, `polling should stop after removed (${seen} then ${polls})`);
+    console.log(`    told: ${title}. ${await page.locator('#end-text').innerText()}`);
+    assert(errors.length === 0, errors.join('; '));
+  } finally {
+    await context.close();
+  }
+});
+
 test('403 access_denied is said plainly, with no retry', async () => {
   const errors = [];
   const { context, page } = await newPage(browser, errors);

@@ -147,6 +147,8 @@ export function plainError(error, status, ctx) {
     case 'unauthorized': return 'Your pass for this step is no longer valid.';
     case 'access_denied':
       return 'Joining this sale is not possible from your network. If you think this is a mistake, try another connection (for example mobile data instead of Wi-Fi, or without a VPN).';
+    case 'place_removed':
+      return 'The organiser removed this place in line, so it can no longer buy tickets. If you think this is a mistake, please contact them.';
     case 'challenge_required':
     case 'challenge_failed':
     case 'challenge_expired':

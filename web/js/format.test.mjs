@@ -119,6 +119,7 @@ test('plainError: known codes in words, unknown ones from the message', () => {
   assert.equal(plainError(null, 502), 'Something went wrong on our side. Please try again.');
   assert.equal(plainError(null, 0), 'Something went wrong (http_0).');
   assert.match(plainError({ code: 'access_denied' }, 403), /not possible from your network/);
+  assert.match(plainError({ code: 'place_removed' }, 403), /organiser removed this place/);
   for (const code of ['challenge_required', 'challenge_failed', 'challenge_expired', 'challenge_reused']) {
     assert.match(plainError({ code }, 403), /browser could not be checked/);
   }

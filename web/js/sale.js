@@ -266,6 +266,11 @@ function denied() {
   showEnd('Your network can’t join this sale', plainError({ code: 'access_denied' }, 403));
 }
 
+/** An admin took the place away (status `removed`, or 403 place_removed on a hold). */
+function placeRemoved() {
+  showEnd('Your place was removed', plainError({ code: 'place_removed' }, 403));
+}
+
 function lotteryClosed() {
   showEnd('Entries are closed', 'The lottery has been drawn, so new entries are closed.');
 }
@@ -547,6 +552,8 @@ function renderStatus(v) {
       return;
     case 'closed':
       return closed();
+    case 'removed':
+      return placeRemoved();
     default:
       return showEnd('Unexpected answer', 'The ticket service said “' + v.state + '”. Please reload the page.');
   }
@@ -726,6 +733,7 @@ async function hold(event) {
   if (e.code === 'sold_out') return soldOut(false);
   if (e.code === 'sale_closed') return closed();
   if (e.code === 'access_denied') return denied();
+  if (e.code === 'place_removed') return placeRemoved();
   if (r.status === 401 || r.status === 403) {
     showAlert('Your turn ran out before the tickets were held. Checking your place…', 'info');
     return schedulePoll(null, 0);
