@@ -32,7 +32,10 @@
 #             redis-benchmark PING / GET / EVALSHA of lua/status.lua;
 #             const_server (same actix-web, 2 workers) under wrk with the very
 #             scripts used against floodgate (join: POST, status: GET + Bearer)
-#   floodgate join (wrk), 100,000 joins (Redis INFO memory before/after),
+#   floodgate join (wrk), join with proof of work beside join without (pre-solved
+#             bodies, loadtest/wrk/join_pow.lua) and the price of a place (fgdrive
+#             bot at difficulty 0, the demo's with and without the adaptive rise,
+#             the cap), 100,000 joins (Redis INFO memory before/after),
 #             status poll of those 100,000 waiting visitors (wrk, server RSS
 #             sampled), hold (wrk, 1 unit per hold, admitted buyers), selling
 #             (goose `hold` scenario: hold + signed webhook) with the public
@@ -370,6 +373,60 @@ create_sale() { "$BIN/fgdrive" create-sale "$@"; }
 say "floodgate: join (wrk, every request a new visitor)"
 JOIN_SALE="$(create_sale --name bench-join --admit-per-second 0 --abandon-after 3600 --units 1000)"
 wrk_run join "$FG_BASE/api/v1/sales/$JOIN_SALE/queue" join.lua
+
+# --- join with proof of work, and the price of a place ---------------------------
+# Clients pre-solve before the timed phase (fgdrive solve: GET challenge, solve
+# on every core, one join body per line), then wrk joins with one body per
+# request. The server's work per join does not depend on the difficulty (one
+# HMAC and one SHA-256 of a challenge of the same length), so the timed run
+# uses POW_BITS = 8: a run's worth of challenges at the demo's 16 bits would
+# keep the clients solving for half an hour.
+DEMO_BITS="$(sed -n 's/^pub const DEMO_DIFFICULTY: i64 = \([0-9]*\);/\1/p' src/demo.rs)"
+[[ -n "$DEMO_BITS" ]] || die "DEMO_DIFFICULTY not found in src/demo.rs"
+CAP_BITS=$((DEMO_BITS + 12))
+POW_BITS=8
+POW_DURATION=$((DURATION < 10 ? DURATION : 10))
+JOIN_RPS="$(python3 -c "import json,sys
+for l in open(sys.argv[1]):
+    d = json.loads(l)
+    if d['name'] == 'join': print(int(d['data']['rps']))" "$METRICS")"
+POW_COUNT=$(((JOIN_RPS + 5000) * POW_DURATION * 13 / 10))
+say "floodgate: join with proof of work ($POW_BITS bits, $POW_COUNT pre-solved joins), ${POW_DURATION}s"
+POW_SALE="$(create_sale --name bench-join-pow --admit-per-second 0 --abandon-after 3600 --units 1000 \
+    --challenge-bits "$POW_BITS" --max-challenge-bits "$POW_BITS")"
+"$BIN/fgdrive" solve --sale "$POW_SALE" --count "$POW_COUNT" --concurrency "$CONC" --out "$OUT/pow-bodies.txt" \
+    >"$OUT/pow-solve.txt" 2>&1 || { cat "$OUT/pow-solve.txt"; die "solving failed"; }
+cat "$OUT/pow-solve.txt"
+DURATION_SAVED="$DURATION"
+DURATION="$POW_DURATION"
+JOIN_SALE_2="$(create_sale --name bench-join-2 --admit-per-second 0 --abandon-after 3600 --units 1000)"
+wrk_run join_pow_off "$FG_BASE/api/v1/sales/$JOIN_SALE_2/queue" join.lua
+FG_BODIES="$OUT/pow-bodies.txt" wrk_run join_pow "$FG_BASE/api/v1/sales/$POW_SALE/queue" join_pow.lua
+DURATION="$DURATION_SAVED"
+rm -f "$OUT/pow-bodies.txt"
+
+# The price of a place: one process (fgdrive bot) taking places as fast as it
+# can, each a fresh sale so its counts start at zero; solving is CPU-bound, so
+# with the challenge on it runs one solving loop per core.
+BOT_SECS=$((QUICK ? 5 : 15))
+bot_run() {
+    local name="$1" secs="$2" conc="$3"; shift 3
+    local sale line
+    sale="$(create_sale --name "bench-$name" --admit-per-second 0 --abandon-after 3600 --units 1000 "$@")"
+    "$BIN/fgdrive" bot --sale "$sale" --seconds "$secs" --concurrency "$conc" >"$OUT/$name.txt" 2>&1 \
+        || { cat "$OUT/$name.txt"; die "bot $name failed"; }
+    line="$(sed -n 's/^BOT_RESULT //p' "$OUT/$name.txt")"
+    [[ -n "$line" ]] || { cat "$OUT/$name.txt"; die "bot $name printed no result"; }
+    echo "$name: $line"
+    metric "$name" "$line"
+}
+CORES="$(nproc)"
+say "floodgate: the price of a place (fgdrive bot, one process; demo $DEMO_BITS bits, cap $CAP_BITS bits)"
+bot_run price_0 "$BOT_SECS" 32
+bot_run price_demo "$BOT_SECS" "$CORES" --challenge-bits "$DEMO_BITS" --max-challenge-bits "$DEMO_BITS"
+bot_run price_demo_rise "$BOT_SECS" "$CORES" --challenge-bits "$DEMO_BITS" --max-challenge-bits "$CAP_BITS"
+bot_run price_cap $((BOT_SECS * 4)) "$CORES" --challenge-bits "$CAP_BITS" --max-challenge-bits "$CAP_BITS"
+metric pow_bits "{\"bench\": $POW_BITS, \"demo\": $DEMO_BITS, \"cap\": $CAP_BITS}"
 
 # --- memory: 100k waiting visitors, then status polls ---------------------------
 say "floodgate: $MEM_JOINS joins, Redis INFO memory before/after"

@@ -113,6 +113,25 @@ def main():
     rows.append(("join p99", f"{fmt(j and j['p99_ms'], 1)} ms", f"constant {fmt(cj and cj['p99_ms'], 1)} ms", "",
                  "< 20 ms", verdict(None if not j else j["p99_ms"] < 20)))
 
+    # join with proof of work vs join without, same duration, same run
+    jp, jo = m.get("join_pow"), m.get("join_pow_off")
+    bits = m.get("pow_bits", {})
+    if jp and jo:
+        r = ratio(jp["rps"], jo["rps"])
+        rows.append((f"join with proof of work ({bits.get('bench')} bits, pre-solved; non-2xx {jp['non2xx']})",
+                     f"{fmt(jp['rps'])} req/s (p99 {fmt(jp['p99_ms'], 1)} ms)",
+                     f"join without, same duration {fmt(jo['rps'])} req/s (p99 {fmt(jo['p99_ms'], 1)} ms)",
+                     pct(r), "≥ 90 %", verdict(r >= 0.9 and jp["non2xx"] == 0)))
+    for key, what in [("price_0", "difficulty 0"),
+                      ("price_demo", f"demo {bits.get('demo')} bits, no rise"),
+                      ("price_demo_rise", f"demo {bits.get('demo')} bits, adaptive rise to {bits.get('cap')}"),
+                      ("price_cap", f"the cap, {bits.get('cap')} bits")]:
+        p = m.get(key)
+        if p:
+            rows.append((f"price of a place: one process, {what}",
+                         f"{fmt(p['places_per_minute'])} places/min ({p['places']} in {fmt(p['seconds'], 1)} s; "
+                         f"bits {p.get('min_bits')}..{p.get('max_bits')})", "", "", "(context)", ""))
+
     # status vs constant handler (and Redis)
     cs, s = m.get("const_status"), m.get("status")
     r = ratio(s and s["rps"], cs and cs["rps"])

@@ -109,6 +109,11 @@ pub struct SaleSpec {
     pub admission_mode: String,
     /// Ceiling of an adaptive rate (0: none).
     pub max_admit_per_second: u32,
+    /// Proof-of-work bits asked of a new source (0: off).
+    pub challenge_bits: u32,
+    /// Proof-of-work bits asked of the busiest source (the adaptive rise's
+    /// cap; equal to `challenge_bits`: no rise). 0: the server's default.
+    pub max_challenge_bits: u32,
 }
 
 impl Default for SaleSpec {
@@ -127,6 +132,8 @@ impl Default for SaleSpec {
             abandon_after_seconds: 120,
             admission_mode: "fixed".into(),
             max_admit_per_second: 0,
+            challenge_bits: 0,
+            max_challenge_bits: 0,
         }
     }
 }
@@ -156,12 +163,14 @@ impl SaleSpec {
             self.admission_mode = v.to_owned();
         }
         self.max_admit_per_second = a.num("max-admit-per-second", self.max_admit_per_second)?;
+        self.challenge_bits = a.num("challenge-bits", self.challenge_bits)?;
+        self.max_challenge_bits = a.num("max-challenge-bits", self.max_challenge_bits)?;
         Ok(())
     }
 
     /// The `POST /admin/v1/sales` body.
     pub fn body(&self) -> Value {
-        json!({
+        let mut body = json!({
             "name": self.name,
             "units": { "count": self.units },
             "stages": self.stages,
@@ -177,7 +186,14 @@ impl SaleSpec {
                 "mode": self.admission_mode,
                 "max_admit_per_second": self.max_admit_per_second,
             }
-        })
+        });
+        if self.challenge_bits > 0 {
+            body["challenge"] = json!({ "difficulty_bits": self.challenge_bits });
+            if self.max_challenge_bits > 0 {
+                body["challenge"]["max_difficulty_bits"] = json!(self.max_challenge_bits);
+            }
+        }
+        body
     }
 }
 
@@ -303,4 +319,50 @@ pub fn unix_now() -> i64 {
 /// A random id for idempotency keys, event ids and payment references.
 pub fn random_id(prefix: &str) -> String {
     format!("{prefix}-{:016x}{:016x}", rand::random::<u64>(), rand::random::<u64>())
+}
+
+/// Leading zero bits of a digest, from the first byte's most significant bit.
+pub fn leading_zero_bits(digest: &[u8]) -> u32 {
+    let mut bits = 0;
+    for byte in digest {
+        bits += byte.leading_zeros();
+        if *byte != 0 {
+            break;
+        }
+    }
+    bits
+}
+
+/// Solves a floodgate proof-of-work challenge the way any client would
+/// (README, "Proof of work"): the first decimal nonce such that
+/// SHA-256(`challenge` ":" `nonce`) has `bits` leading zero bits. Also
+/// answers how many hashes it took.
+pub fn solve_challenge(challenge: &str, bits: u32) -> (String, u64) {
+    use sha2::{Digest, Sha256};
+    let mut prefix = Sha256::new();
+    prefix.update(challenge.as_bytes());
+    prefix.update(b":");
+    let mut buf = [0u8; 20];
+    for n in 0u64.. {
+        let nonce = format_nonce(&mut buf, n);
+        let mut h = prefix.clone();
+        h.update(nonce);
+        if leading_zero_bits(&h.finalize()) >= bits {
+            return (String::from_utf8_lossy(nonce).into_owned(), n + 1);
+        }
+    }
+    unreachable!("the nonce space is not exhausted")
+}
+
+/// `n` in decimal, written into the end of `buf`.
+fn format_nonce(buf: &mut [u8; 20], mut n: u64) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[i..];
+        }
+    }
 }

@@ -17,6 +17,10 @@
 //!                [--think-ms 200..1500] [--pay-ratio 0.9] [--skip-ratio 0.03] [--sale ID | --create-only]
 //!                [sale options; flash defaults: hold-ttl 30, admit-per-second 400, max-active 1000,
 //!                 admission-ttl 120, abandon-after 120]
+//! fgdrive solve  --sale ID --count N [--concurrency 64] --out FILE
+//!                fetches N challenges and writes one solved join body per line
+//! fgdrive bot    --sale ID [--seconds 30] [--concurrency 8]
+//!                one process taking places as fast as it can (challenge, solve, join)
 //! fgdrive audit  --sale ID                      exit 1 unless ok and nothing oversold
 //! fgdrive stats  --sale ID                      the admin statistics (JSON)
 //! fgdrive next-stage --sale ID | admit --sale ID --count N
@@ -25,6 +29,7 @@
 //! sale options: --units --stages --per-user-limit --hold-ttl --waiting-room true|false
 //!               --shuffle-prequeue --admit-per-second --max-active --admission-ttl
 //!               --abandon-after --admission-mode fixed|adaptive --max-admit-per-second --name
+//!               --challenge-bits --max-challenge-bits
 //! ```
 //!
 //! Environment: `FG_BASE` (default `http://127.0.0.1:8080`), `FG_ADMIN_KEY`,
@@ -39,7 +44,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use floodgate_loadtest::args::Args;
 use floodgate_loadtest::stats::Recorder;
-use floodgate_loadtest::{client, random_id, report_audit, sign_webhook, unix_now, webhook_body, Admin, Env, SaleSpec};
+use floodgate_loadtest::{
+    client, random_id, report_audit, sign_webhook, solve_challenge, unix_now, webhook_body, Admin, Env, SaleSpec,
+};
 use rand::Rng;
 use serde_json::Value;
 use tokio::sync::Semaphore;
@@ -57,6 +64,8 @@ fn main() -> Result<()> {
             "create-sale" => create_sale(env, &args).await,
             "join" => join(env, &args).await,
             "flash" => flash(env, &args).await,
+            "solve" => solve(env, &args).await,
+            "bot" => bot(env, &args).await,
             "audit" => audit(env, &args).await,
             "stats" => {
                 let v = Admin::new(env).stats(sale_arg(&args)?).await?;
@@ -132,6 +141,136 @@ async fn send_json(req: reqwest::RequestBuilder) -> (u16, Option<Value>) {
         }
         Err(_) => (0, None),
     }
+}
+
+// ---------------------------------------------------------------------------
+// proof of work: pre-solved joins, and the price of a place
+// ---------------------------------------------------------------------------
+
+/// A challenge of the sale: `(challenge, difficulty_bits)`.
+async fn fetch_challenge(http: &reqwest::Client, url: &str) -> Result<(String, u32)> {
+    let (status, body) = send_json(http.get(url)).await;
+    let body = body.filter(|_| status == 200).with_context(|| format!("GET challenge answered {status}"))?;
+    let challenge = body["challenge"].as_str().context("no challenge")?.to_owned();
+    Ok((challenge, body["difficulty_bits"].as_u64().context("no difficulty_bits")? as u32))
+}
+
+async fn solve(env: Env, args: &Args) -> Result<()> {
+    let sale = sale_arg(args)?.to_owned();
+    let count: usize = args.num("count", 1000)?;
+    let concurrency: usize = args.num("concurrency", 64)?;
+    let out = args.get("out").context("--out FILE is required")?.to_owned();
+    let http = client(concurrency, Duration::from_secs(30));
+    let url = format!("{}/api/v1/sales/{sale}/challenge", env.base);
+    let started = Instant::now();
+    let next = Arc::new(AtomicU64::new(0));
+    let mut fetchers = Vec::new();
+    for _ in 0..concurrency {
+        let (http, url, next) = (http.clone(), url.clone(), next.clone());
+        fetchers.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            while next.fetch_add(1, Relaxed) < count as u64 {
+                got.push(fetch_challenge(&http, &url).await?);
+            }
+            Ok::<_, anyhow::Error>(got)
+        }));
+    }
+    let mut challenges = Vec::with_capacity(count);
+    for f in fetchers {
+        challenges.extend(f.await??);
+    }
+    let fetched = started.elapsed();
+    // Solve on every core.
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let chunk = challenges.len().div_ceil(threads).max(1);
+    let hashes = AtomicU64::new(0);
+    let lines: Vec<String> = std::thread::scope(|scope| {
+        let handles: Vec<_> = challenges
+            .chunks(chunk)
+            .map(|part| {
+                let hashes = &hashes;
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|(challenge, bits)| {
+                            let (nonce, tried) = solve_challenge(challenge, *bits);
+                            hashes.fetch_add(tried, Relaxed);
+                            serde_json::json!({ "challenge": challenge, "nonce": nonce }).to_string()
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
+    });
+    let mut file = std::io::BufWriter::new(std::fs::File::create(&out)?);
+    for line in &lines {
+        writeln!(file, "{line}")?;
+    }
+    file.flush()?;
+    let bits = challenges.first().map(|c| c.1).unwrap_or(0);
+    eprintln!(
+        "solve: {} challenges of {bits} bits fetched in {:.1}s, solved in {:.1}s ({} hashes) -> {out}",
+        lines.len(),
+        fetched.as_secs_f64(),
+        (started.elapsed() - fetched).as_secs_f64(),
+        hashes.load(Relaxed),
+    );
+    Ok(())
+}
+
+/// One process taking as many places as it can for `--seconds`: each of
+/// `--concurrency` loops fetches a challenge, solves it on a blocking
+/// thread and joins. Prints one JSON line (places, per minute, the
+/// difficulties handed out).
+async fn bot(env: Env, args: &Args) -> Result<()> {
+    let sale = sale_arg(args)?.to_owned();
+    let seconds: u64 = args.num("seconds", 30)?;
+    let concurrency: usize = args.num("concurrency", 8)?;
+    let http = client(concurrency, Duration::from_secs(600));
+    let challenge_url = format!("{}/api/v1/sales/{sale}/challenge", env.base);
+    let join_url = format!("{}/api/v1/sales/{sale}/queue", env.base);
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let mut loops = Vec::new();
+    for _ in 0..concurrency {
+        let (http, challenge_url, join_url) = (http.clone(), challenge_url.clone(), join_url.clone());
+        loops.push(tokio::spawn(async move {
+            let mut taken = Vec::new();
+            while Instant::now() < deadline {
+                let (challenge, bits) = fetch_challenge(&http, &challenge_url).await?;
+                let solving = challenge.clone();
+                let solved = tokio::task::spawn_blocking(move || solve_challenge(&solving, bits));
+                // A place solved after the deadline was not taken in time.
+                let Ok(Ok((nonce, _))) = tokio::time::timeout_at(deadline.into(), solved).await else {
+                    break;
+                };
+                let body = serde_json::json!({ "challenge": challenge, "nonce": nonce });
+                let (status, _) = send_json(http.post(&join_url).json(&body)).await;
+                if status == 201 {
+                    taken.push(bits);
+                }
+            }
+            Ok::<_, anyhow::Error>(taken)
+        }));
+    }
+    let mut bits = Vec::new();
+    for l in loops {
+        bits.extend(l.await??);
+    }
+    let elapsed = started.elapsed().as_secs_f64().min(seconds as f64);
+    bits.sort_unstable();
+    let per_minute = bits.len() as f64 * 60.0 / elapsed;
+    println!(
+        "BOT_RESULT {}",
+        serde_json::json!({
+            "places": bits.len(),
+            "seconds": elapsed,
+            "places_per_minute": per_minute,
+            "min_bits": bits.first(),
+            "max_bits": bits.last(),
+        })
+    );
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------
