@@ -736,7 +736,7 @@ async fn flash(env: Env, args: &Args) -> Result<()> {
         let (sold, held, available, unreleased) = (n("sold"), n("held"), n("available"), n("unreleased"));
         let state = stats["state"].as_str().unwrap_or("?").to_owned();
         let done = sold >= total as i64 || state == "sold_out";
-        if all_joined_at.is_none() && f.c.joined.load(Relaxed) + f.c.join_failed.load(Relaxed) >= visitors as u64 {
+        if all_joined_at.is_none() && f.c.joined.load(Relaxed) + f.c.join_failed.load(Relaxed) >= visitors {
             all_joined_at = Some(started.elapsed().as_secs_f64());
         }
         let effective = stats["admission"]["effective_admit_per_second"].as_f64();
