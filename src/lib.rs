@@ -17,8 +17,8 @@
 //! - [`startup`]: the composition root: `Application::build(settings)`,
 //!   routes, middleware, graceful shutdown. Nothing imports it.
 //! - [`state`]: the shared [`state::AppState`] of one instance.
-//! - [`extractor`]: who is asking: the admin key and the bearer tokens as
-//!   `FromRequest` extractors.
+//! - [`extractor`]: who is asking: the admin key, the bearer tokens and the
+//!   client's budget and access verdict as `FromRequest` extractors.
 //! - [`configuration`]: layered settings (`config/*.toml`, `FLOODGATE__*`).
 //! - [`error`]: the one error type and its JSON body.
 //! - [`store`]: Postgres and Redis pools with bounded waits.
@@ -29,6 +29,8 @@
 //!   (scripts in `lua/`), batched joins and per-instance line snapshots; the
 //!   only code that knows Redis keys and scripts. Its `reconcile` repairs
 //!   Redis from the Postgres truth.
+//! - [`gate`]: what a place costs: proof-of-work challenges, adaptive
+//!   difficulty, CIDR access rules, invite-only sales (SPEC §4a).
 //! - [`adaptive`]: the admission rate that follows the hold path's health.
 //! - [`fairness`]: the documented seeded shuffle behind pre-queues and
 //!   lotteries.

@@ -6,7 +6,7 @@
 //   SALE_ID    a FIFO sale with a waiting room and exactly 2 units
 //   OUT_DIR    where screenshots go
 //
-//   CHALLENGE_BITS  the sale's proof-of-work difficulty (run.sh: 14)
+//   CHALLENGE_BITS  the sale's proof-of-work difficulty (run.sh: the demo sale's)
 //
 // The sale asks every new place for proof of work (SPEC §4a); the tests
 // before the buyer's use mocked answers (page.route) or the worker alone,
@@ -46,7 +46,7 @@ const BASE_URL = (process.env.BASE_URL || '').replace(/\/$/, '');
 const SALE_ID = process.env.SALE_ID || '';
 const OUT_DIR = process.env.OUT_DIR || path.join(path.dirname(new URL(import.meta.url).pathname), 'out');
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-const CHALLENGE_BITS = Number(process.env.CHALLENGE_BITS || 14);
+const CHALLENGE_BITS = Number(process.env.CHALLENGE_BITS || 17);
 const TEST_TIMEOUT_MS = 90_000;
 const AXE_SOURCE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 
