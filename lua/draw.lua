@@ -9,11 +9,14 @@
 -- ARGV[1]  winners to admit
 -- ARGV[2]  end of the purchase window, unix ms (the winners' deadline)
 --
--- Returns {winners, entries}, or {-1, entries} if already drawn.
-local m = redis.call('HMGET', KEYS[1], 'drawn', 'pq', 'seq')
+-- Returns {fresh, winners, entries, window_end}: fresh 1 when this call
+-- drew, 0 when the lottery was drawn already (then winners and window_end
+-- are that earlier draw's, so a draw whose Postgres record failed can be
+-- recorded later from what Redis holds).
+local m = redis.call('HMGET', KEYS[1], 'drawn', 'pq', 'seq', 'hold_until')
 local entries = tonumber(m[3]) or 0
 if m[1] then
-  return {-1, entries}
+  return {0, tonumber(m[1]), entries, tonumber(m[4]) or 0}
 end
 local pq = tonumber(m[2]) or 0
 local winners = math.min(tonumber(ARGV[1]), entries)
@@ -26,4 +29,4 @@ for p = 1, winners do
 end
 redis.call('HSET', KEYS[1], 'drawn', winners, 'hold_until', ARGV[2], 'serving', winners)
 redis.call('HINCRBY', KEYS[1], 'admitted', winners)
-return {winners, entries}
+return {1, winners, entries, tonumber(ARGV[2])}

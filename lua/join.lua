@@ -7,16 +7,17 @@
 -- KEYS[2]  seen   string u32 per join number: last poll, unix seconds
 --                        (0 = never joined, 1 = abandoned)
 -- KEYS[3]  users  hash   signed-in user id -> join number, and '#<n>' -> user
--- KEYS[4]  pow    zset   proof-of-work challenge id -> its expiry, unix ms:
---                        the challenges that joined, each remembered until
---                        it expires (src/gate/challenge.rs)
--- KEYS[5]  gate   hash   the gate's counters: `solved` counts the
+-- KEYS[4]  gate   hash   the gate's counters: `solved` counts the
 --                        challenges that joined
+-- KEYS[5..4+b]  pow:<minute>  set  ids of the proof-of-work challenges that
+--                        joined, one set per minute in which they expire,
+--                        dropped after that minute (src/gate/challenge.rs)
 -- ARGV[1]  now, unix seconds
--- ARGV[2]  now, unix milliseconds
--- ARGV[3..] three per visitor: the signed-in user id ("" for an anonymous
---          visitor), the id of the solved challenge it joins with and that
---          challenge's expiry in unix ms ("" and "" without one)
+-- ARGV[2]  b, the number of pow sets in KEYS
+-- ARGV[3..2+b]  when each pow set may go (EXPIREAT, unix seconds)
+-- ARGV[3+b..] three per visitor: the signed-in user id ("" for an anonymous
+--          visitor), the id of the solved challenge it joins with, and the
+--          index (1..b) of its pow set ("" and 0 without one)
 --
 -- Returns {code, state, serving, frozen, rate, drawn, n_1, flag_1, ...}
 --   code      1 = places given (per visitor below),
@@ -46,17 +47,13 @@ if m[3] and m[2] == 'lottery' then
 end
 local reply = {1, state, tonumber(m[4]) or 0, m[5] and 1 or 0, m[6] or '', m[3] or ''}
 local fresh = {}
-local pruned = false
+local sets = tonumber(ARGV[2])
 local solved = 0
-for i = 3, #ARGV, 3 do
-  local user, challenge = ARGV[i], ARGV[i + 1]
+for i = 3 + sets, #ARGV, 3 do
+  local user, challenge, set = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
   local n, flag = nil, 0
-  if challenge ~= '' then
-    if not pruned then
-      redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', ARGV[2])
-      pruned = true
-    end
-    if redis.call('ZADD', KEYS[4], 'NX', ARGV[i + 2], challenge) == 0 then
+  if set > 0 then
+    if redis.call('SADD', KEYS[4 + set], challenge) == 0 then
       n, flag = 0, 2
     else
       solved = solved + 1
@@ -79,12 +76,11 @@ for i = 3, #ARGV, 3 do
   reply[#reply + 1] = n
   reply[#reply + 1] = flag
 end
-if pruned then
-  -- Every id in it expires within a challenge's lifetime (120 s).
-  redis.call('EXPIRE', KEYS[4], 180)
-end
 if solved > 0 then
-  redis.call('HINCRBY', KEYS[5], 'solved', solved)
+  redis.call('HINCRBY', KEYS[4], 'solved', solved)
+  for s = 1, sets do
+    redis.call('EXPIREAT', KEYS[4 + s], ARGV[2 + s])
+  end
 end
 -- One BITFIELD for the whole batch (chunked to keep the argument list small).
 local chunk = {}

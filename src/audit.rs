@@ -74,9 +74,73 @@ async fn examples(db: &PgPool, sale: &str, sql: &'static str) -> AppResult<(i64,
     Ok((count, rows.into_iter().take(20).map(|(s,)| s).collect()))
 }
 
-/// Runs every check on `sale`. Each check is one statement, so it reads one
-/// consistent snapshot even while the sale is selling.
-pub async fn audit(db: &PgPool, sale: &Sale) -> AppResult<AuditReport> {
+/// The row-level checks: name, invariant, what holds, and a query listing
+/// what breaks it (`$1` is the sale).
+const CHECKS: [(&str, &str, &str, &str); 6] = [
+    (
+        "held_units_in_active_holds",
+        "I1",
+        "every held unit belongs to an active hold",
+        "SELECT 'unit ' || u.id FROM units u LEFT JOIN holds h ON h.id = u.hold_id \
+         WHERE u.sale_id = $1 AND u.status = 'held' AND (h.id IS NULL OR h.state <> 'active')",
+    ),
+    (
+        "sold_units_in_confirmed_orders",
+        "I1",
+        "every sold unit belongs to a confirmed order of its hold",
+        "SELECT 'unit ' || u.id FROM units u LEFT JOIN orders o ON o.id = u.order_id \
+         WHERE u.sale_id = $1 AND u.status = 'sold' \
+           AND (o.id IS NULL OR o.state <> 'confirmed' OR o.hold_id <> u.hold_id)",
+    ),
+    (
+        "no_unit_held_or_sold_twice",
+        "I1",
+        "no unit appears in two active holds or confirmed orders",
+        "SELECT 'unit ' || unit || ' in ' || count(*) || ' holds or orders' FROM ( \
+             SELECT unnest(unit_ids) AS unit FROM holds WHERE sale_id = $1 AND state = 'active' \
+             UNION ALL \
+             SELECT unnest(unit_ids) FROM orders WHERE sale_id = $1 AND state = 'confirmed') x \
+         GROUP BY unit HAVING count(*) > 1",
+    ),
+    (
+        "holds_all_or_nothing",
+        "I2",
+        "every active hold, and every hold of a confirmed order, owns exactly its quantity of units",
+        "SELECT 'hold ' || h.id || ' has ' || count(u.id) || ' of ' || h.quantity FROM holds h \
+         LEFT JOIN units u ON u.sale_id = h.sale_id AND u.hold_id = h.id AND u.status IN ('held', 'sold') \
+         WHERE h.sale_id = $1 AND (h.state = 'active' OR EXISTS ( \
+             SELECT 1 FROM orders o WHERE o.hold_id = h.id AND o.state = 'confirmed')) \
+         GROUP BY h.id, h.quantity HAVING count(u.id) <> h.quantity",
+    ),
+    (
+        "per_user_limit",
+        "I3",
+        "no buyer holds or owns more units than the per-user limit",
+        "SELECT x.visitor_id || ' has ' || sum(x.q) FROM ( \
+             SELECT visitor_id, quantity AS q FROM holds WHERE sale_id = $1 AND state = 'active' \
+             UNION ALL \
+             SELECT visitor_id, quantity FROM orders WHERE sale_id = $1 AND state = 'confirmed') x \
+         GROUP BY x.visitor_id HAVING sum(x.q) > (SELECT per_user_limit FROM sales WHERE id = $1)",
+    ),
+    (
+        "purchase_counts_match",
+        "I3",
+        "each buyer's running count equals their active holds plus confirmed orders",
+        "SELECT coalesce(p.visitor_id, x.visitor_id) || ': counted ' || coalesce(p.units, 0) \
+                || ', actual ' || coalesce(x.q, 0) \
+         FROM (SELECT visitor_id, units FROM user_purchases WHERE sale_id = $1) p \
+         FULL JOIN ( \
+             SELECT visitor_id, sum(q)::int AS q FROM ( \
+                 SELECT visitor_id, quantity AS q FROM holds WHERE sale_id = $1 AND state = 'active' \
+                 UNION ALL \
+                 SELECT visitor_id, quantity FROM orders WHERE sale_id = $1 AND state = 'confirmed') y \
+             GROUP BY visitor_id) x ON x.visitor_id = p.visitor_id \
+         WHERE coalesce(p.units, 0) <> coalesce(x.q, 0)",
+    ),
+];
+
+/// Counts the sale's units by state and checks they add up (I1).
+async fn balance(db: &PgPool, sale: &Sale) -> AppResult<(UnitTotals, Check)> {
     let (total, available, held, sold, unreleased): (i64, i64, i64, i64, i64) = sqlx::query_as(
         "SELECT count(*), \
                 count(*) FILTER (WHERE u.status = 'available' AND u.id <= s.released_upto), \
@@ -89,85 +153,28 @@ pub async fn audit(db: &PgPool, sale: &Sale) -> AppResult<AuditReport> {
     .fetch_optional(db)
     .await?
     .unwrap_or((0, 0, 0, 0, 0));
-
-    let mut checks = Vec::new();
-    let balance_ok = total == i64::from(sale.total_units) && available + held + sold + unreleased == total;
-    checks.push(Check {
+    let ok = total == i64::from(sale.total_units) && available + held + sold + unreleased == total;
+    let check = Check {
         name: "units_balance",
         invariant: "I1",
         description: "available + held + sold + unreleased = total units of the sale",
-        ok: balance_ok,
-        violations: i64::from(!balance_ok),
-        examples: if balance_ok {
+        ok,
+        violations: i64::from(!ok),
+        examples: if ok {
             Vec::new()
         } else {
             vec![format!("{available} + {held} + {sold} + {unreleased} vs total {}", sale.total_units)]
         },
-    });
+    };
+    Ok((UnitTotals { total, available, held, sold, unreleased }, check))
+}
 
-    let specs: [(&'static str, &'static str, &'static str, &'static str); 6] = [
-        (
-            "held_units_in_active_holds",
-            "I1",
-            "every held unit belongs to an active hold",
-            "SELECT 'unit ' || u.id FROM units u LEFT JOIN holds h ON h.id = u.hold_id \
-             WHERE u.sale_id = $1 AND u.status = 'held' AND (h.id IS NULL OR h.state <> 'active')",
-        ),
-        (
-            "sold_units_in_confirmed_orders",
-            "I1",
-            "every sold unit belongs to a confirmed order of its hold",
-            "SELECT 'unit ' || u.id FROM units u LEFT JOIN orders o ON o.id = u.order_id \
-             WHERE u.sale_id = $1 AND u.status = 'sold' \
-               AND (o.id IS NULL OR o.state <> 'confirmed' OR o.hold_id <> u.hold_id)",
-        ),
-        (
-            "no_unit_held_or_sold_twice",
-            "I1",
-            "no unit appears in two active holds or confirmed orders",
-            "SELECT 'unit ' || unit || ' in ' || count(*) || ' holds or orders' FROM ( \
-                 SELECT unnest(unit_ids) AS unit FROM holds WHERE sale_id = $1 AND state = 'active' \
-                 UNION ALL \
-                 SELECT unnest(unit_ids) FROM orders WHERE sale_id = $1 AND state = 'confirmed') x \
-             GROUP BY unit HAVING count(*) > 1",
-        ),
-        (
-            "holds_all_or_nothing",
-            "I2",
-            "every active hold, and every hold of a confirmed order, owns exactly its quantity of units",
-            "SELECT 'hold ' || h.id || ' has ' || count(u.id) || ' of ' || h.quantity FROM holds h \
-             LEFT JOIN units u ON u.sale_id = h.sale_id AND u.hold_id = h.id AND u.status IN ('held', 'sold') \
-             WHERE h.sale_id = $1 AND (h.state = 'active' OR EXISTS ( \
-                 SELECT 1 FROM orders o WHERE o.hold_id = h.id AND o.state = 'confirmed')) \
-             GROUP BY h.id, h.quantity HAVING count(u.id) <> h.quantity",
-        ),
-        (
-            "per_user_limit",
-            "I3",
-            "no buyer holds or owns more units than the per-user limit",
-            "SELECT x.visitor_id || ' has ' || sum(x.q) FROM ( \
-                 SELECT visitor_id, quantity AS q FROM holds WHERE sale_id = $1 AND state = 'active' \
-                 UNION ALL \
-                 SELECT visitor_id, quantity FROM orders WHERE sale_id = $1 AND state = 'confirmed') x \
-             GROUP BY x.visitor_id HAVING sum(x.q) > (SELECT per_user_limit FROM sales WHERE id = $1)",
-        ),
-        (
-            "purchase_counts_match",
-            "I3",
-            "each buyer's running count equals their active holds plus confirmed orders",
-            "SELECT coalesce(p.visitor_id, x.visitor_id) || ': counted ' || coalesce(p.units, 0) \
-                    || ', actual ' || coalesce(x.q, 0) \
-             FROM (SELECT visitor_id, units FROM user_purchases WHERE sale_id = $1) p \
-             FULL JOIN ( \
-                 SELECT visitor_id, sum(q)::int AS q FROM ( \
-                     SELECT visitor_id, quantity AS q FROM holds WHERE sale_id = $1 AND state = 'active' \
-                     UNION ALL \
-                     SELECT visitor_id, quantity FROM orders WHERE sale_id = $1 AND state = 'confirmed') y \
-                 GROUP BY visitor_id) x ON x.visitor_id = p.visitor_id \
-             WHERE coalesce(p.units, 0) <> coalesce(x.q, 0)",
-        ),
-    ];
-    for (name, invariant, description, sql) in specs {
+/// Runs every check on `sale`. Each check is one statement, so it reads one
+/// consistent snapshot even while the sale is selling.
+pub async fn audit(db: &PgPool, sale: &Sale) -> AppResult<AuditReport> {
+    let (units, balanced) = balance(db, sale).await?;
+    let mut checks = vec![balanced];
+    for (name, invariant, description, sql) in CHECKS {
         let (violations, examples) = examples(db, &sale.id, sql).await?;
         checks.push(Check { name, invariant, description, ok: violations == 0, violations, examples });
     }
@@ -175,12 +182,5 @@ pub async fn audit(db: &PgPool, sale: &Sale) -> AppResult<AuditReport> {
     if !ok {
         tracing::error!(sale = %sale.id, "audit found invariant violations");
     }
-    Ok(AuditReport {
-        sale_id: sale.id.clone(),
-        ok,
-        checked_at: Utc::now(),
-        units: UnitTotals { total, available, held, sold, unreleased },
-        checks,
-        waiting_room: None,
-    })
+    Ok(AuditReport { sale_id: sale.id.clone(), ok, checked_at: Utc::now(), units, checks, waiting_room: None })
 }

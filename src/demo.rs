@@ -2,6 +2,7 @@
 
 use crate::error::AppResult;
 use crate::sales::create::{create_sale, AdmissionSpec, ChallengeSpec, NewSale, UnitsSpec};
+use crate::sales::SaleMode;
 use crate::state::AppState;
 
 /// Proof of work of the demo sale: 2^17 hashes on average, about half a
@@ -28,7 +29,7 @@ pub async fn seed(state: &AppState) -> AppResult<()> {
                     name: DEMO_NAME.into(),
                     starts_at: None,
                     ends_at: None,
-                    mode: Some("fifo".into()),
+                    mode: Some(SaleMode::Fifo),
                     units: UnitsSpec { count: Some(1000), sections: None },
                     stages: Some(vec![30, 40, 30]),
                     stage_opens_at: None,

@@ -13,7 +13,7 @@ use crate::error::AppResult;
 use crate::inventory::expire_due_holds;
 use crate::metrics;
 use crate::release::release_next_stage;
-use crate::sales::{AdmissionMode, Sale, SaleState, SALE_COLUMNS};
+use crate::sales::{lifecycle, AdmissionMode, Sale, SaleMode, SaleState, SALE_COLUMNS};
 use crate::state::AppState;
 
 /// Sales the admission ticker serves, refreshed by the clock.
@@ -225,51 +225,15 @@ async fn sale_clock(state: Arc<AppState>, live: LiveSales, mut stopped: watch::R
 /// One pass of the sale clock. Returns the sales the ticker should serve.
 pub async fn clock_tick(state: &AppState) -> AppResult<Vec<String>> {
     let db = &state.db;
-    // Starts, ends and sold-out changes are single conditional UPDATEs:
-    // whichever instance runs one first does it, the others change nothing.
-    sqlx::query(
-        "UPDATE sales SET state = 'on_sale', updated_at = now() \
-         WHERE state = 'scheduled' AND mode = 'fifo' AND starts_at <= now()",
-    )
-    .execute(db)
-    .await?;
-    sqlx::query("UPDATE sales SET state = 'closed', updated_at = now() WHERE state <> 'closed' AND ends_at <= now()")
-        .execute(db)
-        .await?;
-    let due: Vec<(String,)> = sqlx::query_as(
-        "SELECT DISTINCT st.sale_id FROM sale_stages st JOIN sales s ON s.id = st.sale_id \
-         WHERE s.state <> 'closed' AND st.released_at IS NULL AND st.opens_at <= now()",
-    )
-    .fetch_all(db)
-    .await?;
-    for (sale,) in due {
+    lifecycle::start_and_end(db).await?;
+    for sale in crate::release::due(db).await? {
         release_next_stage(db, &sale, true).await?;
         state.claim_hints.returned(&sale);
     }
-    sqlx::query(
-        "UPDATE sales s SET state = 'sold_out', updated_at = now() \
-         WHERE s.state = 'on_sale' \
-           AND s.released_stages = (SELECT count(*) FROM sale_stages st WHERE st.sale_id = s.id) \
-           AND NOT EXISTS (SELECT 1 FROM units u WHERE u.sale_id = s.id AND u.status = 'available') \
-           AND NOT EXISTS (SELECT 1 FROM holds h WHERE h.sale_id = s.id AND h.state = 'active')",
-    )
-    .execute(db)
-    .await?;
-    sqlx::query(
-        "UPDATE sales s SET state = 'on_sale', updated_at = now() WHERE s.state = 'sold_out' \
-         AND EXISTS (SELECT 1 FROM units u WHERE u.sale_id = s.id AND u.status = 'available' \
-                     AND u.id <= s.released_upto)",
-    )
-    .execute(db)
-    .await?;
-
+    lifecycle::sold_out_or_back(db).await?;
     // Copy every live (or just closed) sale to Redis: this is also how the
     // waiting room recovers its settings after Redis lost its data.
-    let sales = sqlx::query_as::<_, Sale>(sqlx::AssertSqlSafe(format!(
-        "SELECT {SALE_COLUMNS} FROM sales WHERE state <> 'closed' OR updated_at > now() - interval '1 hour'"
-    )))
-    .fetch_all(db)
-    .await?;
+    let sales = lifecycle::live(db).await?;
     let mut live = Vec::new();
     for sale in &sales {
         state.waiting_room.sync_sale(sale).await?;
@@ -278,11 +242,10 @@ pub async fn clock_tick(state: &AppState) -> AppResult<Vec<String>> {
         }
         let started =
             sale.starts_at <= Utc::now() && sale.state != SaleState::Scheduled && sale.state != SaleState::Closed;
-        if sale.waiting_room && sale.mode == "fifo" && started {
+        if sale.waiting_room && sale.mode == SaleMode::Fifo && started {
             state.waiting_room.start(sale, sale.shuffle_prequeue).await?;
             if !sale.seed_revealed {
-                // The pre-queue order is written: the seed may be shown.
-                sqlx::query("UPDATE sales SET seed_revealed = true WHERE id = $1").bind(&sale.id).execute(db).await?;
+                lifecycle::reveal_seed(db, &sale.id).await?;
             }
         }
         if sale.waiting_room && sale.state == SaleState::OnSale {

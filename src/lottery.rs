@@ -5,8 +5,9 @@
 //! `shuffled_order(seed, entries)`, the rest are the waitlist in that order.
 
 use actix_web::{post, web, HttpResponse};
-use chrono::Utc;
+use chrono::{TimeZone, Utc};
 use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
 use utoipa::ToSchema;
 
 use crate::error::{AppError, AppResult};
@@ -14,8 +15,9 @@ use crate::events;
 use crate::extractor::Admin;
 use crate::extractor::RawBody;
 use crate::fairness::shuffled_order;
-use crate::sales::Sale;
+use crate::sales::{Sale, SaleMode};
 use crate::state::AppState;
+use crate::waiting_room::{Drawn, WaitingRoom};
 
 /// `POST /admin/v1/sales/{sale}/lottery/draw` body (optional).
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -68,10 +70,20 @@ pub async fn draw(
     RawBody(body): RawBody,
 ) -> AppResult<HttpResponse> {
     let request: DrawRequest = crate::error::parse_json(&body)?.unwrap_or_default();
-    let mut tx = state.db.begin().await?;
-    // The second of two concurrent draws sees lottery_drawn_at and is refused.
-    let sale = Sale::lock(&mut tx, &path).await?;
-    if sale.mode != "lottery" {
+    let result = draw_lottery(&state.db, &state.waiting_room, &path, &request).await?;
+    state.sales.invalidate(&result.sale_id);
+    Ok(HttpResponse::Ok().json(result))
+}
+
+/// What a valid draw request asks for.
+struct DrawPlan {
+    winners: i64,
+    window_end: chrono::DateTime<Utc>,
+}
+
+/// Checks the sale and the request before anything changes.
+fn plan(sale: &Sale, request: &DrawRequest) -> AppResult<DrawPlan> {
+    if sale.mode != SaleMode::Lottery {
         return Err(AppError::conflict("not_a_lottery", "this sale is not a lottery"));
     }
     if sale.lottery_drawn_at.is_some() {
@@ -81,30 +93,64 @@ pub async fn draw(
         return Err(AppError::gone("sale_closed", "the sale is closed"));
     }
     let default_winners = i64::from(sale.released_upto / sale.per_user_limit.max(1)).max(1);
-    let wanted = request.winners.unwrap_or(default_winners);
-    if !(1..=10_000_000).contains(&wanted) {
+    let winners = request.winners.unwrap_or(default_winners);
+    if !(1..=10_000_000).contains(&winners) {
         return Err(AppError::Invalid("winners must be between 1 and 10000000".into()));
     }
-
     let window = request.purchase_window_seconds.unwrap_or(i64::from(sale.admission_ttl_seconds));
     if !(1..=7 * 86_400).contains(&window) {
         return Err(AppError::Invalid("purchase_window_seconds must be between 1 and 604800".into()));
     }
-    let window_end = Utc::now() + chrono::Duration::seconds(window);
+    Ok(DrawPlan { winners, window_end: Utc::now() + chrono::Duration::seconds(window) })
+}
 
+/// Draws `sale`'s lottery. The draw itself is one atomic Redis script
+/// that refuses to draw twice; Postgres then records it (seed revealed,
+/// one event per entry) in one transaction guarded by `lottery_drawn_at IS
+/// NULL`, so no row lock is held across Redis calls, two concurrent draws
+/// record once, and a draw whose record failed is recorded by the next
+/// attempt from what Redis holds.
+pub async fn draw_lottery(
+    db: &PgPool,
+    waiting_room: &WaitingRoom,
+    sale_id: &str,
+    request: &DrawRequest,
+) -> AppResult<DrawResult> {
+    let sale = Sale::load(db, sale_id).await?;
+    let plan = plan(&sale, request)?;
     // Entries close and their order is drawn from the committed seed.
-    state.waiting_room.sync_sale(&sale).await?;
-    state.waiting_room.start(&sale, true).await?;
-    let (winners, entries) = state
-        .waiting_room
-        .draw(&sale.id, wanted, window_end.timestamp_millis())
-        .await?
-        .ok_or_else(|| AppError::conflict("already_drawn", "the lottery has already been drawn"))?;
+    waiting_room.sync_sale(&sale).await?;
+    waiting_room.start(&sale, true).await?;
+    let drawn = waiting_room.draw(&sale.id, plan.winners, plan.window_end.timestamp_millis()).await?;
+    let window_end = Utc.timestamp_millis_opt(drawn.window_end_ms).single().unwrap_or(plan.window_end);
+    if !record(db, &sale, &drawn, window_end).await? {
+        return Err(AppError::conflict("already_drawn", "the lottery has already been drawn"));
+    }
+    if let Ok(fresh) = Sale::load(db, &sale.id).await {
+        let _ = waiting_room.sync_sale(&fresh).await;
+    }
+    tracing::info!(sale = %sale.id, entries = drawn.entries, winners = drawn.winners, fresh = drawn.fresh, "lottery drawn");
+    Ok(DrawResult {
+        sale_id: sale.id.clone(),
+        entries: drawn.entries,
+        winners: drawn.winners,
+        seed: sale.seed.clone(),
+        seed_commitment: sale.seed_commitment.clone(),
+        purchase_window_ends_at: window_end,
+    })
+}
 
-    // One event per entry, in the same transaction as the draw's record.
-    let order = shuffled_order(&sale.seed, entries as u32);
+/// Records a draw in Postgres: the seed revealed, the winners, one
+/// `lottery.won` / `lottery.lost` event per entry. `false` when another
+/// call recorded it first.
+async fn record(db: &PgPool, sale: &Sale, drawn: &Drawn, window_end: chrono::DateTime<Utc>) -> AppResult<bool> {
+    let mut tx = db.begin().await?;
+    if !crate::sales::lifecycle::record_draw(&mut tx, &sale.id, drawn.winners as i32).await? {
+        return Ok(false);
+    }
+    let order = shuffled_order(&sale.seed, drawn.entries as u32);
     let entry_numbers: Vec<i64> = order.iter().map(|&n| i64::from(n)).collect();
-    let places: Vec<i64> = (1..=entries as i64).collect();
+    let places: Vec<i64> = (1..=drawn.entries as i64).collect();
     sqlx::query(
         "INSERT INTO outbox_events (id, event_type, sale_id, subject_id, payload) \
          SELECT gen_random_uuid(), CASE WHEN place <= $3 THEN $4 ELSE $5 END, $1, $1 || ':' || entry, \
@@ -114,33 +160,13 @@ pub async fn draw(
     )
     .bind(&sale.id)
     .bind(&entry_numbers)
-    .bind(winners as i64)
+    .bind(drawn.winners as i64)
     .bind(events::kind::LOTTERY_WON)
     .bind(events::kind::LOTTERY_LOST)
     .bind(window_end)
     .bind(&places)
     .execute(&mut *tx)
     .await?;
-    sqlx::query(
-        "UPDATE sales SET lottery_drawn_at = now(), lottery_winners = $2, seed_revealed = true, \
-         state = 'on_sale', updated_at = now() WHERE id = $1",
-    )
-    .bind(&sale.id)
-    .bind(winners as i32)
-    .execute(&mut *tx)
-    .await?;
     tx.commit().await?;
-    state.sales.invalidate(&sale.id);
-    if let Ok(fresh) = Sale::load(&state.db, &sale.id).await {
-        let _ = state.waiting_room.sync_sale(&fresh).await;
-    }
-    tracing::info!(sale = %sale.id, entries, winners, "lottery drawn");
-    Ok(HttpResponse::Ok().json(DrawResult {
-        sale_id: sale.id.clone(),
-        entries,
-        winners,
-        seed: sale.seed.clone(),
-        seed_commitment: sale.seed_commitment.clone(),
-        purchase_window_ends_at: window_end,
-    }))
+    Ok(true)
 }

@@ -22,6 +22,18 @@ pub struct Released {
     pub released_units: i32,
 }
 
+/// Sales with a stage whose scheduled opening has come and that is not
+/// released yet.
+pub async fn due(db: &PgPool) -> AppResult<Vec<String>> {
+    let due: Vec<(String,)> = sqlx::query_as(
+        "SELECT DISTINCT st.sale_id FROM sale_stages st JOIN sales s ON s.id = st.sale_id \
+         WHERE s.state <> 'closed' AND st.released_at IS NULL AND st.opens_at <= now()",
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(due.into_iter().map(|(sale,)| sale).collect())
+}
+
 /// Releases the sale's next stage. With `only_if_due`, only when that stage
 /// has a scheduled time that has passed (the clock's call); without, at once
 /// (the admin's call, 409 when every stage is out).

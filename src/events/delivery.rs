@@ -22,8 +22,11 @@ use sqlx::PgPool;
 use tokio::sync::watch;
 use uuid::Uuid;
 
+use serde::Serialize;
+use utoipa::ToSchema;
+
 use crate::configuration::WebhookSettings;
-use crate::error::AppResult;
+use crate::error::{AppError, AppResult};
 use crate::jobs::pause;
 use crate::signature::sign;
 use crate::state::AppState;
@@ -286,4 +289,55 @@ mod tests {
         }
         assert!(backoff(&s, 1000).as_millis() <= 60_000);
     }
+}
+
+/// A delivery that gave up.
+#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
+pub struct DeadDelivery {
+    /// Event id (also sent as `Floodgate-Event-Id`).
+    pub event_id: Uuid,
+    /// Endpoint name.
+    pub endpoint: String,
+    /// Event type.
+    pub event_type: String,
+    /// Sale.
+    pub sale_id: Option<String>,
+    /// Tries made.
+    pub attempts: i32,
+    /// HTTP status of the last try, if any.
+    pub last_status: Option<i32>,
+    /// What went wrong last.
+    pub last_error: Option<String>,
+    /// When the event was written.
+    pub created_at: DateTime<Utc>,
+}
+
+/// Dead-lettered deliveries, newest first, at most `limit`.
+pub async fn dead_letters(db: &PgPool, limit: i64) -> AppResult<Vec<DeadDelivery>> {
+    Ok(sqlx::query_as(
+        "SELECT d.event_id, d.endpoint, o.event_type, o.sale_id, d.attempts, d.last_status, d.last_error, o.created_at \
+         FROM webhook_deliveries d JOIN outbox_events o ON o.id = d.event_id \
+         WHERE d.state = 'dead' ORDER BY o.seq DESC LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(db)
+    .await?)
+}
+
+/// Puts an event's dead deliveries back in line with fresh tries; how many.
+/// 404 for an event that does not exist.
+pub async fn replay_dead(db: &PgPool, event: Uuid) -> AppResult<u64> {
+    let exists: Option<(Uuid,)> =
+        sqlx::query_as("SELECT id FROM outbox_events WHERE id = $1").bind(event).fetch_optional(db).await?;
+    if exists.is_none() {
+        return Err(AppError::NotFound("event"));
+    }
+    Ok(sqlx::query(
+        "UPDATE webhook_deliveries SET state = 'pending', attempts = 0, next_attempt_at = now(), last_error = NULL \
+         WHERE event_id = $1 AND state = 'dead'",
+    )
+    .bind(event)
+    .execute(db)
+    .await?
+    .rows_affected())
 }

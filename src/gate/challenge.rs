@@ -15,9 +15,11 @@
 //! SHA-256(`challenge` ":" `nonce`) starts with at least `bits` zero bits.
 //!
 //! What a challenge cannot say by itself is whether it was used: the join
-//! script records `id` until `expires_ms` (see `lua/join.lua`), so that check
-//! rides on the join's own Redis call.
+//! script records `id` in a set of the minute it expires in, dropped after
+//! that minute (see `lua/join.lua`), so that check rides on the join's own
+//! Redis call.
 
+use std::io::Write;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -84,6 +86,14 @@ pub struct Ticket {
     pub expires_ms: i64,
 }
 
+impl Ticket {
+    /// The minute (unix) in which the challenge expires: it is remembered
+    /// with the others of that minute, all dropped once it is over.
+    pub fn minute(&self) -> i64 {
+        self.expires_ms.div_euclid(60_000)
+    }
+}
+
 /// Issues and verifies challenges with the token keys.
 pub struct Challenger {
     /// Key id and a MAC keyed with its secret, first one issues.
@@ -101,10 +111,20 @@ impl Challenger {
         Ok(Challenger { keys })
     }
 
-    fn mac(key: &Hmac<Sha256>, bits: u8, expires_ms: i64, id: &str, kid: &str, sale: &str) -> String {
+    fn mac(key: &Hmac<Sha256>, bits: u8, expires_ms: i64, id: &str, kid: &str, sale: &str) -> Hmac<Sha256> {
         let mut mac = key.clone();
-        mac.update(format!("fgc1|{bits}|{expires_ms}|{id}|{kid}|{sale}").as_bytes());
-        hex::encode(&mac.finalize().into_bytes()[..16])
+        // The numbers are written into a stack buffer: this runs on every
+        // join of a sale with proof of work.
+        let mut numbers = [0u8; 48];
+        let mut cursor = std::io::Cursor::new(&mut numbers[..]);
+        let _ = write!(cursor, "{bits}|{expires_ms}");
+        let written = cursor.position() as usize;
+        for part in
+            [&b"fgc1|"[..], &numbers[..written], b"|", id.as_bytes(), b"|", kid.as_bytes(), b"|", sale.as_bytes()]
+        {
+            mac.update(part);
+        }
+        mac
     }
 
     /// A fresh challenge of `bits` for `sale`, valid for [`LIFETIME`].
@@ -113,7 +133,7 @@ impl Challenger {
         let expires_at = now + LIFETIME;
         let expires_ms = expires_at.timestamp_millis();
         let id = format!("{:016x}", rand::rng().next_u64());
-        let mac = Self::mac(key, bits, expires_ms, &id, kid, sale);
+        let mac = hex::encode(&Self::mac(key, bits, expires_ms, &id, kid, sale).finalize().into_bytes()[..16]);
         Issued { challenge: format!("{bits}.{expires_ms}.{id}.{mac}.{kid}.{sale}"), difficulty_bits: bits, expires_at }
     }
 
@@ -147,14 +167,17 @@ impl Challenger {
                 Some((kid, key, signed_sale))
             })
             .ok_or(Refusal::Failed)?;
-        let expected = Self::mac(key, bits, expires_ms, id, kid, signed_sale);
-        if !bool::from(subtle::ConstantTimeEq::ct_eq(expected.as_bytes(), mac.as_bytes())) {
-            return Err(Refusal::Failed);
-        }
+        let mut tag = [0u8; 16];
+        hex::decode_to_slice(mac, &mut tag).map_err(|_| Refusal::Failed)?;
+        // Constant-time comparison of the first 16 bytes.
+        Self::mac(key, bits, expires_ms, id, kid, signed_sale)
+            .verify_truncated_left(&tag)
+            .map_err(|_| Refusal::Failed)?;
         if signed_sale != sale || now.timestamp_millis() >= expires_ms {
             return Err(Refusal::Expired);
         }
-        if leading_zero_bits(&Sha256::digest(format!("{challenge}:{nonce}").as_bytes())) < u32::from(bits) {
+        let work = Sha256::new().chain_update(challenge).chain_update(":").chain_update(nonce).finalize();
+        if leading_zero_bits(&work) < u32::from(bits) {
             return Err(Refusal::Failed);
         }
         Ok(Ticket { id: id.to_owned(), expires_ms })

@@ -365,3 +365,11 @@ pub async fn expire_due_holds(db: &PgPool, batch: i64) -> AppResult<Vec<ExpiredH
     .await?;
     Ok(expired)
 }
+
+/// A sale's holds by state.
+pub async fn count_by_state(db: &PgPool, sale: &str) -> AppResult<Vec<(String, i64)>> {
+    Ok(sqlx::query_as("SELECT state, count(*) FROM holds WHERE sale_id = $1 GROUP BY state")
+        .bind(sale)
+        .fetch_all(db)
+        .await?)
+}

@@ -142,105 +142,24 @@ pub async fn place_hold(
     sale: &Sale,
     ask: HoldAsk<'_>,
 ) -> AppResult<HoldOutcome> {
-    let HoldAsk { want, buyer, key } = ask;
-    if want.count() > sale.per_user_limit {
+    if ask.want.count() > sale.per_user_limit {
         return Err(super::limit_exceeded(sale.per_user_limit));
     }
-    let scope = format!("hold:{}", buyer.sub);
-    let request_hash = idempotency::fingerprint(&[&sale.id, &format!("{want:?}")]);
-    // Refusals known without a transaction: the sale is not on sale (as of
-    // the cached row), or a claim just found nothing. A retry of a request
-    // that succeeded still gets its first answer back.
-    let known_empty = match want {
-        Want::Best(n) => hints.empty(&sale.id, n),
-        Want::Seats(_) => None,
-    };
-    if let Some(refused) = sale.ensure_on_sale().err().or(known_empty) {
-        if let Some(key) = &key {
-            if let Some((status, body)) = idempotency::stored(db, &scope, key, &request_hash).await? {
-                return Ok(HoldOutcome::Replayed(status, body));
-            }
-        }
-        return Err(refused);
+    let attempt = Attempt::new(sale, ask);
+    if let Some(outcome) = attempt.refused_early(db, hints).await? {
+        return Ok(outcome);
     }
-
     let hold_id = Uuid::new_v4();
     let now = Utc::now();
     let expires_at = now + chrono::Duration::seconds(i64::from(sale.hold_ttl_seconds));
-    let hold_token = tokens.issue(
-        Purpose::Hold,
-        &sale.id,
-        &buyer.sub,
-        buyer.n,
-        Some(hold_id.to_string()),
-        now + chrono::Duration::days(HOLD_TOKEN_DAYS),
-    )?;
-    let answer = HoldView {
-        id: hold_id.to_string(),
-        sale_id: sale.id.clone(),
-        state: "held".into(),
-        quantity: want.count(),
-        units: Vec::new(),
-        expires_at,
-        created_at: now,
-        order_id: None,
-        hold_token: Some(hold_token),
-    };
-    let body = serde_json::to_value(&answer).map_err(|e| AppError::Internal(e.into()))?;
-    let (quantity, seats) = match &want {
-        Want::Best(n) => (*n, None),
-        Want::Seats(seats) => (seats.len() as i32, Some(seats)),
-    };
-
-    let placed: Result<Placed, sqlx::Error> = sqlx::query_as(
-        "SELECT outcome, lowest, status, body FROM place_hold($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-    )
-    .bind(&sale.id)
-    .bind(&buyer.sub)
-    .bind(buyer.n.map(|n| n as i64))
-    .bind(hold_id)
-    .bind(quantity)
-    .bind(seats)
-    .bind(sale.per_user_limit)
-    .bind(hints.floor(&sale.id))
-    .bind(expires_at)
-    .bind(now)
-    .bind(&scope)
-    .bind(key.as_deref())
-    .bind(&request_hash)
-    .bind(&body)
-    .fetch_one(db)
-    .await;
-
-    let (outcome, lowest, status, body) = match placed {
+    let body = attempt.answer(tokens, hold_id, now, expires_at)?;
+    let (outcome, lowest, status, body) = match attempt.run(db, hints, hold_id, now, expires_at, &body).await {
         Ok(row) => row,
-        Err(e) if is_key_race(&e) => {
-            // A concurrent retry with the same key recorded its answer first.
-            let key = key.as_deref().unwrap_or_default();
-            let (status, body) = idempotency::stored(db, &scope, key, &request_hash).await?.ok_or_else(|| {
-                AppError::conflict("request_in_progress", "a request with this Idempotency-Key is still running")
-            })?;
-            return Ok(HoldOutcome::Replayed(status, body));
-        }
-        Err(e) => {
-            if let Some(key) = key.as_deref().filter(|_| e.as_database_error().is_some()) {
-                // A concurrent retry that committed while this one waited on
-                // the buyer's row (and then found the limit reached) is the
-                // first answer to this key, not a refusal.
-                if let Ok(Some((status, body))) = idempotency::stored(db, &scope, key, &request_hash).await {
-                    return Ok(HoldOutcome::Replayed(status, body));
-                }
-            }
-            let (refused, found) = refusal(db, sale, &want, e).await;
-            if let (Want::Best(_), Some(0)) = (&want, found) {
-                hints.found_none(&sale.id, &refused);
-            }
-            return Err(refused);
-        }
+        Err(e) => return attempt.failed(db, hints, e).await,
     };
     match outcome.as_str() {
         "created" => {
-            if let (Want::Best(_), Some(lowest)) = (&want, lowest) {
+            if let (Want::Best(_), Some(lowest)) = (&attempt.want, lowest) {
                 hints.taken(&sale.id, lowest);
             }
             let body = body.ok_or_else(|| AppError::Internal(anyhow::anyhow!("place_hold answered no body")))?;
@@ -251,8 +170,143 @@ pub async fn place_hold(
         }
         _ => match (status.and_then(|s| StatusCode::from_u16(s as u16).ok()), body) {
             (Some(status), Some(body)) => Ok(HoldOutcome::Replayed(status, body)),
-            _ => Err(AppError::conflict("request_in_progress", "a request with this Idempotency-Key is still running")),
+            _ => Err(in_progress()),
         },
+    }
+}
+
+fn in_progress() -> AppError {
+    AppError::conflict("request_in_progress", "a request with this Idempotency-Key is still running")
+}
+
+/// One hold request and what identifies it for `Idempotency-Key`.
+struct Attempt<'a> {
+    sale: &'a Sale,
+    buyer: &'a Claims,
+    want: Want,
+    key: Option<String>,
+    scope: String,
+    request_hash: String,
+}
+
+impl<'a> Attempt<'a> {
+    fn new(sale: &'a Sale, ask: HoldAsk<'a>) -> Self {
+        let HoldAsk { want, buyer, key } = ask;
+        let request_hash = idempotency::fingerprint(&[&sale.id, &format!("{want:?}")]);
+        Attempt { sale, buyer, want, key, scope: format!("hold:{}", buyer.sub), request_hash }
+    }
+
+    /// The first answer to this key, if one was recorded.
+    async fn replay(&self, db: &PgPool) -> AppResult<Option<HoldOutcome>> {
+        let Some(key) = &self.key else {
+            return Ok(None);
+        };
+        let stored = idempotency::stored(db, &self.scope, key, &self.request_hash).await?;
+        Ok(stored.map(|(status, body)| HoldOutcome::Replayed(status, body)))
+    }
+
+    /// Refusals known without a transaction: the sale is not on sale (as
+    /// of the cached row), or a claim just found nothing. A retry of a
+    /// request that succeeded still gets its first answer back.
+    async fn refused_early(&self, db: &PgPool, hints: &ClaimHints) -> AppResult<Option<HoldOutcome>> {
+        let known_empty = match self.want {
+            Want::Best(n) => hints.empty(&self.sale.id, n),
+            Want::Seats(_) => None,
+        };
+        let Some(refused) = self.sale.ensure_on_sale().err().or(known_empty) else {
+            return Ok(None);
+        };
+        match self.replay(db).await? {
+            Some(outcome) => Ok(Some(outcome)),
+            None => Err(refused),
+        }
+    }
+
+    /// The answer a created hold gives (stored with the key, so a retry
+    /// gets the very same answer).
+    fn answer(
+        &self,
+        tokens: &TokenSigner,
+        hold_id: Uuid,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> AppResult<Value> {
+        let hold_token = tokens.issue(
+            Purpose::Hold,
+            &self.sale.id,
+            &self.buyer.sub,
+            self.buyer.n,
+            Some(hold_id.to_string()),
+            now + chrono::Duration::days(HOLD_TOKEN_DAYS),
+        )?;
+        let answer = HoldView {
+            id: hold_id.to_string(),
+            sale_id: self.sale.id.clone(),
+            state: "held".into(),
+            quantity: self.want.count(),
+            units: Vec::new(),
+            expires_at,
+            created_at: now,
+            order_id: None,
+            hold_token: Some(hold_token),
+        };
+        serde_json::to_value(&answer).map_err(|e| AppError::Internal(e.into()))
+    }
+
+    /// The one statement (migrations/0004).
+    async fn run(
+        &self,
+        db: &PgPool,
+        hints: &ClaimHints,
+        hold_id: Uuid,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+        body: &Value,
+    ) -> Result<Placed, sqlx::Error> {
+        let (quantity, seats) = match &self.want {
+            Want::Best(n) => (*n, None),
+            Want::Seats(seats) => (seats.len() as i32, Some(seats)),
+        };
+        sqlx::query_as(
+            "SELECT outcome, lowest, status, body FROM place_hold($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+        )
+        .bind(&self.sale.id)
+        .bind(&self.buyer.sub)
+        .bind(self.buyer.n.map(|n| n as i64))
+        .bind(hold_id)
+        .bind(quantity)
+        .bind(seats)
+        .bind(self.sale.per_user_limit)
+        .bind(hints.floor(&self.sale.id))
+        .bind(expires_at)
+        .bind(now)
+        .bind(&self.scope)
+        .bind(self.key.as_deref())
+        .bind(&self.request_hash)
+        .bind(body)
+        .fetch_one(db)
+        .await
+    }
+
+    /// What a failed statement means for the buyer.
+    async fn failed(&self, db: &PgPool, hints: &ClaimHints, error: sqlx::Error) -> AppResult<HoldOutcome> {
+        if is_key_race(&error) {
+            // A concurrent retry with the same key recorded its answer first.
+            return self.replay(db).await?.ok_or_else(in_progress);
+        }
+        if error.as_database_error().is_some() {
+            // A concurrent retry that committed while this one waited on the
+            // buyer's row (and then found the limit reached) is the first
+            // answer to this key, not a refusal.
+            if let Ok(Some(outcome)) = self.replay(db).await {
+                return Ok(outcome);
+            }
+        }
+        let (refused, found) = refusal(db, self.sale, &self.want, error).await;
+        if let (Want::Best(_), Some(0)) = (&self.want, found) {
+            hints.found_none(&self.sale.id, &refused);
+        }
+        Err(refused)
     }
 }
 

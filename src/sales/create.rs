@@ -5,10 +5,10 @@ use chrono::{DateTime, Utc};
 use rand::RngCore;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use utoipa::ToSchema;
 
-use super::{state, AdmissionMode, Sale, SaleAccess, SALE_COLUMNS};
+use super::{state, AdmissionMode, Sale, SaleAccess, SaleMode, Seating, SALE_COLUMNS};
 use crate::error::{AppError, AppResult};
 
 /// Largest sale floodgate accepts in one definition.
@@ -25,7 +25,7 @@ pub struct NewSale {
     /// When the sale closes by itself.
     pub ends_at: Option<DateTime<Utc>>,
     /// `fifo` (default) or `lottery`.
-    pub mode: Option<String>,
+    pub mode: Option<SaleMode>,
     /// The units: `{"count": n}` or `{"sections": [...]}`.
     pub units: UnitsSpec,
     /// Percentages per stage, summing to 100; `[100]` when omitted.
@@ -122,12 +122,12 @@ pub struct AdmissionSpec {
 /// A definition that passed validation.
 struct ValidSale {
     name: String,
-    mode: &'static str,
+    mode: SaleMode,
     starts_at: DateTime<Utc>,
     ends_at: Option<DateTime<Utc>>,
-    seating: &'static str,
+    seating: Seating,
     total: i32,
-    sections: Vec<(String, i32, i32)>,
+    sections: Vec<Section>,
     stages: Vec<StagePlan>,
     per_user_limit: i32,
     hold_ttl_seconds: i32,
@@ -269,71 +269,17 @@ fn validate(new: NewSale) -> AppResult<ValidSale> {
         return Err(AppError::Invalid("name must be 1 to 200 characters".into()));
     }
     crate::error::plain_text("name", &name)?;
-    let mode = match new.mode.as_deref().unwrap_or("fifo") {
-        "fifo" => "fifo",
-        "lottery" => "lottery",
-        other => return Err(AppError::Invalid(format!("mode must be fifo or lottery, got {other}"))),
-    };
+    let mode = new.mode.unwrap_or(SaleMode::Fifo);
     let starts_at = new.starts_at.unwrap_or_else(Utc::now);
     if let Some(ends_at) = new.ends_at {
         if ends_at <= starts_at {
             return Err(AppError::Invalid("ends_at must be after starts_at".into()));
         }
     }
-    let (seating, total, sections) = match (new.units.count, new.units.sections) {
-        (Some(count), None) => {
-            if !(1..=MAX_UNITS).contains(&count) {
-                return Err(AppError::Invalid(format!("units.count must be between 1 and {MAX_UNITS}")));
-            }
-            ("general", count, Vec::new())
-        }
-        (None, Some(sections)) => {
-            if sections.is_empty() || sections.len() > 200 {
-                return Err(AppError::Invalid("units.sections must list 1 to 200 sections".into()));
-            }
-            let mut total = 0i64;
-            let mut valid = Vec::with_capacity(sections.len());
-            for section in sections {
-                let name = section.name.trim().to_owned();
-                if name.is_empty() || name.len() > 32 || name.contains('/') {
-                    return Err(AppError::Invalid("section names must be 1 to 32 characters without '/'".into()));
-                }
-                crate::error::plain_text("section name", &name)?;
-                if valid.iter().any(|(n, _, _)| *n == name) {
-                    return Err(AppError::Invalid(format!("section {name} is listed twice")));
-                }
-                if !(1..=10_000).contains(&section.rows) || !(1..=10_000).contains(&section.seats_per_row) {
-                    return Err(AppError::Invalid("rows and seats_per_row must be between 1 and 10000".into()));
-                }
-                total += section.rows * section.seats_per_row;
-                if total > MAX_UNITS {
-                    return Err(AppError::Invalid(format!("a sale has at most {MAX_UNITS} units")));
-                }
-                valid.push((name, section.rows as i32, section.seats_per_row as i32));
-            }
-            ("reserved", total, valid)
-        }
-        _ => return Err(AppError::Invalid("units needs exactly one of count or sections".into())),
-    };
-    let percents = new.stages.unwrap_or_else(|| vec![100]);
-    if percents.is_empty() || percents.len() > 20 {
-        return Err(AppError::Invalid("stages must list 1 to 20 percentages".into()));
-    }
-    if percents.iter().any(|p| !(1..=100).contains(p)) || percents.iter().sum::<i64>() != 100 {
-        return Err(AppError::Invalid("stages must be percentages of 1 to 100 summing to 100".into()));
-    }
-    let percents: Vec<i32> = percents.iter().map(|&p| p as i32).collect();
-    let mut stages = split_stages(total as i32, &percents);
-    if let Some(opens) = new.stage_opens_at {
-        if opens.len() > stages.len() {
-            return Err(AppError::Invalid("stage_opens_at has more entries than stages".into()));
-        }
-        for (plan, at) in stages.iter_mut().zip(opens).skip(1) {
-            plan.opens_at = at;
-        }
-    }
+    let (seating, total, sections) = validate_units(new.units)?;
+    let stages = validate_stages(total as i32, new.stages, new.stage_opens_at)?;
     let waiting_room = new.waiting_room.unwrap_or(true);
-    if mode == "lottery" && !waiting_room {
+    if mode == SaleMode::Lottery && !waiting_room {
         return Err(AppError::Invalid("a lottery takes its entries through the waiting room".into()));
     }
     let admission = validate_admission(&new.admission.unwrap_or_default(), None)?;
@@ -364,6 +310,76 @@ fn validate(new: NewSale) -> AppResult<ValidSale> {
     })
 }
 
+/// A validated section: name, rows, seats per row.
+type Section = (String, i32, i32);
+
+/// General admission (`count`) or reserved seating (`sections`): the
+/// seating, the total and the sections as (name, rows, seats per row).
+fn validate_units(units: UnitsSpec) -> AppResult<(Seating, i64, Vec<Section>)> {
+    Ok(match (units.count, units.sections) {
+        (Some(count), None) => {
+            if !(1..=MAX_UNITS).contains(&count) {
+                return Err(AppError::Invalid(format!("units.count must be between 1 and {MAX_UNITS}")));
+            }
+            (Seating::General, count, Vec::new())
+        }
+        (None, Some(sections)) => {
+            if sections.is_empty() || sections.len() > 200 {
+                return Err(AppError::Invalid("units.sections must list 1 to 200 sections".into()));
+            }
+            let mut total = 0i64;
+            let mut valid = Vec::with_capacity(sections.len());
+            for section in sections {
+                let name = section.name.trim().to_owned();
+                if name.is_empty() || name.len() > 32 || name.contains('/') {
+                    return Err(AppError::Invalid("section names must be 1 to 32 characters without '/'".into()));
+                }
+                crate::error::plain_text("section name", &name)?;
+                if valid.iter().any(|(n, _, _)| *n == name) {
+                    return Err(AppError::Invalid(format!("section {name} is listed twice")));
+                }
+                if !(1..=10_000).contains(&section.rows) || !(1..=10_000).contains(&section.seats_per_row) {
+                    return Err(AppError::Invalid("rows and seats_per_row must be between 1 and 10000".into()));
+                }
+                total += section.rows * section.seats_per_row;
+                if total > MAX_UNITS {
+                    return Err(AppError::Invalid(format!("a sale has at most {MAX_UNITS} units")));
+                }
+                valid.push((name, section.rows as i32, section.seats_per_row as i32));
+            }
+            (Seating::Reserved, total, valid)
+        }
+        _ => return Err(AppError::Invalid("units needs exactly one of count or sections".into())),
+    })
+}
+
+/// Stage percentages (default `[100]`) split into exact unit ranges, with
+/// their scheduled openings.
+fn validate_stages(
+    total: i32,
+    percents: Option<Vec<i64>>,
+    opens_at: Option<Vec<Option<DateTime<Utc>>>>,
+) -> AppResult<Vec<StagePlan>> {
+    let percents = percents.unwrap_or_else(|| vec![100]);
+    if percents.is_empty() || percents.len() > 20 {
+        return Err(AppError::Invalid("stages must list 1 to 20 percentages".into()));
+    }
+    if percents.iter().any(|p| !(1..=100).contains(p)) || percents.iter().sum::<i64>() != 100 {
+        return Err(AppError::Invalid("stages must be percentages of 1 to 100 summing to 100".into()));
+    }
+    let percents: Vec<i32> = percents.iter().map(|&p| p as i32).collect();
+    let mut stages = split_stages(total, &percents);
+    if let Some(opens) = opens_at {
+        if opens.len() > stages.len() {
+            return Err(AppError::Invalid("stage_opens_at has more entries than stages".into()));
+        }
+        for (plan, at) in stages.iter_mut().zip(opens).skip(1) {
+            plan.opens_at = at;
+        }
+    }
+    Ok(stages)
+}
+
 /// A fresh fairness seed and its published commitment, `sha256(seed)` of
 /// the seed's hex text, so anyone can check it with `sha256sum`.
 pub fn new_seed() -> (String, String) {
@@ -385,14 +401,33 @@ pub async fn create_sale(db: &PgPool, new: NewSale) -> AppResult<Sale> {
     let id = new_sale_id();
     let (seed, commitment) = new_seed();
     let now = Utc::now();
-    let initial_state = if sale.mode == "lottery" || sale.starts_at > now { state::SCHEDULED } else { state::ON_SALE };
-    let first_stage = &sale.stages[0];
+    let initial_state =
+        if sale.mode == SaleMode::Lottery || sale.starts_at > now { state::SCHEDULED } else { state::ON_SALE };
 
     let mut tx = db.begin().await?;
     // Writing a million unit rows is legitimately long; the request-sized
     // default statement timeout is for everything else.
     sqlx::query("SET LOCAL statement_timeout = '300s'").execute(&mut *tx).await?;
-    let row = sqlx::query_as::<_, Sale>(sqlx::AssertSqlSafe(format!(
+    let row = insert_sale(&mut tx, &id, &sale, (&seed, &commitment), initial_state).await?;
+    insert_stages(&mut tx, &id, &sale).await?;
+    insert_units(&mut tx, &id, &sale).await?;
+    tx.commit().await?;
+    // Fresh statistics right away: planning the claim on the stale ones of
+    // an empty table (before autovacuum catches up) picked a plan that ran
+    // at 17 % of the pgbench claim ceiling instead of 80 % (loadtest/RESULTS.md).
+    sqlx::query("ANALYZE units").execute(db).await?;
+    Ok(row)
+}
+
+/// The sale's row.
+async fn insert_sale(
+    tx: &mut PgConnection,
+    id: &str,
+    sale: &ValidSale,
+    (seed, commitment): (&str, &str),
+    initial_state: &str,
+) -> AppResult<Sale> {
+    Ok(sqlx::query_as::<_, Sale>(sqlx::AssertSqlSafe(format!(
         "INSERT INTO sales (id, name, mode, state, starts_at, ends_at, seating, total_units, per_user_limit, \
          hold_ttl_seconds, shuffle_prequeue, released_upto, released_stages, waiting_room, admit_per_second, \
          max_active, admission_ttl_seconds, abandon_after_seconds, seed, seed_commitment, admission_mode, \
@@ -400,41 +435,44 @@ pub async fn create_sale(db: &PgPool, new: NewSale) -> AppResult<Sale> {
          VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,1,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25) \
          RETURNING {SALE_COLUMNS}"
     )))
-    .bind(&id)
+    .bind(id)
     .bind(&sale.name)
-    .bind(sale.mode)
+    .bind(sale.mode.as_str())
     .bind(initial_state)
     .bind(sale.starts_at)
     .bind(sale.ends_at)
-    .bind(sale.seating)
+    .bind(sale.seating.as_str())
     .bind(sale.total)
     .bind(sale.per_user_limit)
     .bind(sale.hold_ttl_seconds)
     .bind(sale.shuffle_prequeue)
-    .bind(first_stage.last)
+    .bind(sale.stages[0].last)
     .bind(sale.waiting_room)
     .bind(sale.admission.admit_per_second)
     .bind(sale.admission.max_active)
     .bind(sale.admission.admission_ttl_seconds)
     .bind(sale.admission.abandon_after_seconds)
-    .bind(&seed)
-    .bind(&commitment)
+    .bind(seed)
+    .bind(commitment)
     .bind(sale.admission.mode.as_str())
     .bind(sale.admission.ceiling)
     .bind(sale.admission.hold_p99_target_ms)
     .bind(sale.challenge.0)
     .bind(sale.challenge.1)
     .bind(sale.access.as_str())
-    .fetch_one(&mut *tx)
-    .await?;
+    .fetch_one(tx)
+    .await?)
+}
 
+/// One row per stage; stage 1 is released at the start.
+async fn insert_stages(tx: &mut PgConnection, id: &str, sale: &ValidSale) -> AppResult<()> {
     for (i, plan) in sale.stages.iter().enumerate() {
         let stage = i as i32 + 1;
         sqlx::query(
             "INSERT INTO sale_stages (sale_id, stage, percent, unit_count, first_unit, last_unit, opens_at, released_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
-        .bind(&id)
+        .bind(id)
         .bind(stage)
         .bind(plan.percent)
         .bind(plan.count)
@@ -446,6 +484,12 @@ pub async fn create_sale(db: &PgPool, new: NewSale) -> AppResult<Sale> {
         .await?;
     }
 
+    Ok(())
+}
+
+/// One row per unit, in a statement per section (or one for general
+/// admission).
+async fn insert_units(tx: &mut PgConnection, id: &str, sale: &ValidSale) -> AppResult<()> {
     // width_bucket(id, first ids of the stages) is the stage of a unit id, so
     // each bulk insert assigns stages without a per-row subquery.
     let stage_starts: Vec<i32> = sale.stages.iter().map(|s| s.first).collect();
@@ -454,7 +498,7 @@ pub async fn create_sale(db: &PgPool, new: NewSale) -> AppResult<Sale> {
             "INSERT INTO units (sale_id, id, stage, status) \
              SELECT $1, g, width_bucket(g, $2::int[]), 'available' FROM generate_series(1, $3) g",
         )
-        .bind(&id)
+        .bind(id)
         .bind(&stage_starts)
         .bind(sale.total)
         .execute(&mut *tx)
@@ -468,7 +512,7 @@ pub async fn create_sale(db: &PgPool, new: NewSale) -> AppResult<Sale> {
                  FROM generate_series(1, $4) r, generate_series(1, $5) s, \
                       LATERAL (SELECT $6 + (r - 1) * $5 + s AS u) ids",
             )
-            .bind(&id)
+            .bind(id)
             .bind(&stage_starts)
             .bind(name)
             .bind(rows)
@@ -479,12 +523,7 @@ pub async fn create_sale(db: &PgPool, new: NewSale) -> AppResult<Sale> {
             offset += rows * seats;
         }
     }
-    tx.commit().await?;
-    // Fresh statistics right away: planning the claim on the stale ones of
-    // an empty table (before autovacuum catches up) picked a plan that ran
-    // at 17 % of the pgbench claim ceiling instead of 80 % (loadtest/RESULTS.md).
-    sqlx::query("ANALYZE units").execute(db).await?;
-    Ok(row)
+    Ok(())
 }
 
 #[cfg(test)]

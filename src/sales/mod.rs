@@ -5,6 +5,7 @@
 //! fields the waiting room needs lives in Redis (see `waiting_room`).
 
 pub mod create;
+pub mod lifecycle;
 pub mod routes;
 
 use std::collections::HashMap;
@@ -25,8 +26,9 @@ pub struct Sale {
     pub id: String,
     /// Display name.
     pub name: String,
-    /// `fifo` or `lottery`.
-    pub mode: String,
+    /// First come, first served, or a lottery.
+    #[sqlx(try_from = "String")]
+    pub mode: SaleMode,
     /// Where the sale is in its life.
     #[sqlx(try_from = "String")]
     pub state: SaleState,
@@ -34,8 +36,9 @@ pub struct Sale {
     pub starts_at: DateTime<Utc>,
     /// When the sale closes by itself.
     pub ends_at: Option<DateTime<Utc>>,
-    /// `general` or `reserved`.
-    pub seating: String,
+    /// Numbered units or reserved seats.
+    #[sqlx(try_from = "String")]
+    pub seating: Seating,
     /// Units in all stages.
     pub total_units: i32,
     /// Units one visitor may hold or own at once.
@@ -92,6 +95,30 @@ pub struct Sale {
     /// Who may join.
     #[sqlx(try_from = "String")]
     pub access: SaleAccess,
+}
+
+crate::text_enum! {
+    /// How a sale orders its buyers (`sales.mode`).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, ToSchema)]
+    #[serde(rename_all = "snake_case")]
+    pub enum SaleMode {
+        /// In join order (after the pre-queue's shuffle).
+        Fifo => "fifo",
+        /// Entries during a window, then one verifiable draw.
+        Lottery => "lottery",
+    }
+}
+
+crate::text_enum! {
+    /// What a sale's units are (`sales.seating`).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+    #[serde(rename_all = "snake_case")]
+    pub enum Seating {
+        /// General admission: numbered units.
+        General => "general",
+        /// Reserved seats, labelled `section/row/seat`.
+        Reserved => "reserved",
+    }
 }
 
 crate::text_enum! {
@@ -244,11 +271,11 @@ impl Sale {
         Sale {
             id: "s_example".into(),
             name: "Example".into(),
-            mode: "fifo".into(),
+            mode: SaleMode::Fifo,
             state: SaleState::OnSale,
             starts_at: Utc::now(),
             ends_at: None,
-            seating: "general".into(),
+            seating: Seating::General,
             total_units: 100,
             per_user_limit: 4,
             hold_ttl_seconds: 600,

@@ -2,13 +2,12 @@
 
 use actix_web::{get, patch, post, web, HttpResponse};
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::create::{
-    create_sale, validate_admission, validate_challenge, AdmissionSpec, ChallengeSpec, NewSale, ValidAdmission,
-};
-use super::{AdmissionMode, Availability, Sale, SaleAccess, SaleState, SALE_COLUMNS};
+use super::create::{create_sale, NewSale};
+use super::lifecycle::SaleUpdate;
+use super::{AdmissionMode, Availability, Sale, SaleAccess, SaleMode, SaleState, Seating};
 use crate::audit::{audit, AuditReport};
 use crate::error::{AppError, AppResult};
 use crate::extractor::Admin;
@@ -49,9 +48,9 @@ pub struct SaleView {
     /// `scheduled`, `on_sale`, `paused`, `sold_out`, `closed`.
     pub state: SaleState,
     /// `fifo` or `lottery`.
-    pub mode: String,
+    pub mode: SaleMode,
     /// `general` or `reserved`.
-    pub seating: String,
+    pub seating: Seating,
     /// Start.
     pub starts_at: DateTime<Utc>,
     /// End, if any.
@@ -107,8 +106,8 @@ async fn view(state: &AppState, sale: &Sale, fresh: bool) -> AppResult<SaleView>
         id: sale.id.clone(),
         name: sale.name.clone(),
         state: sale.state,
-        mode: sale.mode.clone(),
-        seating: sale.seating.clone(),
+        mode: sale.mode,
+        seating: sale.seating,
         starts_at: sale.starts_at,
         ends_at: sale.ends_at,
         per_user_limit: sale.per_user_limit,
@@ -142,12 +141,9 @@ async fn view(state: &AppState, sale: &Sale, fresh: bool) -> AppResult<SaleView>
 #[get("/api/v1/sales")]
 #[tracing::instrument(name = "list sales", skip_all)]
 pub async fn list_sales(state: web::Data<AppState>) -> AppResult<HttpResponse> {
-    let ids: Vec<(String,)> =
-        sqlx::query_as("SELECT id FROM sales WHERE state <> 'closed' ORDER BY starts_at, id LIMIT 100")
-            .fetch_all(&state.db)
-            .await?;
+    let ids = super::lifecycle::on_offer(&state.db).await?;
     let mut views = Vec::with_capacity(ids.len());
-    for (id,) in ids {
+    for id in ids {
         let sale = state.sales.get(&state.db, &id).await?;
         views.push(view(&state, &sale, false).await?);
     }
@@ -224,16 +220,8 @@ pub async fn admin_get_sale(
 ) -> AppResult<HttpResponse> {
     let sale = Sale::load(&state.db, &path).await?;
     let mut body = serde_json::to_value(view(&state, &sale, true).await?).map_err(|e| AppError::Internal(e.into()))?;
-    let holds: Vec<(String, i64)> =
-        sqlx::query_as("SELECT state, count(*) FROM holds WHERE sale_id = $1 GROUP BY state")
-            .bind(&sale.id)
-            .fetch_all(&state.db)
-            .await?;
-    let orders: Vec<(String, i64)> =
-        sqlx::query_as("SELECT state, count(*) FROM orders WHERE sale_id = $1 GROUP BY state")
-            .bind(&sale.id)
-            .fetch_all(&state.db)
-            .await?;
+    let holds = crate::inventory::count_by_state(&state.db, &sale.id).await?;
+    let orders = crate::orders::count_by_state(&state.db, &sale.id).await?;
     if sale.waiting_room {
         match state.waiting_room.gate_stats(&sale.id).await {
             Ok(gate) => body["gate"] = serde_json::to_value(gate).map_err(|e| AppError::Internal(e.into()))?,
@@ -245,19 +233,6 @@ pub async fn admin_get_sale(
     Ok(HttpResponse::Ok().json(body))
 }
 
-/// `PATCH /admin/v1/sales/{sale}` body.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SaleUpdate {
-    /// `pause`, `resume` or `close`.
-    pub action: Option<String>,
-    /// Admission settings to change live.
-    pub admission: Option<AdmissionSpec>,
-    /// Proof-of-work settings to change live (outstanding challenges keep
-    /// the difficulty they were handed out with).
-    pub challenge: Option<ChallengeSpec>,
-}
-
 /// Pauses, resumes or closes a sale, and changes admission settings live.
 #[utoipa::path(
     tag = "admin",
@@ -267,61 +242,13 @@ pub struct SaleUpdate {
     responses((status = 200, body = SaleView), (status = 409, description = "invalid_transition", body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody))
 )]
 #[patch("/admin/v1/sales/{sale}")]
-#[tracing::instrument(name = "admin update sale", skip_all, fields(sale = %path))]
 pub async fn admin_update_sale(
     _admin: Admin,
     state: web::Data<AppState>,
     path: web::Path<String>,
     JsonBody(body): JsonBody<SaleUpdate>,
 ) -> AppResult<HttpResponse> {
-    let update = body;
-    let mut tx = state.db.begin().await?;
-    let sale = Sale::lock(&mut tx, &path).await?;
-    let new_state = match update.action.as_deref() {
-        None => sale.state,
-        Some("pause") => match sale.state {
-            SaleState::OnSale | SaleState::SoldOut | SaleState::Paused | SaleState::Scheduled => SaleState::Paused,
-            SaleState::Closed => {
-                return Err(AppError::conflict("invalid_transition", "a closed sale cannot be paused"))
-            }
-        },
-        Some("resume") => match sale.state {
-            SaleState::Paused if sale.starts_at > Utc::now() => SaleState::Scheduled,
-            // The clock turns it sold_out again if nothing is left.
-            SaleState::Paused | SaleState::OnSale => SaleState::OnSale,
-            other => return Err(AppError::conflict("invalid_transition", format!("a {other} sale cannot be resumed"))),
-        },
-        Some("close") => SaleState::Closed,
-        Some(other) => return Err(AppError::Invalid(format!("action must be pause, resume or close, got {other}"))),
-    };
-    let admission = match &update.admission {
-        Some(spec) => validate_admission(spec, Some(ValidAdmission::of(&sale)))?,
-        None => ValidAdmission::of(&sale),
-    };
-    let challenge = match &update.challenge {
-        Some(spec) => validate_challenge(spec, (sale.challenge_bits, sale.challenge_max_bits))?,
-        None => (sale.challenge_bits, sale.challenge_max_bits),
-    };
-    let sale = sqlx::query_as::<_, Sale>(sqlx::AssertSqlSafe(format!(
-        "UPDATE sales SET state = $2, admit_per_second = $3, max_active = $4, admission_ttl_seconds = $5, \
-         abandon_after_seconds = $6, admission_mode = $7, admit_ceiling = $8, hold_p99_target_ms = $9, \
-         challenge_bits = $10, challenge_max_bits = $11, updated_at = now() WHERE id = $1 RETURNING {SALE_COLUMNS}"
-    )))
-    .bind(&sale.id)
-    .bind(new_state.as_str())
-    .bind(admission.admit_per_second)
-    .bind(admission.max_active)
-    .bind(admission.admission_ttl_seconds)
-    .bind(admission.abandon_after_seconds)
-    .bind(admission.mode.as_str())
-    .bind(admission.ceiling)
-    .bind(admission.hold_p99_target_ms)
-    .bind(challenge.0)
-    .bind(challenge.1)
-    .fetch_one(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    tracing::info!(sale = %sale.id, state = %sale.state, "sale updated");
+    let sale = super::lifecycle::update(&state.db, &path, &body).await?;
     sync_to_redis(&state, &sale).await;
     Ok(HttpResponse::Ok().json(view(&state, &sale, true).await?))
 }

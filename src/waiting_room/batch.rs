@@ -74,19 +74,27 @@ async fn run(redis: Redis, script: Script, mut rx: mpsc::UnboundedReceiver<Reque
 async fn call(redis: &Redis, script: &Script, sale: String, requests: Vec<Request>) {
     let keys = Keys::new(&redis.prefix, &sale);
     let mut invocation = script.prepare_invoke();
-    let now = Utc::now();
-    invocation
-        .key(keys.key("meta"))
-        .key(keys.key("seen"))
-        .key(keys.key("users"))
-        .key(keys.key("pow"))
-        .key(keys.key("gate"))
-        .arg(now.timestamp())
-        .arg(now.timestamp_millis());
+    invocation.key(keys.key("meta")).key(keys.key("seen")).key(keys.key("users")).key(keys.key("gate"));
+    // The challenges' single-use sets, one per minute in which they expire.
+    let mut minutes: Vec<i64> = requests.iter().filter_map(|r| r.challenge.as_ref()).map(Ticket::minute).collect();
+    minutes.sort_unstable();
+    minutes.dedup();
+    for minute in &minutes {
+        invocation.key(keys.key(&format!("pow:{minute}")));
+    }
+    invocation.arg(Utc::now().timestamp()).arg(minutes.len());
+    for minute in &minutes {
+        // Kept a little past the minute, so clock skew between instances
+        // cannot drop a set while its challenges still pass.
+        invocation.arg((minute + 1) * 60 + 30);
+    }
     for request in &requests {
         match &request.challenge {
-            Some(ticket) => invocation.arg(&request.user).arg(&ticket.id).arg(ticket.expires_ms),
-            None => invocation.arg(&request.user).arg("").arg(""),
+            Some(ticket) => {
+                let set = minutes.binary_search(&ticket.minute()).map(|i| i + 1).unwrap_or(0);
+                invocation.arg(&request.user).arg(&ticket.id).arg(set)
+            }
+            None => invocation.arg(&request.user).arg("").arg(0),
         };
     }
     let started = Instant::now();

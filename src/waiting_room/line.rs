@@ -231,8 +231,11 @@ impl Lines {
 
     /// Whether `visitor`'s place in `sale` was removed, when a fresh
     /// snapshot can tell; `None`: ask Redis.
+    /// Asking keeps the sale's snapshot refreshed, as a poll does, so only
+    /// the first ask after a quiet spell goes to Redis.
     pub fn is_removed(&self, sale: &str, visitor: &str) -> Option<bool> {
-        let watched = self.sales.read().ok()?.get(sale)?.clone();
+        let watched = self.watched(sale);
+        watched.last_poll.store(self.now(), Ordering::Relaxed);
         let removals = {
             let view = watched.view.read().ok()?;
             let (taken, line) = view.as_ref()?;

@@ -23,7 +23,7 @@
 //! | `at` | string | u32 per place: join number (inverse of `pos`) |
 //! | `rev` | string | 1 bit per join number: the admission was revealed to the visitor |
 //! | `adm` | zset | admissions whose `queue.admitted` event is not yet in the outbox (join number → `n\|deadline\|user`) |
-//! | `pow` | zset | proof-of-work challenges that joined (id → expiry, unix ms), each kept until it expires |
+//! | `pow:<minute>` | set | ids of the proof-of-work challenges that joined and expire in that minute (dropped 30 s after it) |
 //! | `addr:<minute>` | hash | challenges handed out per client address in that minute (expires after 150 s) |
 //! | `net:<minute>` | zset | challenges handed out per network (IPv4 /24, IPv6 /64) in that minute (expires after 150 s) |
 //! | `removed` | set | visitor ids whose places an admin took away (`meta.rmv` counts the changes) |
@@ -333,6 +333,19 @@ pub struct QueueSummary {
 type SummaryFields =
     (Option<u64>, Option<u64>, Option<u64>, Option<u64>, Option<String>, Option<String>, Option<String>, Option<f64>);
 
+/// A lottery's draw as Redis holds it.
+#[derive(Debug, Clone, Copy)]
+pub struct Drawn {
+    /// This call drew it (else an earlier one did).
+    pub fresh: bool,
+    /// Winners admitted.
+    pub winners: u64,
+    /// Entries in the draw.
+    pub entries: u64,
+    /// End of the winners' purchase window, unix ms.
+    pub window_end_ms: i64,
+}
+
 /// An admission whose `queue.admitted` event may not be written yet.
 #[derive(Debug, Clone)]
 pub struct PendingAdmission {
@@ -425,7 +438,7 @@ impl WaitingRoom {
             .arg(Utc::now().timestamp());
         for (field, value) in [
             ("state", sale.state.as_str().to_owned()),
-            ("mode", sale.mode.clone()),
+            ("mode", sale.mode.as_str().to_owned()),
             ("wr", if sale.waiting_room { "1" } else { "0" }.into()),
             ("aps", sale.admit_per_second.to_string()),
             ("max", sale.max_active.to_string()),
@@ -498,20 +511,7 @@ impl WaitingRoom {
         if due.is_empty() {
             return Ok(());
         }
-        let now_s = Utc::now().timestamp();
-        let mut pipe = redis::pipe();
-        for sale in &due {
-            let keys = self.keys(&sale.sale);
-            for chunk in sale.heartbeats.chunks(2000) {
-                let mut bitfield = redis::cmd("BITFIELD");
-                bitfield.arg(keys.key("seen"));
-                for n in chunk {
-                    bitfield.arg("SET").arg("u32").arg(format!("#{n}")).arg(now_s);
-                }
-                pipe.add_command(bitfield).ignore();
-            }
-            pipe.cmd("HMGET").arg(keys.key("meta")).arg(&["state", "serving", "pq", "shuf", "rate", "drawn", "rmv"]);
-        }
+        let pipe = self.refresh_pipeline(&due);
         let started = Instant::now();
         let replies: AppResult<Vec<LineFields>> =
             self.redis.run(|mut c| async move { pipe.query_async(&mut c).await }).await;
@@ -525,34 +525,61 @@ impl WaitingRoom {
                 return Err(e);
             }
         };
-        for (sale, (state, serving, pq, shuf, rate, drawn, removals)) in due.iter().zip(replies) {
-            let view = line::LineView {
-                state: state.unwrap_or_default(),
-                serving: serving.unwrap_or(0),
-                prequeue: pq,
-                shuffled: shuf.as_deref() == Some("1"),
-                rate: rate.as_deref().and_then(parse_rate),
-                drawn,
-                removals: removals.unwrap_or(0),
-            };
-            if sale.removals_loaded != view.removals {
-                let key = self.keys(&sale.sale).key("removed");
-                let removed: Vec<String> = self
-                    .redis
-                    .run(|mut c| async move { redis::cmd("SMEMBERS").arg(&key).query_async(&mut c).await })
-                    .await?;
-                self.lines.store_removed(&sale.sale, view.removals, removed.into_iter().collect());
+        for (sale, fields) in due.iter().zip(replies) {
+            self.store_line(sale, fields).await?;
+        }
+        Ok(())
+    }
+
+    /// One pipeline for a refresh: every due sale's buffered heartbeats,
+    /// then its line fields.
+    fn refresh_pipeline(&self, due: &[line::Due]) -> redis::Pipeline {
+        let now_s = Utc::now().timestamp();
+        let mut pipe = redis::pipe();
+        for sale in due {
+            let keys = self.keys(&sale.sale);
+            for chunk in sale.heartbeats.chunks(2000) {
+                let mut bitfield = redis::cmd("BITFIELD");
+                bitfield.arg(keys.key("seen"));
+                for n in chunk {
+                    bitfield.arg("SET").arg("u32").arg(format!("#{n}")).arg(now_s);
+                }
+                pipe.add_command(bitfield).ignore();
             }
-            let load_positions = sale.wants_positions || (view.shuffled && view.prequeue.is_some_and(|pq| pq > 0));
-            self.lines.store(&sale.sale, view, sale.generation);
-            if load_positions && sale.wants_positions {
-                let key = self.keys(&sale.sale).key("pos");
-                let positions: Vec<u8> = self
-                    .redis
-                    .run(|mut c| async move { redis::cmd("GET").arg(&key).query_async(&mut c).await })
-                    .await?;
-                self.lines.store_positions(&sale.sale, positions);
-            }
+            pipe.cmd("HMGET").arg(keys.key("meta")).arg(&["state", "serving", "pq", "shuf", "rate", "drawn", "rmv"]);
+        }
+        pipe
+    }
+
+    /// Stores one sale's refreshed line, and reads what changed rarely
+    /// (the pre-queue order, the removed visitors) when it changed.
+    async fn store_line(&self, sale: &line::Due, fields: LineFields) -> AppResult<()> {
+        let (state, serving, pq, shuf, rate, drawn, removals) = fields;
+        let view = line::LineView {
+            state: state.unwrap_or_default(),
+            serving: serving.unwrap_or(0),
+            prequeue: pq,
+            shuffled: shuf.as_deref() == Some("1"),
+            rate: rate.as_deref().and_then(parse_rate),
+            drawn,
+            removals: removals.unwrap_or(0),
+        };
+        if sale.removals_loaded != view.removals {
+            let key = self.keys(&sale.sale).key("removed");
+            let removed: Vec<String> = self
+                .redis
+                .run(|mut c| async move { redis::cmd("SMEMBERS").arg(&key).query_async(&mut c).await })
+                .await?;
+            self.lines.store_removed(&sale.sale, view.removals, removed.into_iter().collect());
+        }
+        self.lines.store(&sale.sale, view, sale.generation);
+        // The order is read once it is known to be written (the refresh
+        // after the one that saw it shuffled).
+        if sale.wants_positions {
+            let key = self.keys(&sale.sale).key("pos");
+            let positions: Vec<u8> =
+                self.redis.run(|mut c| async move { redis::cmd("GET").arg(&key).query_async(&mut c).await }).await?;
+            self.lines.store_positions(&sale.sale, positions);
         }
         Ok(())
     }
@@ -765,16 +792,16 @@ impl WaitingRoom {
     }
 
     /// Draws a lottery in Redis: admits the first `winners` places of the
-    /// written order until `window_end_ms` (see `lua/draw.lua`). Returns
-    /// (winners, entries), or `None` if the lottery was drawn already.
-    pub async fn draw(&self, sale: &str, winners: i64, window_end_ms: i64) -> AppResult<Option<(u64, u64)>> {
+    /// written order until `window_end_ms` (see `lua/draw.lua`); a lottery
+    /// drawn already keeps its draw, which is answered instead.
+    pub async fn draw(&self, sale: &str, winners: i64, window_end_ms: i64) -> AppResult<Drawn> {
         let keys = self.keys(sale);
         let mut invocation = self.scripts.draw.prepare_invoke();
         invocation.key(keys.key("meta")).key(keys.key("active")).key(keys.key("at")).arg(winners).arg(window_end_ms);
-        let (drawn, entries): (i64, u64) =
+        let (fresh, winners, entries, window_end_ms): (i64, u64, u64, i64) =
             self.redis.run(|mut c| async move { invocation.invoke_async(&mut c).await }).await?;
         self.lines.forget(sale);
-        Ok(u64::try_from(drawn).ok().map(|drawn| (drawn, entries)))
+        Ok(Drawn { fresh: fresh == 1, winners, entries, window_end_ms })
     }
 
     /// Up to `limit` admissions whose `queue.admitted` event is not yet in

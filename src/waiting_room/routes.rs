@@ -10,9 +10,9 @@ use super::{estimated_wait, poll_after_ms, JoinOutcome, PlaceState, Standing};
 use crate::error::{AppError, AppResult};
 use crate::extractor::{Admin, JoinQuota, JsonBody, QueueBearer, RawBody, StatusQuota};
 use crate::gate::challenge::{Refusal, Ticket};
-use crate::sales::{state, Sale, SaleAccess, SaleState};
+use crate::sales::{state, Sale, SaleAccess, SaleMode, SaleState};
 use crate::state::AppState;
-use crate::tokens::{self, Purpose};
+use crate::tokens::{self, Purpose, TokenSigner};
 
 /// A visitor's place: the answer to join and status.
 #[derive(Debug, Serialize, ToSchema)]
@@ -22,9 +22,8 @@ pub struct QueueView {
     pub queue_token: Option<String>,
     /// The sale.
     pub sale_id: String,
-    /// `waiting`, `admitted`, `won`, `lost`, `expired`, `sold_out`, `closed`,
-    /// `removed` (an admin took the place away).
-    pub state: String,
+    /// Where the visitor stands.
+    pub state: VisitorState,
     /// Place in line (1 = next). In the pre-queue this is the join order
     /// until the start shuffles it.
     pub position: Option<u64>,
@@ -44,6 +43,47 @@ pub struct QueueView {
     /// Until when the admission is valid.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub admission_expires_at: Option<DateTime<Utc>>,
+}
+
+/// What a visitor is told about their place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum VisitorState {
+    /// In line (or in the lottery, before the draw).
+    Waiting,
+    /// Admitted: may hold until `admission_expires_at`.
+    Admitted,
+    /// Won the lottery: may hold until `admission_expires_at`.
+    Won,
+    /// Lost the lottery: on the waitlist, in draw order.
+    Lost,
+    /// The admission (or the win) ran out, or the place was abandoned.
+    Expired,
+    /// Nothing left to sell.
+    SoldOut,
+    /// The sale is over.
+    Closed,
+    /// An admin took the place away.
+    Removed,
+}
+
+impl QueueView {
+    /// A waiting place in `sale`, to be filled in.
+    fn new(sale: &str) -> Self {
+        QueueView {
+            queue_token: None,
+            sale_id: sale.to_owned(),
+            state: VisitorState::Waiting,
+            position: None,
+            ahead: None,
+            estimated_wait_seconds: None,
+            poll_after_ms: 1000,
+            prequeue: false,
+            paused: false,
+            admission_token: None,
+            admission_expires_at: None,
+        }
+    }
 }
 
 /// Optional body of a join.
@@ -230,19 +270,7 @@ fn retry_after(view: &QueueView) -> (header::HeaderName, String) {
 /// Where a visitor stands: the state answered by join and status; `known`
 /// is a standing the caller already has (a new join's), else it is read.
 async fn place(state: &AppState, sale: &Sale, visitor: &str, n: u64, known: Option<Standing>) -> AppResult<QueueView> {
-    let mut view = QueueView {
-        queue_token: None,
-        sale_id: sale.id.clone(),
-        state: "waiting".into(),
-        position: None,
-        ahead: None,
-        estimated_wait_seconds: None,
-        poll_after_ms: 1000,
-        prequeue: false,
-        paused: false,
-        admission_token: None,
-        admission_expires_at: None,
-    };
+    let mut view = QueueView::new(&sale.id);
     if !sale.waiting_room {
         return admitted_without_queue(state, sale, visitor, view);
     }
@@ -250,7 +278,7 @@ async fn place(state: &AppState, sale: &Sale, visitor: &str, n: u64, known: Opti
     if known.is_none() && state.waiting_room.is_removed(&sale.id, visitor).await? {
         // Its slot and place are freed here, where the token tells the number.
         state.waiting_room.free_removed(&sale.id, n).await?;
-        view.state = "removed".into();
+        view.state = VisitorState::Removed;
         view.poll_after_ms = 30_000;
         return Ok(view);
     }
@@ -258,15 +286,26 @@ async fn place(state: &AppState, sale: &Sale, visitor: &str, n: u64, known: Opti
         Some(standing) => standing,
         None => state.waiting_room.status(&sale.id, n).await?,
     };
+    describe(&state.tokens, sale, (visitor, n), &standing, view)
+}
+
+/// Fills in `view` from the place's standing; an admitted visitor gets an
+/// admission token valid until their deadline.
+fn describe(
+    tokens: &TokenSigner,
+    sale: &Sale,
+    (visitor, n): (&str, u64),
+    standing: &Standing,
+    mut view: QueueView,
+) -> AppResult<QueueView> {
     let sale_state = if standing.sale_state.is_empty() { sale.state.as_str() } else { standing.sale_state.as_str() };
     view.paused = sale_state == state::PAUSED;
     view.prequeue = standing.position.is_none() && standing.standing == PlaceState::Waiting;
     let position = standing.position.unwrap_or(n);
     let ahead = position.saturating_sub(standing.serving + 1);
-    view.state = visitor_state(sale, sale_state, &standing, position);
-    match view.state.as_str() {
-        "waiting" | "lost" => {
-            let ahead = if view.state == "lost" { position.saturating_sub(standing.serving + 1) } else { ahead };
+    view.state = visitor_state(sale, sale_state, standing, position);
+    match view.state {
+        VisitorState::Waiting | VisitorState::Lost => {
             view.position = Some(ahead + 1);
             view.ahead = Some(ahead);
             // Until a rate has been measured, the configured one is the best
@@ -275,14 +314,14 @@ async fn place(state: &AppState, sale: &Sale, visitor: &str, n: u64, known: Opti
             view.estimated_wait_seconds = if view.paused || view.prequeue { None } else { estimated_wait(ahead, rate) };
             view.poll_after_ms = poll_after_ms(ahead, rate, sale);
         }
-        "admitted" | "won" => {
+        VisitorState::Admitted | VisitorState::Won => {
             view.position = Some(0);
             view.ahead = Some(0);
             view.estimated_wait_seconds = Some(0);
             view.poll_after_ms = 5000;
             if let Some(deadline) = standing.deadline_ms.and_then(|ms| Utc.timestamp_millis_opt(ms).single()) {
                 view.admission_token =
-                    Some(state.tokens.issue(Purpose::Admission, &sale.id, visitor, Some(n), None, deadline)?);
+                    Some(tokens.issue(Purpose::Admission, &sale.id, visitor, Some(n), None, deadline)?);
                 view.admission_expires_at = Some(deadline);
             }
         }
@@ -291,23 +330,33 @@ async fn place(state: &AppState, sale: &Sale, visitor: &str, n: u64, known: Opti
     Ok(view)
 }
 
-fn visitor_state(sale: &Sale, sale_state: &str, standing: &Standing, position: u64) -> String {
+fn visitor_state(sale: &Sale, sale_state: &str, standing: &Standing, position: u64) -> VisitorState {
     match (sale_state, standing.standing) {
-        (state::CLOSED, _) => return "closed".into(),
-        (state::SOLD_OUT, _) => return "sold_out".into(),
-        (_, PlaceState::Abandoned) | (_, PlaceState::Expired) => return "expired".into(),
+        (state::CLOSED, _) => return VisitorState::Closed,
+        (state::SOLD_OUT, _) => return VisitorState::SoldOut,
+        (_, PlaceState::Abandoned) | (_, PlaceState::Expired) => return VisitorState::Expired,
         _ => {}
     }
     let admitted = standing.standing == PlaceState::Admitted;
-    if sale.mode == "lottery" {
+    if sale.mode == SaleMode::Lottery {
         return match standing.drawn {
-            None => "waiting".into(),
-            Some(winners) if position <= winners => if admitted { "won" } else { "expired" }.into(),
-            Some(_) if admitted => "admitted".into(),
-            Some(_) => "lost".into(),
+            None => VisitorState::Waiting,
+            Some(winners) if position <= winners => {
+                if admitted {
+                    VisitorState::Won
+                } else {
+                    VisitorState::Expired
+                }
+            }
+            Some(_) if admitted => VisitorState::Admitted,
+            Some(_) => VisitorState::Lost,
         };
     }
-    if admitted { "admitted" } else { "waiting" }.into()
+    if admitted {
+        VisitorState::Admitted
+    } else {
+        VisitorState::Waiting
+    }
 }
 
 fn admitted_without_queue(state: &AppState, sale: &Sale, visitor: &str, mut view: QueueView) -> AppResult<QueueView> {
@@ -319,7 +368,7 @@ fn admitted_without_queue(state: &AppState, sale: &Sale, visitor: &str, mut view
         return Ok(view);
     }
     let expires = Utc::now() + chrono::Duration::seconds(i64::from(sale.admission_ttl_seconds));
-    view.state = "admitted".into();
+    view.state = VisitorState::Admitted;
     view.position = Some(0);
     view.ahead = Some(0);
     view.estimated_wait_seconds = Some(0);
@@ -488,22 +537,40 @@ mod tests {
     fn a_visitor_state_follows_the_sale_first_then_the_place() {
         let fifo = Sale::example();
         let waiting = standing(PlaceState::Waiting, None);
-        assert_eq!(visitor_state(&fifo, state::ON_SALE, &waiting, 5), "waiting");
-        assert_eq!(visitor_state(&fifo, state::CLOSED, &standing(PlaceState::Admitted, None), 5), "closed");
-        assert_eq!(visitor_state(&fifo, state::SOLD_OUT, &waiting, 5), "sold_out");
-        assert_eq!(visitor_state(&fifo, state::ON_SALE, &standing(PlaceState::Admitted, None), 5), "admitted");
-        assert_eq!(visitor_state(&fifo, state::ON_SALE, &standing(PlaceState::Abandoned, None), 5), "expired");
-        assert_eq!(visitor_state(&fifo, state::PAUSED, &standing(PlaceState::Expired, None), 5), "expired");
+        assert_eq!(visitor_state(&fifo, state::ON_SALE, &waiting, 5), VisitorState::Waiting);
+        assert_eq!(visitor_state(&fifo, state::CLOSED, &standing(PlaceState::Admitted, None), 5), VisitorState::Closed);
+        assert_eq!(visitor_state(&fifo, state::SOLD_OUT, &waiting, 5), VisitorState::SoldOut);
+        assert_eq!(
+            visitor_state(&fifo, state::ON_SALE, &standing(PlaceState::Admitted, None), 5),
+            VisitorState::Admitted
+        );
+        assert_eq!(
+            visitor_state(&fifo, state::ON_SALE, &standing(PlaceState::Abandoned, None), 5),
+            VisitorState::Expired
+        );
+        assert_eq!(visitor_state(&fifo, state::PAUSED, &standing(PlaceState::Expired, None), 5), VisitorState::Expired);
     }
 
     #[test]
     fn a_lottery_entry_waits_then_wins_or_loses() {
-        let lottery = Sale { mode: "lottery".into(), ..Sale::example() };
-        assert_eq!(visitor_state(&lottery, state::ON_SALE, &standing(PlaceState::Waiting, None), 5), "waiting");
+        let lottery = Sale { mode: SaleMode::Lottery, ..Sale::example() };
+        assert_eq!(
+            visitor_state(&lottery, state::ON_SALE, &standing(PlaceState::Waiting, None), 5),
+            VisitorState::Waiting
+        );
         let admitted = standing(PlaceState::Admitted, Some(8));
-        assert_eq!(visitor_state(&lottery, state::ON_SALE, &admitted, 5), "won");
-        assert_eq!(visitor_state(&lottery, state::ON_SALE, &standing(PlaceState::Waiting, Some(8)), 5), "expired");
-        assert_eq!(visitor_state(&lottery, state::ON_SALE, &standing(PlaceState::Waiting, Some(3)), 5), "lost");
-        assert_eq!(visitor_state(&lottery, state::ON_SALE, &standing(PlaceState::Admitted, Some(3)), 5), "admitted");
+        assert_eq!(visitor_state(&lottery, state::ON_SALE, &admitted, 5), VisitorState::Won);
+        assert_eq!(
+            visitor_state(&lottery, state::ON_SALE, &standing(PlaceState::Waiting, Some(8)), 5),
+            VisitorState::Expired
+        );
+        assert_eq!(
+            visitor_state(&lottery, state::ON_SALE, &standing(PlaceState::Waiting, Some(3)), 5),
+            VisitorState::Lost
+        );
+        assert_eq!(
+            visitor_state(&lottery, state::ON_SALE, &standing(PlaceState::Admitted, Some(3)), 5),
+            VisitorState::Admitted
+        );
     }
 }

@@ -154,3 +154,45 @@ async fn draw_is_only_for_lotteries() {
         app.create_sale(&sale_json(10, json!({ "mode": "lottery", "waiting_room": false }))).await;
     assert_error(lottery_without_room, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request").await;
 }
+
+#[tokio::test]
+async fn concurrent_draws_draw_and_record_once_and_bad_input_changes_nothing() {
+    let app = spawn_app().await;
+    let sibling = crate::helpers::spawn_sibling(&app).await;
+    let sale = app
+        .create_sale_ok(&sale_json(
+            100,
+            json!({ "mode": "lottery", "waiting_room": true, "per_user_limit": 1,
+                    "admission": { "admit_per_second": 0, "max_active": 100 } }),
+        ))
+        .await;
+    for _ in 0..50 {
+        assert_eq!(app.join(&sale, None).await.status(), StatusCode::CREATED);
+    }
+    let draw = |instance: &crate::helpers::TestApp, body: Value| {
+        instance
+            .client
+            .post(instance.url(&format!("/admin/v1/sales/{sale}/lottery/draw")))
+            .bearer_auth(ADMIN_KEY)
+            .json(&body)
+            .send()
+    };
+    // Invalid input is refused before anything changes: entries stay open.
+    let refused = draw(&app, json!({ "winners": 0 })).await.unwrap();
+    assert_error(refused, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request").await;
+    let refused = draw(&app, json!({ "winners": 5, "purchase_window_seconds": 0 })).await.unwrap();
+    assert_error(refused, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request").await;
+    assert_eq!(app.join(&sale, None).await.status(), StatusCode::CREATED, "entries are still open");
+
+    // Eight draws at once through two instances: one draws, the rest are told.
+    let body = json!({ "winners": 10, "purchase_window_seconds": 600 });
+    let draws = (0..8).map(|i| draw(if i % 2 == 0 { &app } else { &sibling }, body.clone()));
+    let statuses: Vec<StatusCode> =
+        futures::future::join_all(draws).await.into_iter().map(|r| r.unwrap().status()).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == StatusCode::OK).count(), 1, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == StatusCode::CONFLICT).count(), 7, "{statuses:?}");
+    // One lottery event per entry, once.
+    let won = app.events(&sale, "lottery.won").await.len();
+    let lost = app.events(&sale, "lottery.lost").await.len();
+    assert_eq!((won, lost), (10, 41));
+}

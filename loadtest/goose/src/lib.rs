@@ -338,6 +338,15 @@ pub fn leading_zero_bits(digest: &[u8]) -> u32 {
 /// SHA-256(`challenge` ":" `nonce`) has `bits` leading zero bits. Also
 /// answers how many hashes it took.
 pub fn solve_challenge(challenge: &str, bits: u32) -> (String, u64) {
+    solve_challenge_until(challenge, bits, None).unwrap_or_default()
+}
+
+/// [`solve_challenge`] that gives up (`None`) once `deadline` has passed.
+pub fn solve_challenge_until(
+    challenge: &str,
+    bits: u32,
+    deadline: Option<std::time::Instant>,
+) -> Option<(String, u64)> {
     use sha2::{Digest, Sha256};
     let mut prefix = Sha256::new();
     prefix.update(challenge.as_bytes());
@@ -348,10 +357,13 @@ pub fn solve_challenge(challenge: &str, bits: u32) -> (String, u64) {
         let mut h = prefix.clone();
         h.update(nonce);
         if leading_zero_bits(&h.finalize()) >= bits {
-            return (String::from_utf8_lossy(nonce).into_owned(), n + 1);
+            return Some((String::from_utf8_lossy(nonce).into_owned(), n + 1));
+        }
+        if n % 65_536 == 0 && deadline.is_some_and(|d| std::time::Instant::now() > d) {
+            return None;
         }
     }
-    unreachable!("the nonce space is not exhausted")
+    None
 }
 
 /// `n` in decimal, written into the end of `buf`.

@@ -45,7 +45,8 @@ use anyhow::{bail, Context, Result};
 use floodgate_loadtest::args::Args;
 use floodgate_loadtest::stats::Recorder;
 use floodgate_loadtest::{
-    client, random_id, report_audit, sign_webhook, solve_challenge, unix_now, webhook_body, Admin, Env, SaleSpec,
+    client, random_id, report_audit, sign_webhook, solve_challenge, solve_challenge_until, unix_now, webhook_body,
+    Admin, Env, SaleSpec,
 };
 use rand::Rng;
 use serde_json::Value;
@@ -239,9 +240,9 @@ async fn bot(env: Env, args: &Args) -> Result<()> {
             while Instant::now() < deadline {
                 let (challenge, bits) = fetch_challenge(&http, &challenge_url).await?;
                 let solving = challenge.clone();
-                let solved = tokio::task::spawn_blocking(move || solve_challenge(&solving, bits));
                 // A place solved after the deadline was not taken in time.
-                let Ok(Ok((nonce, _))) = tokio::time::timeout_at(deadline.into(), solved).await else {
+                let solved = tokio::task::spawn_blocking(move || solve_challenge_until(&solving, bits, Some(deadline)));
+                let Ok(Some((nonce, _))) = solved.await else {
                     break;
                 };
                 let body = serde_json::json!({ "challenge": challenge, "nonce": nonce });
