@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 /// Which configuration file is layered on top of the defaults.
@@ -143,7 +144,7 @@ pub struct SigningKey {
     /// Key id written into the token header (`kid`).
     pub id: String,
     /// HMAC secret.
-    pub secret: String,
+    pub secret: SecretString,
 }
 
 /// Token signing settings.
@@ -156,7 +157,7 @@ pub struct TokenSettings {
     /// Convenience for environment-only setups (`FLOODGATE__TOKENS__SECRET`):
     /// when set it becomes the signing key, in front of `keys`.
     #[serde(default)]
-    pub secret: Option<String>,
+    pub secret: Option<SecretString>,
     /// Key id of `secret`.
     #[serde(default)]
     pub secret_id: Option<String>,
@@ -170,7 +171,7 @@ pub struct TokenSettings {
 pub struct AdminSettings {
     /// Accepted bearer keys.
     #[serde(default)]
-    pub keys: Vec<String>,
+    pub keys: Vec<SecretString>,
 }
 
 /// Payment webhook settings.
@@ -179,7 +180,7 @@ pub struct AdminSettings {
 pub struct PaymentSettings {
     /// Shared HMAC secret of `Floodgate-Signature`.
     #[serde(default)]
-    pub webhook_secret: Option<String>,
+    pub webhook_secret: Option<SecretString>,
     /// Accepted age of a signature timestamp.
     pub signature_tolerance_seconds: i64,
     /// Enables `POST /api/v1/holds/{hold}/dev-checkout`.
@@ -192,7 +193,7 @@ pub struct PaymentSettings {
 pub struct IdentitySettings {
     /// HS256 secret of the site's login tokens.
     #[serde(default)]
-    pub jwt_hs256_secret: Option<String>,
+    pub jwt_hs256_secret: Option<SecretString>,
     /// PEM public key of the site's login tokens.
     #[serde(default)]
     pub jwt_public_key_pem: Option<String>,
@@ -244,7 +245,7 @@ pub struct WebhookEndpoint {
     /// URL events are POSTed to.
     pub url: String,
     /// HMAC secret of the `Floodgate-Signature` header.
-    pub secret: String,
+    pub secret: SecretString,
     /// Event types: exact (`order.confirmed`), prefix (`hold.*`) or `*`.
     #[serde(default = "all_events")]
     pub events: Vec<String>,
@@ -357,16 +358,16 @@ const KNOWN_DEV_SECRETS: &[&str] = &[
 impl Settings {
     fn validate(&self, environment: Environment) -> Result<(), anyhow::Error> {
         let mut missing = Vec::new();
-        if self.tokens.keys.is_empty() || self.tokens.keys.iter().any(|k| k.secret.len() < 16) {
+        if self.tokens.keys.is_empty() || self.tokens.keys.iter().any(|k| k.secret.expose_secret().len() < 16) {
             missing.push("tokens.keys or tokens.secret (FLOODGATE__TOKENS__SECRET, >= 16 bytes)");
         }
-        if self.admin.keys.iter().all(|k| k.is_empty()) {
+        if self.admin.keys.iter().all(|k| k.expose_secret().is_empty()) {
             missing.push("admin.keys (FLOODGATE__ADMIN__KEYS)");
         }
-        if self.payments.webhook_secret.as_deref().unwrap_or("").is_empty() {
+        if self.payments.webhook_secret.as_ref().is_none_or(|s| s.expose_secret().is_empty()) {
             missing.push("payments.webhook_secret (FLOODGATE__PAYMENTS__WEBHOOK_SECRET)");
         }
-        if self.webhooks.endpoints.iter().any(|e| e.secret.len() < 8 || e.url.is_empty()) {
+        if self.webhooks.endpoints.iter().any(|e| e.secret.expose_secret().len() < 8 || e.url.is_empty()) {
             missing.push("webhooks.endpoints[].url and secret (>= 8 bytes)");
         }
         if !missing.is_empty() {
@@ -377,9 +378,14 @@ impl Settings {
                 .tokens
                 .keys
                 .iter()
-                .map(|k| (format!("tokens.keys (key id {})", k.id), k.secret.as_str()))
-                .chain(self.admin.keys.iter().map(|k| ("admin.keys".to_owned(), k.as_str())))
-                .chain(self.payments.webhook_secret.as_deref().map(|s| ("payments.webhook_secret".to_owned(), s)));
+                .map(|k| (format!("tokens.keys (key id {})", k.id), k.secret.expose_secret()))
+                .chain(self.admin.keys.iter().map(|k| ("admin.keys".to_owned(), k.expose_secret())))
+                .chain(
+                    self.payments
+                        .webhook_secret
+                        .iter()
+                        .map(|s| ("payments.webhook_secret".to_owned(), s.expose_secret())),
+                );
             for (setting, secret) in secrets {
                 if KNOWN_DEV_SECRETS.contains(&secret) {
                     anyhow::bail!("{setting} holds a dev/test secret; refusing to start in production");

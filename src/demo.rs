@@ -1,5 +1,7 @@
 //! The demo sale of the dev run command.
 
+use secrecy::ExposeSecret;
+
 use crate::error::AppResult;
 use crate::sales::create::{create_sale, AdmissionSpec, ChallengeSpec, NewSale, UnitsSpec};
 use crate::sales::SaleMode;
@@ -56,7 +58,7 @@ pub async fn seed(state: &AppState) -> AppResult<()> {
         }
     };
     let base = &state.settings.server.public_url;
-    let admin_key = state.settings.admin.keys.first().map(String::as_str).unwrap_or("");
+    let admin_key = state.settings.admin.keys.first().map(|k| k.expose_secret()).unwrap_or("");
     println!("floodgate demo sale: {base}/s/{id}");
     println!("  sales page:    {base}/");
     println!("  sale (API):    {base}/api/v1/sales/{id}");

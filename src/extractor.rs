@@ -24,6 +24,7 @@ use std::pin::Pin;
 
 use actix_web::http::StatusCode;
 use actix_web::{dev::Payload, web, FromRequest, HttpMessage, HttpRequest};
+use secrecy::ExposeSecret;
 use serde::de::DeserializeOwned;
 use subtle::ConstantTimeEq;
 
@@ -55,8 +56,8 @@ impl FromRequest for Admin {
                     .admin
                     .keys
                     .iter()
-                    .filter(|k| !k.is_empty())
-                    .fold(false, |ok, key| ok | bool::from(key.as_bytes().ct_eq(presented.as_bytes())));
+                    .filter(|k| !k.expose_secret().is_empty())
+                    .fold(false, |ok, key| ok | bool::from(key.expose_secret().as_bytes().ct_eq(presented.as_bytes())));
             if accepted {
                 Ok(Admin)
             } else {

@@ -12,7 +12,9 @@
 //! A request goes HTTP → a `routes.rs` handler (extracts, checks who asks
 //! through [`extractor`], calls one domain function) → the domain module
 //! (`inventory`, `waiting_room`, `payments`, …), which owns its SQL or its
-//! Redis keys.
+//! Redis keys. Each `routes.rs` declares its handlers once with
+//! `domain_routes!`, which gives it `configure` (for [`startup`]) and `Api`
+//! (for [`openapi`]).
 //!
 //! - [`startup`]: the composition root: `Application::build(settings)`,
 //!   routes, middleware, graceful shutdown. Nothing imports it.
@@ -23,7 +25,8 @@
 //! - [`error`]: the one error type and its JSON body.
 //! - [`store`]: Postgres and Redis pools with bounded waits.
 //! - [`tokens`]: signed queue, admission and hold tokens; login JWTs.
-//! - [`sales`]: sale definitions, states, stages, availability; admin CRUD.
+//! - [`sales`]: sale definitions, stages, availability; admin CRUD;
+//!   `sales::lifecycle` makes every change of a sale's state.
 //! - [`release`]: staged releases.
 //! - [`waiting_room`]: the Redis queue, admission control, status polling
 //!   (scripts in `lua/`), batched joins and per-instance line snapshots; the
@@ -52,6 +55,8 @@
 
 #[macro_use]
 mod text_enum;
+#[macro_use]
+mod routes_macro;
 
 pub mod adaptive;
 pub mod audit;

@@ -46,6 +46,14 @@ pub const REPAIRS: &str = "floodgate_reconcile_repairs_total";
 /// Redis script latency by script.
 pub const REDIS_DURATION: &str = "floodgate_redis_duration_seconds";
 
+/// Events delivered, retried or dead-lettered, by type.
+pub const DELIVERIES: &str = "floodgate_webhook_deliveries_total";
+/// Time from an event's creation to its successful delivery.
+pub const DELIVERY_LATENCY: &str = "floodgate_webhook_delivery_latency_seconds";
+/// Events fanned out, by type.
+pub const EVENTS: &str = "floodgate_events_total";
+/// Deliveries not yet done plus events not yet fanned out.
+pub const BACKLOG: &str = "floodgate_outbox_backlog";
 /// Proof-of-work challenges handed out.
 pub const CHALLENGES_ISSUED: &str = "floodgate_challenges_issued_total";
 /// Difficulty of the challenges handed out.
@@ -105,14 +113,10 @@ fn describe() {
     describe_gauge!(PG_POOL, "Postgres pool connections by state.");
     describe_gauge!(REDIS_POOL, "Shared Redis connections (multiplexed, cloned per request).");
     describe_histogram!(REDIS_DURATION, Unit::Seconds, "Redis script latency by script.");
-    describe_counter!(crate::events::delivery::DELIVERIES, "Webhook deliveries by event type and outcome.");
-    describe_histogram!(
-        crate::events::delivery::DELIVERY_LATENCY,
-        Unit::Seconds,
-        "Time from an event's creation to its delivery."
-    );
-    describe_counter!(crate::events::delivery::EVENTS, "Outbox events fanned out, by type.");
-    describe_gauge!(crate::events::delivery::BACKLOG, "Outbox events and webhook deliveries not yet done.");
+    describe_counter!(DELIVERIES, "Webhook deliveries by event type and outcome.");
+    describe_histogram!(DELIVERY_LATENCY, Unit::Seconds, "Time from an event's creation to its delivery.");
+    describe_counter!(EVENTS, "Outbox events fanned out, by type.");
+    describe_gauge!(BACKLOG, "Outbox events and webhook deliveries not yet done.");
     describe_counter!(CHALLENGES_ISSUED, "Proof-of-work challenges handed out.");
     describe_histogram!(CHALLENGE_DIFFICULTY, "Difficulty (leading zero bits) of the challenges handed out.");
     describe_counter!(JOINS_REFUSED, "Joins refused, by reason (challenge_required, challenge_failed, ...).");

@@ -3,44 +3,34 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-/// floodgate's API.
+/// floodgate's API: the title and security schemes here, the paths from
+/// each domain's `Api` (see [`document`]).
 #[derive(OpenApi)]
 #[openapi(
     info(title = "floodgate", description = "Flash-sale ticketing with a virtual waiting room"),
-    paths(
-        crate::ops::healthz,
-        crate::ops::readyz,
-        crate::ops::metrics_endpoint,
-        crate::sales::routes::list_sales,
-        crate::sales::routes::get_sale,
-        crate::sales::routes::admin_create_sale,
-        crate::sales::routes::admin_get_sale,
-        crate::sales::routes::admin_update_sale,
-        crate::sales::routes::admin_next_stage,
-        crate::sales::routes::admin_audit,
-        crate::waiting_room::routes::join,
-        crate::waiting_room::routes::status,
-        crate::waiting_room::routes::admit,
-        crate::waiting_room::routes::remove,
-        crate::gate::routes::challenge,
-        crate::gate::routes::get_global,
-        crate::gate::routes::put_global,
-        crate::gate::routes::get_sale,
-        crate::gate::routes::put_sale,
-        crate::lottery::draw,
-        crate::events::routes::dead,
-        crate::events::routes::replay,
-        crate::inventory::routes::create_hold,
-        crate::inventory::routes::get_hold,
-        crate::inventory::routes::release_hold,
-        crate::payments::routes::webhook,
-        crate::payments::routes::dev_checkout,
-        crate::orders::routes::get_order,
-        crate::orders::routes::cancel_order,
-    ),
     modifiers(&Security)
 )]
 pub struct ApiDoc;
+
+/// The whole OpenAPI document: [`ApiDoc`] with every domain's routes
+/// (each declared once with `domain_routes!`).
+pub fn document() -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    for part in [
+        crate::waiting_room::routes::Api::openapi(),
+        crate::inventory::routes::Api::openapi(),
+        crate::gate::routes::Api::openapi(),
+        crate::ops::Api::openapi(),
+        crate::sales::routes::Api::openapi(),
+        crate::lottery::routes::Api::openapi(),
+        crate::events::routes::Api::openapi(),
+        crate::payments::routes::Api::openapi(),
+        crate::orders::routes::Api::openapi(),
+    ] {
+        doc.merge(part);
+    }
+    doc
+}
 
 struct Security;
 
@@ -59,7 +49,7 @@ impl Modify for Security {
 pub fn allowed_methods(path: &str) -> Option<&'static str> {
     static ROUTES: std::sync::OnceLock<Vec<(Vec<String>, String)>> = std::sync::OnceLock::new();
     let routes = ROUTES.get_or_init(|| {
-        ApiDoc::openapi()
+        document()
             .paths
             .paths
             .iter()

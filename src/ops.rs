@@ -5,7 +5,7 @@ use std::time::Duration;
 use actix_web::http::header;
 use actix_web::{get, web, HttpResponse};
 use serde::Serialize;
-use utoipa::{OpenApi, ToSchema};
+use utoipa::ToSchema;
 
 use crate::error::AppError;
 use crate::state::AppState;
@@ -68,7 +68,10 @@ pub async fn metrics_endpoint(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// The OpenAPI document of the whole API.
+#[utoipa::path(tag = "operations", responses((status = 200, description = "This document")))]
 #[get("/api/openapi.json")]
 pub async fn openapi_json() -> HttpResponse {
-    HttpResponse::Ok().json(crate::openapi::ApiDoc::openapi())
+    HttpResponse::Ok().json(crate::openapi::document())
 }
+
+crate::domain_routes!(healthz, readyz, metrics_endpoint, openapi_json);

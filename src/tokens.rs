@@ -11,6 +11,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use jsonwebtoken::{decode, decode_header, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 
 use crate::configuration::{IdentitySettings, SigningKey};
@@ -66,14 +67,17 @@ impl TokenSigner {
     /// Builds a signer from the configured keys (first signs).
     pub fn new(keys: &[SigningKey]) -> anyhow::Result<Self> {
         let first = keys.first().ok_or_else(|| anyhow::anyhow!("no token signing key configured"))?;
-        let decoding = keys.iter().map(|k| (k.id.clone(), DecodingKey::from_secret(k.secret.as_bytes()))).collect();
+        let decoding = keys
+            .iter()
+            .map(|k| (k.id.clone(), DecodingKey::from_secret(k.secret.expose_secret().as_bytes())))
+            .collect();
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 0;
         validation.validate_aud = false;
         validation.set_required_spec_claims(&["exp", "sub"]);
         Ok(TokenSigner {
             kid: first.id.clone(),
-            encoding: EncodingKey::from_secret(first.secret.as_bytes()),
+            encoding: EncodingKey::from_secret(first.secret.expose_secret().as_bytes()),
             decoding,
             validation,
         })
@@ -164,7 +168,7 @@ pub struct LoginVerifier {
 impl LoginVerifier {
     /// `None` when the site's login is not configured.
     pub fn from_settings(settings: &IdentitySettings) -> anyhow::Result<Option<Self>> {
-        if let Some(secret) = settings.jwt_hs256_secret.as_deref().filter(|s| !s.is_empty()) {
+        if let Some(secret) = settings.jwt_hs256_secret.as_ref().map(|s| s.expose_secret()).filter(|s| !s.is_empty()) {
             let validation = Validation::new(Algorithm::HS256);
             return Ok(Some(LoginVerifier { key: DecodingKey::from_secret(secret.as_bytes()), validation }));
         }

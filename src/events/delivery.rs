@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use rand::Rng;
+use secrecy::ExposeSecret;
 use serde_json::{json, Value};
 use sqlx::PgPool;
 use tokio::sync::watch;
@@ -28,17 +29,9 @@ use utoipa::ToSchema;
 use crate::configuration::WebhookSettings;
 use crate::error::{AppError, AppResult};
 use crate::jobs::pause;
+use crate::metrics::{BACKLOG, DELIVERIES, DELIVERY_LATENCY, EVENTS};
 use crate::signature::sign;
 use crate::state::AppState;
-
-/// Events delivered, retried or dead-lettered, by type.
-pub const DELIVERIES: &str = "floodgate_webhook_deliveries_total";
-/// Time from an event's creation to its successful delivery.
-pub const DELIVERY_LATENCY: &str = "floodgate_webhook_delivery_latency_seconds";
-/// Events fanned out, by type.
-pub const EVENTS: &str = "floodgate_events_total";
-/// Deliveries not yet done plus events not yet fanned out.
-pub const BACKLOG: &str = "floodgate_outbox_backlog";
 
 /// Deliveries sent per pass.
 const BATCH: i64 = 50;
@@ -198,7 +191,7 @@ async fn send(
         "data": delivery.payload,
     });
     let raw = serde_json::to_vec(&body).map_err(|e| (None, e.to_string()))?;
-    let signature = sign(&endpoint.secret, Utc::now().timestamp(), &raw);
+    let signature = sign(endpoint.secret.expose_secret(), Utc::now().timestamp(), &raw);
     let response = client
         .post(&endpoint.url)
         .header("Content-Type", "application/json")

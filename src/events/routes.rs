@@ -52,3 +52,5 @@ pub async fn replay(_admin: Admin, state: web::Data<AppState>, path: web::Path<S
     let replayed = replay_dead(&state.db, id).await?;
     Ok(HttpResponse::Ok().json(Replayed { replayed }))
 }
+
+crate::domain_routes!(dead, replay);

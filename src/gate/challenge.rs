@@ -25,6 +25,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use hmac::{Hmac, Mac};
 use rand::RngCore;
+use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
 
 use crate::configuration::SigningKey;
@@ -105,7 +106,7 @@ impl Challenger {
     pub fn new(keys: &[SigningKey]) -> anyhow::Result<Self> {
         let keys = keys
             .iter()
-            .map(|k| Ok((k.id.clone(), Hmac::<Sha256>::new_from_slice(k.secret.as_bytes())?)))
+            .map(|k| Ok((k.id.clone(), Hmac::<Sha256>::new_from_slice(k.secret.expose_secret().as_bytes())?)))
             .collect::<anyhow::Result<Vec<_>>>()?;
         anyhow::ensure!(!keys.is_empty(), "no token signing key configured");
         Ok(Challenger { keys })

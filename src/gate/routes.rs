@@ -140,3 +140,5 @@ pub async fn put_sale(
     tracing::info!(allow = rules.allow.len(), deny = rules.deny.len(), "sale access rules replaced");
     Ok(HttpResponse::Ok().json(access_view(&state, Some(&sale.id))))
 }
+
+crate::domain_routes!(challenge, get_global, put_global, get_sale, put_sale);

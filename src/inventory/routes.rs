@@ -173,6 +173,8 @@ pub async fn release_hold(
     Ok(HttpResponse::Ok().json(view))
 }
 
+crate::domain_routes!(create_hold, get_hold, release_hold);
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -46,3 +46,5 @@ pub async fn cancel_order(
     let view = super::cancel(&state.db, id, &claims).await?;
     Ok(HttpResponse::Ok().json(view))
 }
+
+crate::domain_routes!(get_order, cancel_order);

@@ -2,6 +2,7 @@
 
 use actix_web::{post, web, HttpRequest, HttpResponse};
 use chrono::Utc;
+use secrecy::ExposeSecret;
 
 use super::{process, PaymentEvent};
 use crate::error::{AppError, AppResult};
@@ -38,7 +39,7 @@ async fn apply(state: &AppState, event: PaymentEvent) -> AppResult<HttpResponse>
 #[post("/api/v1/payments/webhook")]
 #[tracing::instrument(name = "payment webhook", skip_all)]
 pub async fn webhook(state: web::Data<AppState>, req: HttpRequest, RawBody(body): RawBody) -> AppResult<HttpResponse> {
-    let secret = state.settings.payments.webhook_secret.as_deref().unwrap_or_default();
+    let secret = state.settings.payments.webhook_secret.as_ref().map(|s| s.expose_secret()).unwrap_or_default();
     let header = req
         .headers()
         .get(SIGNATURE_HEADER)
@@ -84,3 +85,5 @@ pub async fn dev_checkout(
     };
     apply(&state, event).await
 }
+
+crate::domain_routes!(webhook, dev_checkout);

@@ -305,3 +305,13 @@ pub async fn admin_audit(
     }
     Ok(HttpResponse::Ok().json(report))
 }
+
+crate::domain_routes!(
+    list_sales,
+    get_sale,
+    admin_create_sale,
+    admin_get_sale,
+    admin_update_sale,
+    admin_next_stage,
+    admin_audit
+);

@@ -517,6 +517,8 @@ pub async fn admit(
     Ok(HttpResponse::Ok().json(result))
 }
 
+crate::domain_routes!(status, join, admit, remove);
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,6 +13,7 @@ use floodgate::startup::Application;
 use floodgate::state::AppState;
 use floodgate::tokens::Purpose;
 use reqwest::{Response, StatusCode};
+use secrecy::ExposeSecret;
 use serde_json::{json, Value};
 use sqlx::{Connection, Executor, PgConnection, PgPool};
 
@@ -270,8 +271,8 @@ impl TestApp {
     /// Sends a payment webhook signed with the configured secret.
     pub async fn webhook(&self, body: &Value) -> Response {
         let raw = serde_json::to_vec(body).expect("json");
-        let secret = self.settings.payments.webhook_secret.clone().expect("secret");
-        let signature = floodgate::signature::sign(&secret, Utc::now().timestamp(), &raw);
+        let secret = self.settings.payments.webhook_secret.as_ref().expect("secret").expose_secret();
+        let signature = floodgate::signature::sign(secret, Utc::now().timestamp(), &raw);
         self.webhook_raw(raw, &signature).await
     }
 

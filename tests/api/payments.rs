@@ -29,7 +29,8 @@ async fn bad_missing_or_stale_signatures_are_401() {
     let hold = app.hold_ok(&sale, "v:a", &json!({ "quantity": 1 })).await;
     let body = serde_json::to_vec(&event("e1", &hold, "pay_1", "succeeded")).unwrap();
     let now = chrono::Utc::now().timestamp();
-    let secret = app.settings.payments.webhook_secret.clone().unwrap();
+    let secret =
+        secrecy::ExposeSecret::expose_secret(app.settings.payments.webhook_secret.as_ref().unwrap()).to_owned();
 
     let cases = [
         floodgate::signature::sign("wrong-secret", now, &body),

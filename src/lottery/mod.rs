@@ -4,7 +4,8 @@
 //! `1..=entries`: the winners are the first `winners` of
 //! `shuffled_order(seed, entries)`, the rest are the waitlist in that order.
 
-use actix_web::{post, web, HttpResponse};
+pub mod routes;
+
 use chrono::{TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
@@ -12,11 +13,8 @@ use utoipa::ToSchema;
 
 use crate::error::{AppError, AppResult};
 use crate::events;
-use crate::extractor::Admin;
-use crate::extractor::RawBody;
 use crate::fairness::shuffled_order;
 use crate::sales::{Sale, SaleMode};
-use crate::state::AppState;
 use crate::waiting_room::{Drawn, WaitingRoom};
 
 /// `POST /admin/v1/sales/{sale}/lottery/draw` body (optional).
@@ -46,33 +44,6 @@ pub struct DrawResult {
     pub seed_commitment: String,
     /// End of the winners' purchase window; the waitlist follows.
     pub purchase_window_ends_at: chrono::DateTime<Utc>,
-}
-
-/// Draws the lottery once: reveals the seed, admits the winners for the
-/// purchase window, tells every entry whether it won (outbox events), and
-/// leaves the losers as a waitlist in draw order. A second draw is 409.
-#[utoipa::path(
-    tag = "admin",
-    params(("sale" = String, Path, description = "Sale id")),
-    request_body(content = Option<DrawRequest>, content_type = "application/json"),
-    security(("admin_key" = [])),
-    responses(
-        (status = 200, body = DrawResult),
-        (status = 409, description = "already_drawn or not_a_lottery", body = crate::error::ErrorBody)
-    )
-)]
-#[post("/admin/v1/sales/{sale}/lottery/draw")]
-#[tracing::instrument(name = "lottery draw", skip_all, fields(sale = %path))]
-pub async fn draw(
-    _admin: Admin,
-    state: web::Data<AppState>,
-    path: web::Path<String>,
-    RawBody(body): RawBody,
-) -> AppResult<HttpResponse> {
-    let request: DrawRequest = crate::error::parse_json(&body)?.unwrap_or_default();
-    let result = draw_lottery(&state.db, &state.waiting_room, &path, &request).await?;
-    state.sales.invalidate(&result.sale_id);
-    Ok(HttpResponse::Ok().json(result))
 }
 
 /// What a valid draw request asks for.
