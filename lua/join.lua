@@ -9,15 +9,15 @@
 -- KEYS[3]  users  hash   signed-in user id -> join number, and '#<n>' -> user
 -- KEYS[4]  gate   hash   the gate's counters: `solved` counts the
 --                        challenges that joined
--- KEYS[5..4+b]  pow:<minute>  set  ids of the proof-of-work challenges that
---                        joined, one set per minute in which they expire,
---                        dropped after that minute (src/gate/challenge.rs)
+-- KEYS[5..4+b]  pow:<minute>  bitmap  bit n: the n-th proof-of-work
+--                        challenge handed out in that minute has joined
+--                        (src/gate/challenge.rs); dropped once they expired
 -- ARGV[1]  now, unix seconds
--- ARGV[2]  b, the number of pow sets in KEYS
--- ARGV[3..2+b]  when each pow set may go (EXPIREAT, unix seconds)
+-- ARGV[2]  b, the number of pow bitmaps in KEYS
+-- ARGV[3..2+b]  when each pow bitmap may go (EXPIREAT, unix seconds)
 -- ARGV[3+b..] three per visitor: the signed-in user id ("" for an anonymous
---          visitor), the id of the solved challenge it joins with, and the
---          index (1..b) of its pow set ("" and 0 without one)
+--          visitor), the serial number n of the solved challenge it joins
+--          with, and the index (1..b) of its pow bitmap (0 and 0 without one)
 --
 -- Returns {code, state, serving, frozen, rate, drawn, n_1, flag_1, ...}
 --   code      1 = places given (per visitor below),
@@ -47,13 +47,13 @@ if m[3] and m[2] == 'lottery' then
 end
 local reply = {1, state, tonumber(m[4]) or 0, m[5] and 1 or 0, m[6] or '', m[3] or ''}
 local fresh = {}
-local sets = tonumber(ARGV[2])
+local maps = tonumber(ARGV[2])
 local solved = 0
-for i = 3 + sets, #ARGV, 3 do
-  local user, challenge, set = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
+for i = 3 + maps, #ARGV, 3 do
+  local user, serial, map = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
   local n, flag = nil, 0
-  if set > 0 then
-    if redis.call('SADD', KEYS[4 + set], challenge) == 0 then
+  if map > 0 then
+    if redis.call('SETBIT', KEYS[4 + map], serial, 1) == 1 then
       n, flag = 0, 2
     else
       solved = solved + 1
@@ -78,8 +78,8 @@ for i = 3 + sets, #ARGV, 3 do
 end
 if solved > 0 then
   redis.call('HINCRBY', KEYS[4], 'solved', solved)
-  for s = 1, sets do
-    redis.call('EXPIREAT', KEYS[4 + s], ARGV[2 + s])
+  for b = 1, maps do
+    redis.call('EXPIREAT', KEYS[4 + b], ARGV[2 + b])
   end
 end
 -- One BITFIELD for the whole batch (chunked to keep the argument list small).

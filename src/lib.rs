@@ -39,14 +39,13 @@
 //!   lotteries.
 //! - [`lottery`]: the lottery draw.
 //! - [`inventory`]: holds: `place_hold` (one statement, migrations/0004),
-//!   release, expiry.
+//!   release, expiry; `inventory::audit` checks invariants I1–I3.
 //! - [`payments`]: the signed webhook, confirmation, late payments.
 //! - [`signature`]: `Floodgate-Signature`, for the provider's webhook and our
 //!   own event deliveries.
 //! - [`orders`]: orders and cancellation.
 //! - [`idempotency`]: `Idempotency-Key` records.
 //! - [`events`]: the transactional outbox.
-//! - [`audit`]: invariant checks I1–I3.
 //! - [`jobs`]: admission ticker, expiry sweeper, sale clock.
 //! - [`rate_limit`]: per-IP limits and load shedding.
 //! - [`metrics`], [`telemetry`], [`ops`], [`openapi`]: operations.
@@ -59,7 +58,6 @@ mod text_enum;
 mod routes_macro;
 
 pub mod adaptive;
-pub mod audit;
 pub mod configuration;
 pub mod demo;
 pub mod error;

@@ -7,7 +7,8 @@
 //! ```
 //!
 //! `bits` the difficulty, `expires_ms` the expiry in unix milliseconds,
-//! `id` 16 random hex digits, `mac` the first 16 bytes (hex) of
+//! `id` its serial `<minute>-<n>` (the n-th challenge of the sale handed out
+//! in that unix minute, counted in Redis), `mac` the first 16 bytes (hex) of
 //! HMAC-SHA256(key `kid`, `"fgc1|" bits "|" expires_ms "|" id "|" kid "|" sale`)
 //! under one of the token keys, so any instance verifies it without state
 //! and rotating keys keeps outstanding challenges valid. A client solves it
@@ -15,16 +16,15 @@
 //! SHA-256(`challenge` ":" `nonce`) starts with at least `bits` zero bits.
 //!
 //! What a challenge cannot say by itself is whether it was used: the join
-//! script records `id` in a set of the minute it expires in, dropped after
-//! that minute (see `lua/join.lua`), so that check rides on the join's own
-//! Redis call.
+//! script sets bit `n` of the sale's bitmap of `minute` (one bit per
+//! challenge handed out, dropped once they have all expired; see
+//! `lua/join.lua`), so that check rides on the join's own Redis call.
 
 use std::io::Write;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use hmac::{Hmac, Mac};
-use rand::RngCore;
 use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
 
@@ -77,22 +77,31 @@ pub struct Issued {
     pub expires_at: DateTime<Utc>,
 }
 
-/// A solved, genuine, unexpired challenge: what the join script needs to
-/// refuse a second use.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Ticket {
-    /// The challenge's random id.
-    pub id: String,
-    /// Its expiry, unix milliseconds (how long the id is remembered).
-    pub expires_ms: i64,
+/// Where a challenge stands among those of its sale: the `n`-th handed out
+/// in unix minute `minute`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Serial {
+    /// Unix minute in which it was handed out.
+    pub minute: i64,
+    /// Its number within that minute (from 1).
+    pub n: u64,
 }
 
-impl Ticket {
-    /// The minute (unix) in which the challenge expires: it is remembered
-    /// with the others of that minute, all dropped once it is over.
-    pub fn minute(&self) -> i64 {
-        self.expires_ms.div_euclid(60_000)
+impl Serial {
+    fn parse(id: &str) -> Option<Serial> {
+        let (minute, n) = id.split_once('-')?;
+        Some(Serial { minute: minute.parse().ok()?, n: n.parse().ok()? })
     }
+}
+
+/// A solved, genuine, unexpired challenge: what the join script needs to
+/// refuse a second use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ticket {
+    /// The challenge's serial.
+    pub serial: Serial,
+    /// Its expiry, unix milliseconds.
+    pub expires_ms: i64,
 }
 
 /// Issues and verifies challenges with the token keys.
@@ -129,11 +138,11 @@ impl Challenger {
     }
 
     /// A fresh challenge of `bits` for `sale`, valid for [`LIFETIME`].
-    pub fn issue(&self, sale: &str, bits: u8, now: DateTime<Utc>) -> Issued {
+    pub fn issue(&self, sale: &str, bits: u8, now: DateTime<Utc>, serial: Serial) -> Issued {
         let (kid, key) = &self.keys[0];
         let expires_at = now + LIFETIME;
         let expires_ms = expires_at.timestamp_millis();
-        let id = format!("{:016x}", rand::rng().next_u64());
+        let id = format!("{}-{}", serial.minute, serial.n);
         let mac = hex::encode(&Self::mac(key, bits, expires_ms, &id, kid, sale).finalize().into_bytes()[..16]);
         Issued { challenge: format!("{bits}.{expires_ms}.{id}.{mac}.{kid}.{sale}"), difficulty_bits: bits, expires_at }
     }
@@ -181,7 +190,9 @@ impl Challenger {
         if leading_zero_bits(&work) < u32::from(bits) {
             return Err(Refusal::Failed);
         }
-        Ok(Ticket { id: id.to_owned(), expires_ms })
+        // Genuine, so the serial is one this service wrote.
+        let serial = Serial::parse(id).ok_or(Refusal::Failed)?;
+        Ok(Ticket { serial, expires_ms })
     }
 }
 
@@ -223,6 +234,10 @@ pub fn expiry_of(challenge: &str) -> Option<DateTime<Utc>> {
 mod tests {
     use super::*;
 
+    fn serial(n: u64) -> Serial {
+        Serial { minute: 29_000_000, n }
+    }
+
     fn challenger() -> Challenger {
         Challenger::new(&[
             SigningKey { id: "k.2".into(), secret: "new-secret".into() },
@@ -243,10 +258,11 @@ mod tests {
     fn a_solved_challenge_verifies_once_per_rule() {
         let c = challenger();
         let now = Utc::now();
-        let issued = c.issue("s_1", 8, now);
+        let issued = c.issue("s_1", 8, now, serial(1));
         let nonce = solve(&issued.challenge, 8);
         let ticket = c.verify("s_1", &issued.challenge, &nonce, now).expect("valid");
         assert_eq!(ticket.expires_ms, issued.expires_at.timestamp_millis());
+        assert_eq!(ticket.serial, serial(1));
         // The documented rule, recomputed by hand.
         let digest = Sha256::digest(format!("{}:{nonce}", issued.challenge).as_bytes());
         assert!(leading_zero_bits(&digest) >= 8);
@@ -264,10 +280,10 @@ mod tests {
     fn forged_or_malformed_challenges_fail() {
         let c = challenger();
         let now = Utc::now();
-        let issued = c.issue("s_1", 0, now);
+        let issued = c.issue("s_1", 0, now, serial(2));
         assert!(c.verify("s_1", &issued.challenge, "1", now).is_ok());
         // Lowering the difficulty breaks the signature.
-        let harder = c.issue("s_1", 20, now);
+        let harder = c.issue("s_1", 20, now, serial(3));
         let lowered = format!("0{}", &harder.challenge[2..]);
         assert_eq!(c.verify("s_1", &lowered, "1", now), Err(Refusal::Failed));
         let truncated = &issued.challenge[..issued.challenge.len() - 1];
@@ -283,7 +299,7 @@ mod tests {
     fn challenges_of_an_older_key_still_verify() {
         let old = Challenger::new(&[SigningKey { id: "k1".into(), secret: "old-secret".into() }]).expect("key");
         let now = Utc::now();
-        let issued = old.issue("s_1", 0, now);
+        let issued = old.issue("s_1", 0, now, serial(4));
         assert!(challenger().verify("s_1", &issued.challenge, "0", now).is_ok());
         let stranger = Challenger::new(&[SigningKey { id: "k1".into(), secret: "other".into() }]).expect("key");
         assert_eq!(stranger.verify("s_1", &issued.challenge, "0", now), Err(Refusal::Failed));

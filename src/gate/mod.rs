@@ -46,7 +46,7 @@ use std::net::IpAddr;
 use chrono::Utc;
 
 use self::access::Verdict;
-use self::challenge::{Challenger, Issued, Refusal, Ticket};
+use self::challenge::{Challenger, Issued, Refusal, Serial, Ticket};
 use crate::error::{AppError, AppResult};
 use crate::sales::Sale;
 use crate::waiting_room::sources::SourceCounts;
@@ -123,18 +123,20 @@ pub async fn hand_out(
     verdict: Verdict,
 ) -> AppResult<Issued> {
     let settings = ChallengeSettings::of(sale);
-    let bits = match (settings.difficulty_bits, verdict, ip) {
-        (0, _, _) | (_, Verdict::Allowed, _) => 0,
-        (base, _, None) => base,
-        (base, _, Some(ip)) => {
-            let (address, network) = source_of(ip);
-            let counts = waiting_room.count_source(&sale.id, &address, &network).await?;
-            difficulty(base, settings.max_difficulty_bits, counts)
-        }
+    let now = Utc::now();
+    if settings.difficulty_bits == 0 {
+        // Nothing to check at the join: no count, no serial.
+        return Ok(challenger.issue(&sale.id, 0, now, Serial { minute: 0, n: 0 }));
+    }
+    let (address, network) = ip.map(source_of).unwrap_or_else(|| ("unknown".into(), "unknown".into()));
+    let (counts, serial) = waiting_room.count_source(&sale.id, &address, &network).await?;
+    let bits = match verdict {
+        Verdict::Allowed => 0,
+        _ => difficulty(settings.difficulty_bits, settings.max_difficulty_bits, counts),
     };
     ::metrics::counter!(crate::metrics::CHALLENGES_ISSUED).increment(1);
     ::metrics::histogram!(crate::metrics::CHALLENGE_DIFFICULTY).record(f64::from(bits));
-    Ok(challenger.issue(&sale.id, bits, Utc::now()))
+    Ok(challenger.issue(&sale.id, bits, now, serial))
 }
 
 /// What a new place needs to get past the gate: `None` when the sale asks

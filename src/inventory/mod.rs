@@ -4,6 +4,7 @@
 //! `FOR UPDATE SKIP LOCKED`, inside the transaction that also records the
 //! hold, the buyer's count (I3) and the outbox event.
 
+pub mod audit;
 mod place;
 pub mod routes;
 

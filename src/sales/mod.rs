@@ -354,47 +354,48 @@ impl<V> Snapshots<V> {
     }
 }
 
-/// Sale rows cached for about a second.
-pub struct SaleCache {
-    snapshots: Snapshots<Sale>,
-    refresh: tokio::sync::Mutex<()>,
+/// Values by key, loaded once however many ask at the same moment: a
+/// fresh copy is answered at once; an old one is answered while one caller
+/// reloads it (so a busy Postgres pool never stalls a crowd of readers);
+/// only a key never loaded makes callers wait, for the one load. When the
+/// load finds Postgres unreachable, the last copy is served, however old.
+pub struct RefreshOnce<V> {
+    snapshots: Snapshots<V>,
+    loading: tokio::sync::Mutex<()>,
 }
 
-impl SaleCache {
-    /// An empty cache.
-    pub fn new() -> Self {
-        SaleCache { snapshots: Snapshots::new(Duration::from_millis(1000)), refresh: tokio::sync::Mutex::new(()) }
+impl<V> RefreshOnce<V> {
+    /// An empty cache whose copies are fresh for `ttl`.
+    pub fn new(ttl: Duration) -> Self {
+        RefreshOnce { snapshots: Snapshots::new(ttl), loading: tokio::sync::Mutex::new(()) }
     }
 
-    /// The sale, about a second old at most. When it expires under a crowd
-    /// of polls, one of them reloads it while the others go on with the
-    /// copy they have, so a busy Postgres pool never stalls the polls; only
-    /// a sale not seen before makes requests wait for the one load. While
-    /// Postgres is unreachable the last known copy is served, however old.
-    pub async fn get(&self, db: &PgPool, id: &str) -> AppResult<Arc<Sale>> {
-        if let Some(sale) = self.snapshots.get(id) {
-            return Ok(sale);
+    /// The value of `key`, from `load` when there is no fresh copy.
+    pub async fn get<F, Fut>(&self, key: &str, load: F) -> AppResult<Arc<V>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = AppResult<V>>,
+    {
+        if let Some(value) = self.snapshots.get(key) {
+            return Ok(value);
         }
-        let _guard = match (self.snapshots.get_stale(id), self.refresh.try_lock()) {
+        let _guard = match (self.snapshots.get_stale(key), self.loading.try_lock()) {
             (Some(stale), Err(_)) => return Ok(stale),
             (_, Ok(guard)) => guard,
-            (None, Err(_)) => self.refresh.lock().await,
+            (None, Err(_)) => self.loading.lock().await,
         };
-        if let Some(sale) = self.snapshots.get(id) {
-            return Ok(sale);
+        if let Some(value) = self.snapshots.get(key) {
+            return Ok(value);
         }
-        match Sale::load(db, id).await {
-            Ok(sale) => {
-                let sale = Arc::new(sale);
-                self.snapshots.put(id, sale.clone());
-                Ok(sale)
+        match load().await {
+            Ok(value) => {
+                let value = Arc::new(value);
+                self.snapshots.put(key, value.clone());
+                Ok(value)
             }
-            // Postgres is down: the waiting room (joins, polls) lives in
-            // Redis and goes on with the last known sale; what needs
-            // Postgres fails on its own queries.
-            Err(AppError::Unavailable(cause)) => match self.snapshots.get_stale(id) {
+            Err(AppError::Unavailable(cause)) => match self.snapshots.get_stale(key) {
                 Some(stale) => {
-                    tracing::debug!(sale = %id, error = %cause, "serving the last known sale");
+                    tracing::debug!(key, error = %cause, "serving the last known copy");
                     Ok(stale)
                 }
                 None => Err(AppError::Unavailable(cause)),
@@ -403,9 +404,36 @@ impl SaleCache {
         }
     }
 
+    /// Stores a value loaded elsewhere (a background refresh).
+    pub fn put(&self, key: &str, value: V) {
+        self.snapshots.put(key, Arc::new(value));
+    }
+
+    /// Drops `key` so the next read loads it.
+    pub fn invalidate(&self, key: &str) {
+        self.snapshots.invalidate(key);
+    }
+}
+
+/// Sale rows, about a second old at most (see [`RefreshOnce`]): the waiting
+/// room (joins, polls) goes on with the last known sale while Postgres is
+/// down; what needs Postgres fails on its own queries.
+pub struct SaleCache(RefreshOnce<Sale>);
+
+impl SaleCache {
+    /// An empty cache.
+    pub fn new() -> Self {
+        SaleCache(RefreshOnce::new(Duration::from_millis(1000)))
+    }
+
+    /// The sale, about a second old at most.
+    pub async fn get(&self, db: &PgPool, id: &str) -> AppResult<Arc<Sale>> {
+        self.0.get(id, || Sale::load(db, id)).await
+    }
+
     /// Forgets a sale after this instance changed it.
     pub fn invalidate(&self, id: &str) {
-        self.snapshots.invalidate(id);
+        self.0.invalidate(id);
     }
 }
 
@@ -527,13 +555,13 @@ pub async fn count_units(db: &PgPool, sale: &Sale) -> AppResult<Availability> {
 
 /// Availability per sale, recounted in the background
 /// (`jobs` calls [`AvailabilityCache::refresh`] about twice a second for
-/// every sale in [`AvailabilityCache::wanted`]), so a read never waits for a recount: only the very
-/// first read of a sale on an instance counts inline.
+/// every sale in [`AvailabilityCache::wanted`]), so a read never waits for a
+/// recount: only the very first read of a sale on an instance counts inline.
 pub struct AvailabilityCache {
-    snapshots: Snapshots<Availability>,
+    /// Any copy is good enough for a read: the refresh keeps them young.
+    counts: RefreshOnce<Availability>,
     /// Sales read lately, and when.
     wanted: std::sync::Mutex<HashMap<String, Instant>>,
-    first: tokio::sync::Mutex<()>,
 }
 
 /// A sale nobody read for this long is no longer recounted.
@@ -542,11 +570,7 @@ const AVAILABILITY_IDLE: Duration = Duration::from_secs(30);
 impl AvailabilityCache {
     /// An empty cache.
     pub fn new() -> Self {
-        AvailabilityCache {
-            snapshots: Snapshots::new(Duration::from_millis(1000)),
-            wanted: std::sync::Mutex::new(HashMap::new()),
-            first: tokio::sync::Mutex::new(()),
-        }
+        AvailabilityCache { counts: RefreshOnce::new(Duration::MAX), wanted: std::sync::Mutex::new(HashMap::new()) }
     }
 
     /// The latest counts of the sale.
@@ -554,16 +578,7 @@ impl AvailabilityCache {
         if let Ok(mut wanted) = self.wanted.lock() {
             wanted.insert(sale.id.clone(), Instant::now());
         }
-        if let Some(copy) = self.snapshots.get_stale(&sale.id) {
-            return Ok(copy);
-        }
-        let _first = self.first.lock().await;
-        if let Some(copy) = self.snapshots.get_stale(&sale.id) {
-            return Ok(copy);
-        }
-        let fresh = Arc::new(count_units(db, sale).await?);
-        self.snapshots.put(&sale.id, fresh.clone());
-        Ok(fresh)
+        self.counts.get(&sale.id, || count_units(db, sale)).await
     }
 
     /// Sales read lately (forgetting the others).
@@ -577,14 +592,13 @@ impl AvailabilityCache {
 
     /// Recounts `sale`.
     pub async fn refresh(&self, db: &PgPool, sale: &Sale) -> AppResult<()> {
-        let fresh = Arc::new(count_units(db, sale).await?);
-        self.snapshots.put(&sale.id, fresh);
+        self.counts.put(&sale.id, count_units(db, sale).await?);
         Ok(())
     }
 
     /// Forgets a sale's counts after this instance changed its stages.
     pub fn invalidate(&self, id: &str) {
-        self.snapshots.invalidate(id);
+        self.counts.invalidate(id);
     }
 }
 

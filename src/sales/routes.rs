@@ -8,11 +8,11 @@ use utoipa::ToSchema;
 use super::create::{create_sale, NewSale};
 use super::lifecycle::SaleUpdate;
 use super::{AdmissionMode, Availability, Sale, SaleAccess, SaleMode, SaleState, Seating};
-use crate::audit::{audit, AuditReport};
 use crate::error::{AppError, AppResult};
 use crate::extractor::Admin;
 use crate::extractor::JsonBody;
 use crate::gate::ChallengeSettings;
+use crate::inventory::audit::{audit, AuditReport};
 use crate::release::{release_next_stage, Released};
 use crate::state::AppState;
 use crate::waiting_room::QueueSummary;
@@ -296,7 +296,7 @@ pub async fn admin_audit(
         // Redis may be down; the invariants are still worth reporting.
         report.waiting_room = match crate::waiting_room::reconcile::compare(&state.db, &state.waiting_room, &sale).await
         {
-            Ok(checks) => Some(crate::audit::WaitingRoomReport { ok: checks.iter().all(|c| c.ok), checks }),
+            Ok(checks) => Some(crate::inventory::audit::WaitingRoomReport { ok: checks.iter().all(|c| c.ok), checks }),
             Err(e) => {
                 tracing::warn!(error = %e, "waiting room comparison unavailable");
                 None

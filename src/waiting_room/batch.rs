@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{JoinOutcome, JoinReply, Keys};
 use crate::error::{AppError, AppResult};
-use crate::gate::challenge::Ticket;
+use crate::gate::challenge::{Ticket, LIFETIME};
 use crate::metrics;
 use crate::store::Redis;
 
@@ -75,8 +75,8 @@ async fn call(redis: &Redis, script: &Script, sale: String, requests: Vec<Reques
     let keys = Keys::new(&redis.prefix, &sale);
     let mut invocation = script.prepare_invoke();
     invocation.key(keys.key("meta")).key(keys.key("seen")).key(keys.key("users")).key(keys.key("gate"));
-    // The challenges' single-use sets, one per minute in which they expire.
-    let mut minutes: Vec<i64> = requests.iter().filter_map(|r| r.challenge.as_ref()).map(Ticket::minute).collect();
+    // The challenges' single-use bitmaps, one per minute they were handed out in.
+    let mut minutes: Vec<i64> = requests.iter().filter_map(|r| r.challenge.map(|t| t.serial.minute)).collect();
     minutes.sort_unstable();
     minutes.dedup();
     for minute in &minutes {
@@ -84,17 +84,18 @@ async fn call(redis: &Redis, script: &Script, sale: String, requests: Vec<Reques
     }
     invocation.arg(Utc::now().timestamp()).arg(minutes.len());
     for minute in &minutes {
-        // Kept a little past the minute, so clock skew between instances
-        // cannot drop a set while its challenges still pass.
-        invocation.arg((minute + 1) * 60 + 30);
+        // Kept until every challenge of that minute has expired, and a
+        // little more, so clock skew between instances cannot drop a
+        // bitmap while its challenges still pass.
+        invocation.arg((minute + 1) * 60 + LIFETIME.as_secs() as i64 + 30);
     }
     for request in &requests {
         match &request.challenge {
             Some(ticket) => {
-                let set = minutes.binary_search(&ticket.minute()).map(|i| i + 1).unwrap_or(0);
-                invocation.arg(&request.user).arg(&ticket.id).arg(set)
+                let map = minutes.binary_search(&ticket.serial.minute).map(|i| i + 1).unwrap_or(0);
+                invocation.arg(&request.user).arg(ticket.serial.n).arg(map)
             }
-            None => invocation.arg(&request.user).arg("").arg(0),
+            None => invocation.arg(&request.user).arg(0).arg(0),
         };
     }
     let started = Instant::now();

@@ -80,6 +80,16 @@ impl Watched {
     }
 }
 
+impl Watched {
+    /// `read` of the snapshot, if there is one young enough to trust and
+    /// Redis knew the sale when it was taken.
+    fn fresh<T>(&self, read: impl FnOnce(&LineView) -> T) -> Option<T> {
+        let view = self.view.read().ok()?;
+        let (taken, line) = view.as_ref()?;
+        (taken.elapsed() <= MAX_AGE && !line.state.is_empty()).then(|| read(line))
+    }
+}
+
 /// What a refresh must do for one sale.
 pub struct Due {
     /// Sale id.
@@ -119,20 +129,19 @@ impl Lines {
         sales.entry(sale.to_owned()).or_insert_with(|| Arc::new(Watched::new(self.now()))).clone()
     }
 
+    /// The sale's entry, marked as polled now (so the refresher keeps it).
+    fn polled(&self, sale: &str) -> Arc<Watched> {
+        let watched = self.watched(sale);
+        watched.last_poll.store(self.now(), Ordering::Relaxed);
+        watched
+    }
+
     /// The standing of join number `n` when the snapshot alone can tell it
     /// (the visitor waits behind the serving number); records the
     /// heartbeat to be written with the next refresh. `None`: ask Redis.
     pub fn waiting_standing(&self, sale: &str, n: u64) -> Option<Standing> {
-        let watched = self.watched(sale);
-        watched.last_poll.store(self.now(), Ordering::Relaxed);
-        let line = {
-            let view = watched.view.read().ok()?;
-            let (taken, line) = view.as_ref()?;
-            if taken.elapsed() > MAX_AGE || line.state.is_empty() {
-                return None;
-            }
-            line.clone()
-        };
+        let watched = self.polled(sale);
+        let line = watched.fresh(LineView::clone)?;
         let n32 = u32::try_from(n).ok()?;
         let position = match line.prequeue {
             // Not frozen: the whole line so far is the pre-queue, in an
@@ -234,16 +243,8 @@ impl Lines {
     /// Asking keeps the sale's snapshot refreshed, as a poll does, so only
     /// the first ask after a quiet spell goes to Redis.
     pub fn is_removed(&self, sale: &str, visitor: &str) -> Option<bool> {
-        let watched = self.watched(sale);
-        watched.last_poll.store(self.now(), Ordering::Relaxed);
-        let removals = {
-            let view = watched.view.read().ok()?;
-            let (taken, line) = view.as_ref()?;
-            if taken.elapsed() > MAX_AGE || line.state.is_empty() {
-                return None;
-            }
-            line.removals
-        };
+        let watched = self.polled(sale);
+        let removals = watched.fresh(|line| line.removals)?;
         if removals == 0 {
             return Some(false);
         }

@@ -23,7 +23,8 @@
 //! | `at` | string | u32 per place: join number (inverse of `pos`) |
 //! | `rev` | string | 1 bit per join number: the admission was revealed to the visitor |
 //! | `adm` | zset | admissions whose `queue.admitted` event is not yet in the outbox (join number → `n\|deadline\|user`) |
-//! | `pow:<minute>` | set | ids of the proof-of-work challenges that joined and expire in that minute (dropped 30 s after it) |
+//! | `ch:<minute>` | string | proof-of-work challenges handed out in that minute (each challenge's serial number) |
+//! | `pow:<minute>` | bitmap | bit n: the n-th challenge handed out in that minute has joined (dropped once they all expired) |
 //! | `addr:<minute>` | hash | challenges handed out per client address in that minute (expires after 150 s) |
 //! | `net:<minute>` | zset | challenges handed out per network (IPv4 /24, IPv6 /64) in that minute (expires after 150 s) |
 //! | `removed` | set | visitor ids whose places an admin took away (`meta.rmv` counts the changes) |
@@ -163,10 +164,21 @@ enum Place {
     ChallengeReused,
 }
 
+/// What `join.lua` did with a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BatchCode {
+    /// Places given (one per visitor).
+    Placed,
+    /// Redis does not know the sale: sync it and join again.
+    UnknownSale,
+    /// The sale takes no joins (`state` says why).
+    Refused,
+}
+
 /// What `join.lua` answers for a batch.
 #[derive(Debug)]
 struct JoinReply {
-    code: i64,
+    code: BatchCode,
     state: String,
     serving: u64,
     frozen: bool,
@@ -180,7 +192,12 @@ impl FromRedisValue for JoinReply {
     fn from_redis_value(v: Value) -> Result<Self, ParsingError> {
         let mut items = Vec::<Value>::from_redis_value(v)?.into_iter();
         let mut next = || items.next().ok_or_else(|| ParsingError::from("join.lua reply too short".to_owned()));
-        let code = i64::from_redis_value(next()?)?;
+        let code = match i64::from_redis_value(next()?)? {
+            1 => BatchCode::Placed,
+            -1 => BatchCode::UnknownSale,
+            -2 => BatchCode::Refused,
+            other => return Err(ParsingError::from(format!("join.lua answered an unknown code {other}"))),
+        };
         let state = String::from_redis_value(next()?)?;
         let serving = u64::from_redis_value(next()?)?;
         let frozen = i64::from_redis_value(next()?)? == 1;
@@ -205,7 +222,7 @@ impl JoinReply {
     /// One outcome per visitor of the batch, in order.
     fn outcomes(self, visitors: usize) -> Vec<JoinOutcome> {
         match self.code {
-            1 => self
+            BatchCode::Placed => self
                 .places
                 .iter()
                 .map(|&(n, place)| match place {
@@ -227,8 +244,8 @@ impl JoinReply {
                     ),
                 })
                 .collect(),
-            -2 => (0..visitors).map(|_| JoinOutcome::Refused(self.state.clone())).collect(),
-            _ => (0..visitors).map(|_| JoinOutcome::Unknown).collect(),
+            BatchCode::Refused => (0..visitors).map(|_| JoinOutcome::Refused(self.state.clone())).collect(),
+            BatchCode::UnknownSale => (0..visitors).map(|_| JoinOutcome::Unknown).collect(),
         }
     }
 }

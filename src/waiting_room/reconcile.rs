@@ -65,8 +65,12 @@ pub async fn admission_slots(db: &PgPool, waiting_room: &WaitingRoom, sale: &Sal
 /// Differences here are repaired by the clock and the slot repair pass;
 /// they delay visitors but cannot oversell, so they are reported apart from
 /// the invariants.
-pub async fn compare(db: &PgPool, waiting_room: &WaitingRoom, sale: &Sale) -> AppResult<Vec<crate::audit::Check>> {
-    use crate::audit::Check;
+pub async fn compare(
+    db: &PgPool,
+    waiting_room: &WaitingRoom,
+    sale: &Sale,
+) -> AppResult<Vec<crate::inventory::audit::Check>> {
+    use crate::inventory::audit::Check;
     if !sale.waiting_room {
         return Ok(Vec::new());
     }

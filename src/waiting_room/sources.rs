@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 
 use super::WaitingRoom;
 use crate::error::AppResult;
+use crate::gate::challenge::Serial;
 
 /// Challenges handed to a source before this one, in the last minute or two.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -48,8 +49,9 @@ fn minute() -> i64 {
 
 impl WaitingRoom {
     /// Counts a challenge handed to `address` in `network` for `sale` and
-    /// answers how many they were handed before it (`lua/source.lua`).
-    pub async fn count_source(&self, sale: &str, address: &str, network: &str) -> AppResult<SourceCounts> {
+    /// answers how many they were handed before it, and its serial
+    /// (`lua/source.lua`).
+    pub async fn count_source(&self, sale: &str, address: &str, network: &str) -> AppResult<(SourceCounts, Serial)> {
         let keys = self.keys(sale);
         let m = minute();
         let mut invocation = self.scripts.source.prepare_invoke();
@@ -59,11 +61,12 @@ impl WaitingRoom {
             .key(keys.key(&format!("addr:{}", m - 1)))
             .key(keys.key(&format!("net:{}", m - 1)))
             .key(keys.key("gate"))
+            .key(keys.key(&format!("ch:{m}")))
             .arg(address)
             .arg(network);
-        let (address, network): (u64, u64) =
+        let (address, network, n): (u64, u64, u64) =
             self.redis.run(|mut c| async move { invocation.invoke_async(&mut c).await }).await?;
-        Ok(SourceCounts { address, network })
+        Ok((SourceCounts { address, network }, Serial { minute: m, n }))
     }
 
     /// Counts one outcome of the gate for `sale` (a refusal's code, or

@@ -124,7 +124,8 @@ async fn every_refusal_has_its_code_and_a_solved_challenge_joins_once() {
     let (theirs, their_bits) = get_challenge(&app, c, &other).await;
     let body = json!({ "challenge": theirs, "nonce": solve(&theirs, their_bits) });
     assert_error(join_with(&app, c, &sale, &body).await, StatusCode::FORBIDDEN, "challenge_expired").await;
-    let old = app.state.challenges.issue(&sale, 8, Utc::now() - chrono::Duration::minutes(3));
+    let serial = floodgate::gate::challenge::Serial { minute: Utc::now().timestamp() / 60 - 3, n: 1 };
+    let old = app.state.challenges.issue(&sale, 8, Utc::now() - chrono::Duration::minutes(3), serial);
     let body = json!({ "challenge": old.challenge, "nonce": solve(&old.challenge, 8) });
     assert_error(join_with(&app, c, &sale, &body).await, StatusCode::FORBIDDEN, "challenge_expired").await;
 
