@@ -8,6 +8,7 @@
 //! token of one sale opens nothing in another.
 
 use std::collections::HashMap;
+use std::sync::RwLock;
 
 use chrono::{DateTime, Utc};
 use jsonwebtoken::{decode, decode_header, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -61,6 +62,53 @@ pub struct TokenSigner {
     encoding: EncodingKey,
     decoding: HashMap<String, DecodingKey>,
     validation: Validation,
+    verified: Verified,
+}
+
+/// Queue tokens verified lately. A waiting visitor polls with the same
+/// token every few seconds; checking it again (two base64 decodes, two JSON
+/// parses and the HMAC) was the largest piece of floodgate's own work per
+/// poll. Remembered by a keyed hash of the whole token (the key is random
+/// per process, so nobody can aim for a collision) and checked against its
+/// signature; the expiry is checked again on every use.
+struct Verified {
+    hasher: std::collections::hash_map::RandomState,
+    claims: RwLock<HashMap<u64, (Box<str>, Claims)>>,
+}
+
+/// Most remembered tokens (about 200 bytes each); past it the memory starts
+/// over.
+const VERIFIED_MAX: usize = 200_000;
+
+impl Verified {
+    fn new() -> Self {
+        Verified { hasher: Default::default(), claims: RwLock::new(HashMap::new()) }
+    }
+
+    fn key(&self, token: &str) -> u64 {
+        use std::hash::BuildHasher;
+        self.hasher.hash_one(token)
+    }
+
+    fn get(&self, token: &str) -> Option<Claims> {
+        let signature = token.rsplit('.').next()?;
+        let map = self.claims.read().ok()?;
+        let (remembered, claims) = map.get(&self.key(token))?;
+        (**remembered == *signature).then(|| claims.clone())
+    }
+
+    fn put(&self, token: &str, claims: &Claims) {
+        let Some(signature) = token.rsplit('.').next() else {
+            return;
+        };
+        let key = self.key(token);
+        if let Ok(mut map) = self.claims.write() {
+            if map.len() >= VERIFIED_MAX {
+                map.clear();
+            }
+            map.insert(key, (signature.into(), claims.clone()));
+        }
+    }
 }
 
 impl TokenSigner {
@@ -80,6 +128,7 @@ impl TokenSigner {
             encoding: EncodingKey::from_secret(first.secret.expose_secret().as_bytes()),
             decoding,
             validation,
+            verified: Verified::new(),
         })
     }
 
@@ -115,18 +164,21 @@ impl TokenSigner {
     /// Verifies signature and expiry only; `None` when the token is not one of
     /// ours (unknown or missing key id), so callers can try other issuers.
     pub fn verify_any(&self, token: &str) -> Option<Result<Claims, AppError>> {
+        if let Some(claims) = self.verified.get(token) {
+            return Some(unexpired(claims));
+        }
         let header = decode_header(token).ok()?;
         let key = self.decoding.get(header.kid.as_deref()?)?;
-        Some(
-            decode::<Claims>(token, key, &self.validation)
-                .map_err(|e| AppError::Unauthorized(format!("token refused: {}", describe(&e))))
-                .and_then(|data| match data.claims.exp_ms {
-                    Some(exp_ms) if Utc::now().timestamp_millis() >= exp_ms => {
-                        Err(AppError::Unauthorized("token refused: expired".into()))
-                    }
-                    _ => Ok(data.claims),
-                }),
-        )
+        let claims = decode::<Claims>(token, key, &self.validation)
+            .map(|data| data.claims)
+            .map_err(|e| AppError::Unauthorized(format!("token refused: {}", describe(&e))));
+        if let Ok(claims) = &claims {
+            // Only queue tokens are presented over and over.
+            if claims.pur == Purpose::Queue {
+                self.verified.put(token, claims);
+            }
+        }
+        Some(claims.and_then(unexpired))
     }
 
     /// Verifies a token and that it is for `purpose` in `sale`.
@@ -147,6 +199,16 @@ impl TokenSigner {
             }
         }
         Ok(claims)
+    }
+}
+
+/// The claims, unless past their exact expiry.
+fn unexpired(claims: Claims) -> Result<Claims, AppError> {
+    match claims.exp_ms {
+        Some(exp_ms) if Utc::now().timestamp_millis() >= exp_ms => {
+            Err(AppError::Unauthorized("token refused: expired".into()))
+        }
+        _ => Ok(claims),
     }
 }
 
@@ -225,4 +287,34 @@ pub fn require_bearer(req: &actix_web::HttpRequest) -> Result<&str, AppError> {
 /// A random visitor id for anonymous visitors (128 bits, hex).
 pub fn new_visitor_id() -> String {
     format!("v:{}", uuid::Uuid::new_v4().simple())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn signer() -> TokenSigner {
+        TokenSigner::new(&[SigningKey { id: "k1".into(), secret: "a-test-secret-of-enough-bytes".into() }])
+            .expect("key")
+    }
+
+    #[test]
+    fn a_remembered_queue_token_still_expires_and_a_tampered_one_is_refused() {
+        let signer = signer();
+        let token = signer
+            .issue(Purpose::Queue, "s_1", "v:1", Some(7), None, Utc::now() + chrono::Duration::milliseconds(300))
+            .expect("token");
+        let first = signer.verify(&token, Purpose::Queue, Some("s_1")).expect("valid");
+        let again = signer.verify(&token, Purpose::Queue, Some("s_1")).expect("valid, from memory");
+        assert_eq!((first.sub, first.n), (again.sub, again.n));
+        // Another payload under the remembered signature is not the same token.
+        let mut parts: Vec<&str> = token.split('.').collect();
+        let other = signer
+            .issue(Purpose::Queue, "s_1", "v:2", Some(8), None, Utc::now() + chrono::Duration::hours(1))
+            .expect("token");
+        parts[1] = other.split('.').nth(1).expect("payload");
+        assert!(signer.verify(&parts.join("."), Purpose::Queue, Some("s_1")).is_err());
+        std::thread::sleep(std::time::Duration::from_millis(350));
+        assert!(signer.verify(&token, Purpose::Queue, Some("s_1")).is_err(), "expired, remembered or not");
+    }
 }
