@@ -1,5 +1,12 @@
 -- The gate (SPEC §4a, src/gate/): proof of work and invite-only sales per
 -- sale, and live CIDR access rules.
+--
+-- A correction to 0001, which cannot be edited (sqlx refuses to start on a
+-- database whose applied migrations changed): its comment "NULL admission
+-- settings: no waiting room" is stale. The admission columns are NOT NULL;
+-- `sales.waiting_room` says whether joins queue. The sale state machine
+-- there (scheduled -> on_sale <-> paused -> sold_out | closed) is the one
+-- src/sales/lifecycle.rs implements.
 ALTER TABLE sales
     -- Leading zero bits a new source's challenge asks for; 0: no proof of work.
     ADD COLUMN challenge_bits smallint NOT NULL DEFAULT 0 CHECK (challenge_bits BETWEEN 0 AND 32),

@@ -66,7 +66,7 @@ fn parse_want(body: HoldRequest) -> AppResult<Want> {
     responses(
         (status = 201, body = HoldView),
         (status = 401, body = crate::error::ErrorBody),
-        (status = 403, body = crate::error::ErrorBody),
+        (status = 403, description = "a token of another purpose or sale, `access_denied`, `place_removed`", body = crate::error::ErrorBody),
         (status = 409, description = "insufficient_stock, seat_taken, limit_exceeded, idempotency_key_reused, sale_paused", body = crate::error::ErrorBody),
         (status = 410, description = "sold_out, sale_closed", body = crate::error::ErrorBody),
         (status = 422, body = crate::error::ErrorBody),

@@ -388,7 +388,7 @@ fn admitted_without_queue(state: &AppState, sale: &Sale, visitor: &str, mut view
     responses(
         (status = 200, body = QueueView),
         (status = 401, body = crate::error::ErrorBody),
-        (status = 403, body = crate::error::ErrorBody),
+        (status = 403, description = "a token of another purpose or sale, `access_denied`", body = crate::error::ErrorBody),
         (status = 429, body = crate::error::ErrorBody),
         (status = 503, body = crate::error::ErrorBody)
     )
