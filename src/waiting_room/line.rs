@@ -78,9 +78,7 @@ impl Watched {
             generation: AtomicU64::new(0),
         }
     }
-}
 
-impl Watched {
     /// `read` of the snapshot, if there is one young enough to trust and
     /// Redis knew the sale when it was taken.
     fn fresh<T>(&self, read: impl FnOnce(&LineView) -> T) -> Option<T> {
@@ -140,7 +138,20 @@ impl Lines {
     /// (the visitor waits behind the serving number); records the
     /// heartbeat to be written with the next refresh. `None`: ask Redis.
     pub fn waiting_standing(&self, sale: &str, n: u64) -> Option<Standing> {
+        Self::standing_in(&self.polled(sale), n)
+    }
+
+    /// A poll's two questions in one look-up: whether `visitor`'s place was
+    /// removed (`None`: ask Redis) and, only when it certainly was not, the
+    /// standing of `n` as [`Lines::waiting_standing`] gives it.
+    pub fn poll(&self, sale: &str, visitor: &str, n: u64) -> (Option<bool>, Option<Standing>) {
         let watched = self.polled(sale);
+        let removed = Self::removed_in(&watched, visitor);
+        let standing = if removed == Some(false) { Self::standing_in(&watched, n) } else { None };
+        (removed, standing)
+    }
+
+    fn standing_in(watched: &Watched, n: u64) -> Option<Standing> {
         let line = watched.fresh(LineView::clone)?;
         let n32 = u32::try_from(n).ok()?;
         let position = match line.prequeue {
@@ -243,7 +254,10 @@ impl Lines {
     /// Asking keeps the sale's snapshot refreshed, as a poll does, so only
     /// the first ask after a quiet spell goes to Redis.
     pub fn is_removed(&self, sale: &str, visitor: &str) -> Option<bool> {
-        let watched = self.polled(sale);
+        Self::removed_in(&self.polled(sale), visitor)
+    }
+
+    fn removed_in(watched: &Watched, visitor: &str) -> Option<bool> {
         let removals = watched.fresh(|line| line.removals)?;
         if removals == 0 {
             return Some(false);
@@ -358,6 +372,21 @@ mod tests {
         assert_eq!(lines.waiting_standing("s", 5).map(|s| s.position), Some(None));
         lines.forget("s");
         assert!(lines.waiting_standing("s", 5).is_none());
+    }
+
+    #[test]
+    fn a_removed_visitors_poll_is_told_so_and_leaves_no_heartbeat() {
+        let lines = Lines::default();
+        lines.store_now("s", LineView { removals: 1, ..line(10, Some(0), true) });
+        assert_eq!(lines.poll("s", "v:gone", 50).0, None, "removed set not loaded yet: ask Redis");
+        lines.store_removed("s", 1, HashSet::from(["v:gone".to_owned()]));
+        let (removed, standing) = lines.poll("s", "v:gone", 50);
+        assert_eq!(removed, Some(true));
+        assert!(standing.is_none());
+        let (removed, standing) = lines.poll("s", "v:here", 60);
+        assert_eq!(removed, Some(false));
+        assert_eq!(standing.and_then(|s| s.position), Some(60));
+        assert_eq!(lines.due()[0].heartbeats, vec![60], "only the visitor still in line beats");
     }
 
     #[test]

@@ -137,6 +137,15 @@ pub struct WaitingRoom {
     joiners: RwLock<HashMap<ThreadId, Arc<batch::Joiner>>>,
 }
 
+/// What a status poll finds.
+#[derive(Debug)]
+pub enum Polled {
+    /// An admin took the place away.
+    Removed,
+    /// The place and its standing.
+    At(Standing),
+}
+
 /// Result of a join.
 #[derive(Debug)]
 pub enum JoinOutcome {
@@ -499,10 +508,36 @@ impl WaitingRoom {
     /// Where join number `n` stands; also records that the visitor is there.
     /// A visitor behind the serving number is answered from this instance's
     /// snapshot of the line; others run `status.lua`.
-    pub async fn status(&self, sale: &str, n: u64) -> AppResult<Standing> {
+    async fn status(&self, sale: &str, n: u64) -> AppResult<Standing> {
         if let Some(standing) = self.lines.waiting_standing(sale, n) {
             return Ok(standing);
         }
+        self.status_script(sale, n).await
+    }
+
+    /// A poll of `visitor` at join number `n`: removed (its slot and place
+    /// freed now, where the token tells the number), or where it stands.
+    /// Both come from this instance's snapshot when it can tell.
+    pub async fn poll(&self, sale: &str, visitor: &str, n: u64) -> AppResult<Polled> {
+        let (snapshot_removed, standing) = self.lines.poll(sale, visitor, n);
+        let removed = match snapshot_removed {
+            Some(removed) => removed,
+            None => self.removed_in_redis(sale, visitor).await?,
+        };
+        if removed {
+            self.free_removed(sale, n).await?;
+            return Ok(Polled::Removed);
+        }
+        match (standing, snapshot_removed) {
+            (Some(standing), _) => Ok(Polled::At(standing)),
+            // The snapshot was asked already and could not tell.
+            (None, Some(_)) => self.status_script(sale, n).await.map(Polled::At),
+            (None, None) => self.status(sale, n).await.map(Polled::At),
+        }
+    }
+
+    /// `status.lua` for join number `n`.
+    async fn status_script(&self, sale: &str, n: u64) -> AppResult<Standing> {
         let keys = self.keys(sale);
         let mut invocation = self.scripts.status.prepare_invoke();
         invocation
@@ -698,9 +733,13 @@ impl WaitingRoom {
     /// Whether an admin took `visitor`'s place in `sale` away: from this
     /// instance's snapshot when it is fresh, else one Redis call.
     pub async fn is_removed(&self, sale: &str, visitor: &str) -> AppResult<bool> {
-        if let Some(removed) = self.lines.is_removed(sale, visitor) {
-            return Ok(removed);
+        match self.lines.is_removed(sale, visitor) {
+            Some(removed) => Ok(removed),
+            None => self.removed_in_redis(sale, visitor).await,
         }
+    }
+
+    async fn removed_in_redis(&self, sale: &str, visitor: &str) -> AppResult<bool> {
         let key = self.keys(sale).key("removed");
         let visitor = visitor.to_owned();
         self.redis.run(|mut c| async move { c.sismember(&key, visitor).await }).await
@@ -708,7 +747,7 @@ impl WaitingRoom {
 
     /// Frees join number `n` of a removed visitor: marked abandoned (the
     /// ticker skips it) and its admission slot released.
-    pub async fn free_removed(&self, sale: &str, n: u64) -> AppResult<()> {
+    async fn free_removed(&self, sale: &str, n: u64) -> AppResult<()> {
         let keys = self.keys(sale);
         let (seen, active) = (keys.key("seen"), keys.key("active"));
         self.redis

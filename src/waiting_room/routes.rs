@@ -6,7 +6,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{estimated_wait, poll_after_ms, JoinOutcome, PlaceState, Standing};
+use super::{estimated_wait, poll_after_ms, JoinOutcome, PlaceState, Polled, Standing};
 use crate::error::{AppError, AppResult};
 use crate::extractor::{Admin, JoinQuota, JsonBody, QueueBearer, RawBody, StatusQuota};
 use crate::gate::challenge::{Refusal, Ticket};
@@ -274,17 +274,18 @@ async fn place(state: &AppState, sale: &Sale, visitor: &str, n: u64, known: Opti
     if !sale.waiting_room {
         return admitted_without_queue(state, sale, visitor, view);
     }
-    // A new place cannot have been removed; a known one may have been.
-    if known.is_none() && state.waiting_room.is_removed(&sale.id, visitor).await? {
-        // Its slot and place are freed here, where the token tells the number.
-        state.waiting_room.free_removed(&sale.id, n).await?;
-        view.state = VisitorState::Removed;
-        view.poll_after_ms = 30_000;
-        return Ok(view);
-    }
+    // A new join knows its standing (and cannot have been removed); any
+    // other answer polls.
     let standing = match known {
         Some(standing) => standing,
-        None => state.waiting_room.status(&sale.id, n).await?,
+        None => match state.waiting_room.poll(&sale.id, visitor, n).await? {
+            Polled::At(standing) => standing,
+            Polled::Removed => {
+                view.state = VisitorState::Removed;
+                view.poll_after_ms = 30_000;
+                return Ok(view);
+            }
+        },
     };
     describe(&state.tokens, sale, (visitor, n), &standing, view)
 }
