@@ -6,7 +6,10 @@
 //! (`index.js` or `sale.js`, which use `api.js`, `format.js` and `dom.js`) and
 //! talks to the public API. Before a fresh join, `sale.js` solves the sale's
 //! proof-of-work challenge (SPEC §4a) in `pow-worker.js`, a module Web Worker
-//! started by `pow-client.js`, both on `pow.js`. Every `.js` file of
+//! started by `pow-client.js`, both on `pow.js`. `/s/{sale}/verify`
+//! recomputes a sale's shuffle or lottery from its revealed seed
+//! (`verify.js` on `fairness.js`, the port of `src/fairness.rs`, and
+//! `verify-entry.js`). Every `.js` file of
 //! `web/js/` is listed in [`JS_MODULES`] and served under `/static/js/` (a
 //! test checks the list is complete; the `*.test.mjs` node unit tests and
 //! `package.json` are not served). Answers are compressed when the browser
@@ -20,6 +23,7 @@ use actix_web::{web, HttpResponse};
 
 const INDEX_HTML: &str = include_str!("../web/index.html");
 const SALE_HTML: &str = include_str!("../web/sale.html");
+const VERIFY_HTML: &str = include_str!("../web/verify.html");
 const STYLE_CSS: &str = include_str!("../web/style.css");
 
 /// The modules of `web/js/`, served as `/static/js/<name>`.
@@ -33,6 +37,9 @@ pub const JS_MODULES: &[(&str, &str)] = &[
     ("pow.js", include_str!("../web/js/pow.js")),
     ("pow-client.js", include_str!("../web/js/pow-client.js")),
     ("pow-worker.js", include_str!("../web/js/pow-worker.js")),
+    ("fairness.js", include_str!("../web/js/fairness.js")),
+    ("verify.js", include_str!("../web/js/verify.js")),
+    ("verify-entry.js", include_str!("../web/js/verify-entry.js")),
 ];
 
 const HTML: &str = "text/html; charset=utf-8";
@@ -60,6 +67,7 @@ fn resource(path: &str, content_type: &'static str, body: &'static str) -> impl 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/", HTML, INDEX_HTML));
     cfg.service(resource("/s/{sale}", HTML, SALE_HTML));
+    cfg.service(resource("/s/{sale}/verify", HTML, VERIFY_HTML));
     cfg.service(resource("/static/style.css", CSS, STYLE_CSS));
     for (name, body) in JS_MODULES {
         cfg.service(resource(&format!("/static/js/{name}"), JS, body));
