@@ -77,3 +77,22 @@ pub fn allowed_methods(path: &str) -> Option<&'static str> {
         })
         .map(|(_, methods)| methods.as_str())
 }
+
+/// Where the docs UI lives; `/api/docs` without the slash redirects here.
+pub const DOCS_PATH: &str = "/api/docs/";
+
+/// The API docs UI: Swagger UI (its files are compiled into the binary by
+/// `utoipa-swagger-ui`'s `vendored` feature, so it needs no network), reading
+/// the document from `/api/openapi.json`. "Try it out" talks to this server.
+pub fn docs_ui(cfg: &mut actix_web::web::ServiceConfig) {
+    use actix_web::{http::header, web, HttpResponse};
+    use utoipa_swagger_ui::{Config, SwaggerUi};
+    cfg.route(
+        "/api/docs",
+        web::get()
+            .to(|| async { HttpResponse::PermanentRedirect().insert_header((header::LOCATION, DOCS_PATH)).finish() }),
+    );
+    // No validator: Swagger UI would send the document to validator.swagger.io.
+    let config = Config::new(["/api/openapi.json"]).validator_url("none").try_it_out_enabled(true);
+    cfg.service(SwaggerUi::new(format!("{DOCS_PATH}{{_:.*}}")).config(config));
+}

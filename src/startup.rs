@@ -154,7 +154,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .configure(events::routes::configure)
         .configure(payments::routes::configure)
         .configure(orders::routes::configure)
-        .configure(web_pages::routes);
+        .configure(web_pages::routes)
+        .configure(crate::openapi::docs_ui);
 }
 
 /// No route took the request: 405 with `Allow` when the path is one of the

@@ -128,3 +128,49 @@ pub async fn flush_admissions(
         }
     }
 }
+
+/// What happened in a sale lately, for the admin console: counted from the
+/// outbox, which records every such change in the change's own transaction.
+#[derive(Debug, Clone, Default, serde::Serialize, utoipa::ToSchema)]
+pub struct Activity {
+    /// The window the `*_created`/`*_confirmed`/`*_expired` counts cover.
+    pub window_seconds: i64,
+    /// Holds placed in the window.
+    pub holds_created: i64,
+    /// Orders confirmed in the window.
+    pub orders_confirmed: i64,
+    /// Holds that expired unpaid in the window.
+    pub holds_expired: i64,
+    /// `payment.refund_required` events of the sale, all time.
+    pub refunds_required: i64,
+    /// Webhook deliveries of the sale's events that gave up, all time.
+    pub dead_letters: i64,
+}
+
+/// The sale's [`Activity`] over the last `window_seconds`.
+pub async fn activity(db: &sqlx::PgPool, sale_id: &str, window_seconds: i64) -> crate::error::AppResult<Activity> {
+    // `outbox_sale_type` narrows each count to one type of one sale; the
+    // window is a filter on those rows.
+    let (holds_created, orders_confirmed, holds_expired, refunds_required, dead_letters): (i64, i64, i64, i64, i64) =
+        sqlx::query_as(
+            "WITH recent AS (SELECT event_type, count(*) FILTER (WHERE created_at > now() - make_interval(secs => $2)) AS n, \
+                    count(*) AS total \
+               FROM outbox_events WHERE sale_id = $1 AND event_type = ANY($3) GROUP BY event_type) \
+             SELECT coalesce((SELECT n FROM recent WHERE event_type = $4), 0), \
+                    coalesce((SELECT n FROM recent WHERE event_type = $5), 0), \
+                    coalesce((SELECT n FROM recent WHERE event_type = $6), 0), \
+                    coalesce((SELECT total FROM recent WHERE event_type = $7), 0), \
+                    (SELECT count(*) FROM webhook_deliveries d JOIN outbox_events o ON o.id = d.event_id \
+                      WHERE d.state = 'dead' AND o.sale_id = $1)",
+        )
+        .bind(sale_id)
+        .bind(window_seconds as f64)
+        .bind([kind::HOLD_CREATED, kind::ORDER_CONFIRMED, kind::HOLD_EXPIRED, kind::PAYMENT_REFUND_REQUIRED])
+        .bind(kind::HOLD_CREATED)
+        .bind(kind::ORDER_CONFIRMED)
+        .bind(kind::HOLD_EXPIRED)
+        .bind(kind::PAYMENT_REFUND_REQUIRED)
+        .fetch_one(db)
+        .await?;
+    Ok(Activity { window_seconds, holds_created, orders_confirmed, holds_expired, refunds_required, dead_letters })
+}

@@ -183,6 +183,13 @@ pub async fn on_offer(db: &PgPool) -> AppResult<Vec<String>> {
     Ok(ids.into_iter().map(|(id,)| id).collect())
 }
 
+/// Every sale, newest first (at most 200): the admin console's list.
+pub async fn all(db: &PgPool) -> AppResult<Vec<String>> {
+    let ids: Vec<(String,)> =
+        sqlx::query_as("SELECT id FROM sales ORDER BY created_at DESC, id LIMIT 200").fetch_all(db).await?;
+    Ok(ids.into_iter().map(|(id,)| id).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,18 +3,21 @@
 use actix_web::{get, patch, post, web, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use std::collections::BTreeMap;
 use utoipa::ToSchema;
 
 use super::create::{create_sale, NewSale};
 use super::lifecycle::SaleUpdate;
 use super::{AdmissionMode, Availability, Sale, SaleAccess, SaleMode, SaleState, Seating};
 use crate::error::{AppError, AppResult};
+use crate::events::Activity;
 use crate::extractor::Admin;
 use crate::extractor::JsonBody;
 use crate::gate::ChallengeSettings;
 use crate::inventory::audit::{audit, AuditReport};
 use crate::release::{release_next_stage, Released};
 use crate::state::AppState;
+use crate::waiting_room::sources::GateStats;
 use crate::waiting_room::QueueSummary;
 
 /// Admission settings in an answer.
@@ -204,12 +207,74 @@ async fn sync_to_redis(state: &AppState, sale: &Sale) {
     }
 }
 
+/// A sale as the admin sees it: the public view with counts taken now, the
+/// holds and orders by state, the gate's work and the recent activity.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AdminSaleView {
+    /// The public view (availability counted now, not cached).
+    #[serde(flatten)]
+    pub sale: SaleView,
+    /// Holds by state (`active`, `confirmed`, `expired`, `released`).
+    pub holds: BTreeMap<String, i64>,
+    /// Orders by state (`confirmed`, `cancelled`).
+    pub orders: BTreeMap<String, i64>,
+    /// Proof of work and refusals; absent without a waiting room or while
+    /// Redis cannot be reached.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gate: Option<GateStats>,
+    /// Holds, orders and expiries of the last minute; refunds and dead
+    /// letters so far.
+    pub activity: Activity,
+}
+
+/// How far back the admin view's activity counts reach.
+const ACTIVITY_WINDOW_SECONDS: i64 = 60;
+
+async fn admin_view(state: &AppState, sale: &Sale) -> AppResult<AdminSaleView> {
+    let gate = if sale.waiting_room {
+        state
+            .waiting_room
+            .gate_stats(&sale.id)
+            .await
+            .map_err(|e| tracing::warn!(error = %e, "gate statistics unavailable"))
+            .ok()
+    } else {
+        None
+    };
+    Ok(AdminSaleView {
+        sale: view(state, sale, true).await?,
+        holds: crate::inventory::count_by_state(&state.db, &sale.id).await?.into_iter().collect(),
+        orders: crate::orders::count_by_state(&state.db, &sale.id).await?.into_iter().collect(),
+        gate,
+        activity: crate::events::activity(&state.db, &sale.id, ACTIVITY_WINDOW_SECONDS).await?,
+    })
+}
+
+/// Every sale, closed ones too, newest first (at most 200), with counts
+/// taken now.
+#[utoipa::path(
+    tag = "admin",
+    security(("admin_key" = [])),
+    responses((status = 200, body = Vec<AdminSaleView>), (status = 401, body = crate::error::ErrorBody))
+)]
+#[get("/admin/v1/sales")]
+#[tracing::instrument(name = "admin list sales", skip_all)]
+pub async fn admin_list_sales(_admin: Admin, state: web::Data<AppState>) -> AppResult<HttpResponse> {
+    let ids = super::lifecycle::all(&state.db).await?;
+    let mut views = Vec::with_capacity(ids.len());
+    for id in ids {
+        let sale = Sale::load(&state.db, &id).await?;
+        views.push(admin_view(&state, &sale).await?);
+    }
+    Ok(HttpResponse::Ok().json(views))
+}
+
 /// Full statistics of a sale (counts taken now, not cached).
 #[utoipa::path(
     tag = "admin",
     params(("sale" = String, Path, description = "Sale id")),
     security(("admin_key" = [])),
-    responses((status = 200, body = SaleView), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody))
+    responses((status = 200, body = AdminSaleView), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody))
 )]
 #[get("/admin/v1/sales/{sale}")]
 #[tracing::instrument(name = "admin get sale", skip_all, fields(sale = %path))]
@@ -219,18 +284,7 @@ pub async fn admin_get_sale(
     path: web::Path<String>,
 ) -> AppResult<HttpResponse> {
     let sale = Sale::load(&state.db, &path).await?;
-    let mut body = serde_json::to_value(view(&state, &sale, true).await?).map_err(|e| AppError::Internal(e.into()))?;
-    let holds = crate::inventory::count_by_state(&state.db, &sale.id).await?;
-    let orders = crate::orders::count_by_state(&state.db, &sale.id).await?;
-    if sale.waiting_room {
-        match state.waiting_room.gate_stats(&sale.id).await {
-            Ok(gate) => body["gate"] = serde_json::to_value(gate).map_err(|e| AppError::Internal(e.into()))?,
-            Err(e) => tracing::warn!(error = %e, "gate statistics unavailable"),
-        }
-    }
-    body["holds"] = holds.into_iter().map(|(k, v)| (k, v.into())).collect::<serde_json::Map<_, _>>().into();
-    body["orders"] = orders.into_iter().map(|(k, v)| (k, v.into())).collect::<serde_json::Map<_, _>>().into();
-    Ok(HttpResponse::Ok().json(body))
+    Ok(HttpResponse::Ok().json(admin_view(&state, &sale).await?))
 }
 
 /// Pauses, resumes or closes a sale, and changes admission settings live.
@@ -309,6 +363,7 @@ pub async fn admin_audit(
 crate::domain_routes!(
     list_sales,
     get_sale,
+    admin_list_sales,
     admin_create_sale,
     admin_get_sale,
     admin_update_sale,

@@ -353,11 +353,24 @@ pub struct QueueSummary {
     /// Admission rate in force: the configured one, or the adaptive
     /// controller's.
     pub effective_admit_per_second: Option<f64>,
+    /// Entries (join numbers `1..=n`) the pre-queue shuffle or the lottery
+    /// draw puts in order (`src/fairness.rs`); `null` until the start
+    /// fixes them, 0 when nothing was shuffled.
+    pub shuffled_entries: Option<u64>,
 }
 
-/// `HMGET meta seq serving admitted abandoned rate amode arate aps`.
-type SummaryFields =
-    (Option<u64>, Option<u64>, Option<u64>, Option<u64>, Option<String>, Option<String>, Option<String>, Option<f64>);
+/// `HMGET meta seq serving admitted abandoned rate amode arate aps pq`.
+type SummaryFields = (
+    Option<u64>,
+    Option<u64>,
+    Option<u64>,
+    Option<u64>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<f64>,
+    Option<u64>,
+);
 
 /// A lottery's draw as Redis holds it.
 #[derive(Debug, Clone, Copy)]
@@ -772,18 +785,21 @@ impl WaitingRoom {
     pub async fn summary(&self, sale: &str) -> AppResult<QueueSummary> {
         let keys = self.keys(sale);
         let (meta, active) = (keys.key("meta"), keys.key("active"));
-        let ((seq, serving, admitted, abandoned, rate, mode, adaptive, configured), active): (SummaryFields, u64) =
-            self.redis
-                .run(|mut c| async move {
-                    redis::pipe()
-                        .cmd("HMGET")
-                        .arg(&meta)
-                        .arg(&["seq", "serving", "admitted", "abandoned", "rate", "amode", "arate", "aps"])
-                        .zcount(&active, Utc::now().timestamp_millis(), "+inf")
-                        .query_async(&mut c)
-                        .await
-                })
-                .await?;
+        let ((seq, serving, admitted, abandoned, rate, mode, adaptive, configured, shuffled), active): (
+            SummaryFields,
+            u64,
+        ) = self
+            .redis
+            .run(|mut c| async move {
+                redis::pipe()
+                    .cmd("HMGET")
+                    .arg(&meta)
+                    .arg(&["seq", "serving", "admitted", "abandoned", "rate", "amode", "arate", "aps", "pq"])
+                    .zcount(&active, Utc::now().timestamp_millis(), "+inf")
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
         let (seq, serving) = (seq.unwrap_or(0), serving.unwrap_or(0));
         let rate = rate.as_deref().and_then(parse_rate);
         let length = seq.saturating_sub(serving);
@@ -801,6 +817,7 @@ impl WaitingRoom {
             admission_rate: rate,
             estimated_wait_seconds: estimated_wait(length, rate.or(effective.filter(|r| *r > 0.0))),
             effective_admit_per_second: effective,
+            shuffled_entries: shuffled,
         })
     }
 

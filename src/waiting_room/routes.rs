@@ -27,6 +27,11 @@ pub struct QueueView {
     /// Place in line (1 = next). In the pre-queue this is the join order
     /// until the start shuffles it.
     pub position: Option<u64>,
+    /// The visitor's join number: the entry the pre-queue shuffle or the
+    /// lottery draw permutes (`/s/{sale}/verify` shows where it landed).
+    /// Absent for sales without a waiting room.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entry: Option<u64>,
     /// Visitors ahead.
     pub ahead: Option<u64>,
     /// Estimated seconds until admission, `null` when unknown.
@@ -75,6 +80,7 @@ impl QueueView {
             sale_id: sale.to_owned(),
             state: VisitorState::Waiting,
             position: None,
+            entry: None,
             ahead: None,
             estimated_wait_seconds: None,
             poll_after_ms: 1000,
@@ -303,6 +309,7 @@ fn describe(
     view.paused = sale_state == state::PAUSED;
     view.prequeue = standing.position.is_none() && standing.standing == PlaceState::Waiting;
     let position = standing.position.unwrap_or(n);
+    view.entry = Some(n);
     let ahead = position.saturating_sub(standing.serving + 1);
     view.state = visitor_state(sale, sale_state, standing, position);
     match view.state {

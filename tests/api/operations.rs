@@ -170,3 +170,26 @@ async fn a_port_in_use_is_named_and_the_backlog_is_the_configured_one() {
     let error = floodgate::startup::Application::build(settings).await.err().expect("the port is taken");
     assert!(format!("{error:#}").contains(&format!("127.0.0.1:{port}")), "{error:#}");
 }
+
+#[tokio::test]
+async fn the_api_docs_page_is_served_from_the_binary_and_reads_the_document() {
+    let app = spawn_app().await;
+    let bare = app.get("/api/docs").await;
+    assert_eq!(bare.status(), StatusCode::PERMANENT_REDIRECT);
+    assert_eq!(bare.headers()["location"], "/api/docs/");
+    let page = app.get("/api/docs/").await;
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(page.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    let html = page.text().await.unwrap();
+    assert!(html.contains("swagger-initializer.js"), "{html}");
+    let init = app.get("/api/docs/swagger-initializer.js").await.text().await.unwrap();
+    assert!(init.contains("\"/api/openapi.json\""), "the UI reads floodgate's own document: {init}");
+    assert!(init.contains("\"validatorUrl\": \"none\""), "the document is not sent elsewhere: {init}");
+    // Every script and style the page loads is served here (no CDN).
+    for asset in ["swagger-ui-bundle.js", "swagger-ui.css", "swagger-ui-standalone-preset.js"] {
+        let response = app.get(&format!("/api/docs/{asset}")).await;
+        assert_eq!(response.status(), StatusCode::OK, "{asset}");
+        assert!(html.contains(asset), "{asset} not used by the page");
+    }
+    assert!(!html.contains("https://"), "the page loads nothing from elsewhere: {html}");
+}

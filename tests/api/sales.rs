@@ -156,3 +156,38 @@ async fn sale_lists_and_seed_commitment() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn admins_list_every_sale_with_its_recent_activity() {
+    let app = spawn_app().await;
+    let open = app.create_sale_ok(&sale_json(10, json!({}))).await;
+    let closed = app.create_sale_ok(&sale_json(10, json!({}))).await;
+    assert_eq!(app.patch_sale(&closed, &json!({ "action": "close" })).await.status(), StatusCode::OK);
+
+    let hold = app.hold_ok(&open, "v:a", &json!({ "quantity": 2 })).await;
+    let paid = app.dev_checkout(hold["id"].as_str().unwrap(), hold["hold_token"].as_str().unwrap()).await;
+    assert_eq!(paid.status(), StatusCode::OK);
+    app.hold_ok(&open, "v:b", &json!({ "quantity": 1 })).await;
+
+    assert_error(app.get("/admin/v1/sales").await, StatusCode::UNAUTHORIZED, "unauthorized").await;
+    let response = app.client.get(app.url("/admin/v1/sales")).bearer_auth(crate::helpers::ADMIN_KEY).send().await;
+    let list = body_json(response.expect("request")).await;
+    let list = list.as_array().expect("an array");
+    let ids: Vec<&str> = list.iter().filter_map(|s| s["id"].as_str()).collect();
+    assert!(ids.contains(&open.as_str()) && ids.contains(&closed.as_str()), "closed sales are listed too: {ids:?}");
+    let at = |id: &str| ids.iter().position(|x| *x == id).unwrap();
+    assert!(at(&closed) < at(&open), "newest first: {ids:?}");
+
+    let view = list.iter().find(|s| s["id"] == open.as_str()).unwrap();
+    let activity = &view["activity"];
+    assert_eq!(activity["window_seconds"], 60, "{view}");
+    assert_eq!(activity["holds_created"], 2, "{activity}");
+    assert_eq!(activity["orders_confirmed"], 1, "{activity}");
+    assert_eq!(activity["holds_expired"], 0, "{activity}");
+    assert_eq!(activity["refunds_required"], 0, "{activity}");
+    assert_eq!(activity["dead_letters"], 0, "{activity}");
+    assert_eq!(view["holds"]["active"], 1, "{view}");
+    assert_eq!(view["orders"]["confirmed"], 1, "{view}");
+    assert_eq!(view["availability"]["sold"], 2, "counts taken now: {view}");
+    assert_eq!(app.admin_get_sale(&open).await["activity"], *activity);
+}

@@ -659,7 +659,9 @@ async fn the_prequeue_is_shuffled_reproducibly_from_the_revealed_seed() {
         assert_eq!(body["state"], "waiting", "{body}");
         assert_eq!(body["prequeue"], true, "{body}");
         assert!(body["estimated_wait_seconds"].is_null(), "{body}");
+        assert_eq!(body["entry"], number(&app, &sale, token), "the entry is the join number: {body}");
     }
+    assert!(before["queue"]["shuffled_entries"].is_null(), "entries are fixed at the start: {before}");
     // Nobody can be admitted, not even by hand, before the order is drawn
     // (and the admin is told so: never a 200 that admitted nobody).
     assert_error(app.admit(&sale, 3).await, StatusCode::CONFLICT, "prequeue_not_ready").await;
@@ -679,6 +681,7 @@ async fn the_prequeue_is_shuffled_reproducibly_from_the_revealed_seed() {
     // The pre-queue is every number handed out before the start (50 unless
     // the server shed a join under load, see `join_many`).
     let prequeue = joined(&app, &sale).await;
+    assert_eq!(after["queue"]["shuffled_entries"], prequeue, "the sale says how many entries were shuffled");
     let order = floodgate::fairness::shuffled_order(seed, prequeue as u32);
     assert_ne!(order, (1..=prequeue as u32).collect::<Vec<u32>>(), "the pre-queue was shuffled");
     let place: HashMap<u64, u64> = order.iter().enumerate().map(|(i, n)| (u64::from(*n), i as u64 + 1)).collect();
@@ -692,6 +695,7 @@ async fn the_prequeue_is_shuffled_reproducibly_from_the_revealed_seed() {
         assert_eq!(body["state"], "waiting", "{body}");
         assert_eq!(body["prequeue"], false, "{body}");
         assert_eq!(body["position"], place[&n], "visitor {n}: {body}");
+        assert_eq!(body["entry"], n, "{body}");
     }
     // A later joiner queues FIFO behind the pre-queue.
     let (late, late_n, late_body) = join_ok(&app, &sale).await;
