@@ -9,7 +9,9 @@
 //! started by `pow-client.js`, both on `pow.js`. `/s/{sale}/verify`
 //! recomputes a sale's shuffle or lottery from its revealed seed
 //! (`verify.js` on `fairness.js`, the port of `src/fairness.rs`, and
-//! `verify-entry.js`). Every `.js` file of
+//! `verify-entry.js`). `/admin` is the admins' live console (`admin.js` and
+//! its `admin-*.js` modules), which talks to `/admin/v1` with the admin key
+//! the admin types in; the page itself is public and holds no secret. Every `.js` file of
 //! `web/js/` is listed in [`JS_MODULES`] and served under `/static/js/` (a
 //! test checks the list is complete; the `*.test.mjs` node unit tests and
 //! `package.json` are not served). Answers are compressed when the browser
@@ -24,6 +26,7 @@ use actix_web::{web, HttpResponse};
 const INDEX_HTML: &str = include_str!("../web/index.html");
 const SALE_HTML: &str = include_str!("../web/sale.html");
 const VERIFY_HTML: &str = include_str!("../web/verify.html");
+const ADMIN_HTML: &str = include_str!("../web/admin.html");
 const STYLE_CSS: &str = include_str!("../web/style.css");
 
 /// The modules of `web/js/`, served as `/static/js/<name>`.
@@ -40,6 +43,14 @@ pub const JS_MODULES: &[(&str, &str)] = &[
     ("fairness.js", include_str!("../web/js/fairness.js")),
     ("verify.js", include_str!("../web/js/verify.js")),
     ("verify-entry.js", include_str!("../web/js/verify-entry.js")),
+    ("admin.js", include_str!("../web/js/admin.js")),
+    ("admin-api.js", include_str!("../web/js/admin-api.js")),
+    ("admin-format.js", include_str!("../web/js/admin-format.js")),
+    ("admin-chart.js", include_str!("../web/js/admin-chart.js")),
+    ("admin-confirm.js", include_str!("../web/js/admin-confirm.js")),
+    ("admin-sale.js", include_str!("../web/js/admin-sale.js")),
+    ("admin-create.js", include_str!("../web/js/admin-create.js")),
+    ("admin-dead.js", include_str!("../web/js/admin-dead.js")),
 ];
 
 const HTML: &str = "text/html; charset=utf-8";
@@ -68,6 +79,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/", HTML, INDEX_HTML));
     cfg.service(resource("/s/{sale}", HTML, SALE_HTML));
     cfg.service(resource("/s/{sale}/verify", HTML, VERIFY_HTML));
+    cfg.service(resource("/admin", HTML, ADMIN_HTML));
     cfg.service(resource("/static/style.css", CSS, STYLE_CSS));
     for (name, body) in JS_MODULES {
         cfg.service(resource(&format!("/static/js/{name}"), JS, body));

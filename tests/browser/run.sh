@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
-# tests/browser/run.sh — the buyer pages in a real browser (issue 7).
+# tests/browser/run.sh — the web pages in a real browser (issues 7 and 15).
 #
 # Installs what it needs (Debian's chromium, playwright-core and axe-core
 # from package-lock.json; never a downloaded browser), builds the server,
-# starts it on a free port against a fresh database, creates a sale with 2
-# units and proof of work at 14 bits, runs buyer.test.mjs and stops the
-# server again.
+# starts it on a free port against a fresh database, and runs:
+#   buyer.test.mjs   the buyer pages, on a sale with 2 units and proof of
+#                    work at the demo difficulty, created here
+#   admin.test.mjs   the admin console (/admin): a whole sale and a lottery
+#                    driven from it
+#   verify.test.mjs  the draw verification page (/s/{sale}/verify) against
+#                    a real lottery draw and a real pre-queue shuffle
+# then stops the server again. The server's configuration is config/ plus
+# one webhook endpoint that refuses every delivery of queue.admitted (two
+# tries), so the admin console has dead letters to list and replay.
 #
 # Expects Postgres and Redis from scripts/services.sh (started here if they
 # do not answer). Screenshots, the server log and pow.json (solve times and
@@ -14,6 +21,7 @@
 # Environment:
 #   FLOODGATE__DATABASE__URL / FLOODGATE__REDIS__URL   the services to use
 #   BROWSER_TEST_KEEP_DB=1   keep the test database afterwards
+#   BROWSER_TESTS="buyer admin verify"   which of the tests to run
 
 set -euo pipefail
 
@@ -106,6 +114,7 @@ TEST_DB_URL="$server/$DB_NAME$query"
 psql_admin() { PGOPTIONS="-c client_min_messages=warning" PGCONNECT_TIMEOUT=5 "$PSQL" "$ADMIN_DB_URL" -X -q -v ON_ERROR_STOP=1 "$@"; }
 
 SERVER_PID=""
+CONFIG_DIR=""
 PREFIX="browser$(node -p "require('crypto').randomBytes(6).toString('hex')")"
 cleanup() {
     local rc=$?
@@ -124,6 +133,7 @@ cleanup() {
         psql_admin -c "DROP DATABASE IF EXISTS \"$DB_NAME\" WITH (FORCE)" >/dev/null 2>&1 \
             || psql_admin -c "DROP DATABASE IF EXISTS \"$DB_NAME\"" >/dev/null 2>&1 || true
     fi
+    [[ -n "$CONFIG_DIR" ]] && rm -rf -- "$CONFIG_DIR"
     if [[ $rc -ne 0 && -s "$OUT/server.log" ]]; then
         say "last lines of the server log ($OUT/server.log):"
         tail -n 40 "$OUT/server.log" >&2 || true
@@ -139,23 +149,38 @@ psql_admin -c "DROP DATABASE IF EXISTS \"$DB_NAME\"" -c "CREATE DATABASE \"$DB_N
 # The server
 # ---------------------------------------------------------------------------
 
+# config/ as it is, plus a webhook endpoint nothing listens on (port 9 of
+# this host refuses), for queue.admitted only, dead-lettered after 2 tries.
+CONFIG_DIR="$(mktemp -d)"
+cp config/default.toml "$CONFIG_DIR/"
+sed '/^\[webhooks\]$/a\
+max_attempts = 2\
+endpoints = [{ name = "browser-test-refused", url = "http://127.0.0.1:9/hook", secret = "browser-test-webhook-secret", events = ["queue.admitted"] }]' \
+    config/test.toml >"$CONFIG_DIR/test.toml"
+grep -q browser-test-refused "$CONFIG_DIR/test.toml" || die "could not add the webhook endpoint to the test configuration"
+
 PORT="$(node -e "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})")"
 BASE_URL="http://127.0.0.1:$PORT"
 
 say "starting the server on $BASE_URL (database $DB_NAME, redis prefix $PREFIX)"
 FLOODGATE_ENV=test \
+FLOODGATE_CONFIG_DIR="$CONFIG_DIR" \
 FLOODGATE__SERVER__PORT="$PORT" \
 FLOODGATE__DATABASE__URL="$TEST_DB_URL" \
 FLOODGATE__REDIS__KEY_PREFIX="$PREFIX" \
     "$ROOT/target/debug/floodgate" >"$OUT/server.log" 2>&1 &
 SERVER_PID=$!
 
+# The admin key: the first of [admin] keys in config/test.toml.
+ADMIN_KEY="$(awk '/^\[/{section=$0} section=="[admin]" && /^keys *=/{ if (match($0, /"[^"]+"/)) { print substr($0, RSTART+1, RLENGTH-2); exit } }' config/test.toml)"
+[[ -n "$ADMIN_KEY" ]] || die "no [admin] keys in config/test.toml"
+
 # Small HTTP helper (node's fetch: no curl needed). Prints the body; exits
 # non-zero unless the status is the expected one.
 http() {
     local method="$1" path="$2" expect="$3" body="${4:-}"
-    METHOD="$method" URL="$BASE_URL$path" EXPECT="$expect" BODY="$body" node -e '
-        const headers = { Authorization: "Bearer test-admin-key" };
+    ADMIN_KEY="$ADMIN_KEY" METHOD="$method" URL="$BASE_URL$path" EXPECT="$expect" BODY="$body" node -e '
+        const headers = { Authorization: "Bearer " + process.env.ADMIN_KEY };
         if (process.env.BODY) headers["Content-Type"] = "application/json";
         fetch(process.env.URL, { method: process.env.METHOD, headers, body: process.env.BODY || undefined })
           .then(async (r) => {
@@ -197,5 +222,18 @@ say "sale $SALE_ID created (proof of work: $CHALLENGE_BITS bits)"
 # ---------------------------------------------------------------------------
 
 cd -- "$HERE"
-BASE_URL="$BASE_URL" SALE_ID="$SALE_ID" OUT_DIR="$OUT" CHROMIUM="$CHROMIUM" CHALLENGE_BITS="$CHALLENGE_BITS" \
-    node buyer.test.mjs
+failed=()
+for name in ${BROWSER_TESTS:-buyer admin verify}; do
+    [[ -f "$name.test.mjs" ]] || die "no test $name.test.mjs"
+    say "running $name.test.mjs"
+    started=$SECONDS
+    if BASE_URL="$BASE_URL" SALE_ID="$SALE_ID" OUT_DIR="$OUT" CHROMIUM="$CHROMIUM" CHALLENGE_BITS="$CHALLENGE_BITS" \
+        ADMIN_KEY="$ADMIN_KEY" node "$name.test.mjs"; then
+        say "$name.test.mjs passed ($((SECONDS - started)) s)"
+    else
+        say "$name.test.mjs FAILED ($((SECONDS - started)) s)"
+        failed+=("$name")
+    fi
+done
+[[ ${#failed[@]} -eq 0 ]] || die "failed: ${failed[*]}"
+say "all passed"

@@ -62,7 +62,8 @@ export function path(...segments) {
 /**
  * Calls the API. Resolves to `{status, ok, data, res}` (data: the parsed JSON
  * body or null); rejects only when the network fails (`err.network = true`).
- * `opts`: `token` (Authorization: Bearer), `headers`, `body` (sent as JSON).
+ * `opts`: `token` (Authorization: Bearer), `headers`, `body` (sent as JSON),
+ * `base` (another prefix than /api/v1: the admin console's /admin/v1).
  */
 export async function api(method, urlPath, opts = {}) {
   const headers = { Accept: 'application/json' };
@@ -75,7 +76,7 @@ export async function api(method, urlPath, opts = {}) {
   }
   let res;
   try {
-    res = await fetch(API + urlPath, init);
+    res = await fetch((opts.base == null ? API : opts.base) + urlPath, init);
   } catch (err) {
     const e = new Error('network: ' + (err && err.message));
     e.network = true;

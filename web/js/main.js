@@ -7,6 +7,7 @@ const pages = {
   index: () => import('./index.js').then((m) => m.indexPage()),
   sale: () => import('./sale.js').then((m) => m.salePage()),
   verify: () => import('./verify.js').then((m) => m.verifyPage()),
+  admin: () => import('./admin.js').then((m) => m.adminPage()),
 };
 
 const start = pages[document.body.dataset.page];

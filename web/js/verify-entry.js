@@ -49,11 +49,14 @@ export function parseEntry(input) {
 
 /**
  * What the server said about a place, in words, from a status answer
- * (`{state, position, entry}`); `drawnPlace` is the place the browser
- * recomputed, to say whether they agree. Returns `{text, agrees}` where
- * agrees is true, false, or null when the answer cannot be compared.
+ * (`{state, position, entry}`); `place` is the place the browser
+ * recomputed, to say whether they agree, and `serving` the line's serving
+ * number (the sale view's `queue.serving`) when known: a waiting place's
+ * position is its place less those already served. Returns `{text,
+ * agrees}` where agrees is true, false, or null when the answer cannot be
+ * compared.
  */
-export function serverSays(status, { mode, winners, place }) {
+export function serverSays(status, { mode, winners, place, serving }) {
   if (!status || !status.state) return { text: '', agrees: null };
   const lottery = mode === 'lottery';
   const w = Number(winners) || 0;
@@ -70,8 +73,14 @@ export function serverSays(status, { mode, winners, place }) {
     }
     case 'admitted':
       return { text: lottery ? 'The server says this entry was admitted (a winner, or from the waitlist).' : 'The server says this place was admitted.', agrees: null };
-    case 'waiting':
-      return { text: status.position != null ? 'The server says this place is number ' + status.position + ' in line now.' : 'The server says this place is waiting.', agrees: null };
+    case 'waiting': {
+      const pos = status.position;
+      const text = pos != null ? 'The server says this place is number ' + pos + ' in line now.' : 'The server says this place is waiting.';
+      // The line moves between two answers, so only an exact match is
+      // claimed; a difference may be the line moving.
+      const exact = !lottery && place != null && pos != null && Number.isInteger(serving) && pos === place - serving;
+      return { text, agrees: exact ? true : null };
+    }
     case 'expired':
       return { text: 'The server says this place has expired.', agrees: null };
     case 'removed':

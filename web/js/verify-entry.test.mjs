@@ -46,5 +46,8 @@ test('serverSays compares won/lost with the recomputed place', () => {
   assert.match(lost.text, /number 2 on the waitlist/);
   assert.equal(serverSays({ state: 'lost', position: 2 }, { ...ctx, place: 1 }).agrees, false);
   assert.equal(serverSays({ state: 'waiting', position: 4 }, { mode: 'fifo', place: 4 }).agrees, null);
+  assert.equal(serverSays({ state: 'waiting', position: 4 }, { mode: 'fifo', place: 4, serving: 0 }).agrees, true);
+  assert.equal(serverSays({ state: 'waiting', position: 2 }, { mode: 'fifo', place: 4, serving: 2 }).agrees, true);
+  assert.equal(serverSays({ state: 'waiting', position: 3 }, { mode: 'fifo', place: 4, serving: 2 }).agrees, null);
   assert.deepEqual(serverSays(null, ctx), { text: '', agrees: null });
 });

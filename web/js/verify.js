@@ -195,7 +195,8 @@ function findEntry(entry) {
   // The server's word on this browser's own place, beside the recomputed one.
   const own = state.own;
   if (own && own.entry === entry && own.status) {
-    const said = serverSays(own.status, { mode: sale.mode, winners: sale.lottery_winners, place });
+    const serving = sale.queue ? sale.queue.serving : null;
+    const said = serverSays(own.status, { mode: sale.mode, winners: sale.lottery_winners, place, serving });
     const agree = said.agrees === true ? ' ✓ That agrees with the recomputed order.'
       : said.agrees === false ? ' ✗ That does not agree with the recomputed order.' : '';
     text(serverEl, said.text + agree);

@@ -1,0 +1,301 @@
+// Browser test of the admin console (/admin, issue 15), driven by Debian's
+// Chromium via playwright-core. Started by run.sh, which builds and starts
+// the server (admin key in ADMIN_KEY; a webhook endpoint that refuses every
+// delivery of queue.admitted, so admissions produce dead letters).
+//
+//   BASE_URL   http://127.0.0.1:<port> of the running server
+//   ADMIN_KEY  the server's admin key
+//   OUT_DIR    where screenshots go (admin-*.png)
+//
+// One admin runs a whole sale from the console, at 1280×800:
+// - signs in (a wrong key first: the API's 401 is said next to the form;
+//   the key is in sessionStorage only, not in the URL or localStorage);
+// - creates a sale (an invalid form first: the API's 422 message shows next
+//   to the form and marks the field), with a confirmation step;
+// - sees it live: three visitors join over HTTP and the queue length, the
+//   charts and the refresh counter follow;
+// - admits 2 by hand, releases the next stage, pauses and resumes, changes
+//   the admission settings (max_active, adaptive mode), runs the audit
+//   (verdict ok), lists the dead letters and replays one;
+// - at 390×844 the console stacks into one column without sideways
+//   scrolling; axe-core finds nothing on either;
+// - closes the sale;
+// - a lottery: creates it from the console, four entries join over HTTP,
+//   the commitment shows before the draw, the draw from the console reveals
+//   the seed, and the verify link opens /s/{sale}/verify, which finds that
+//   sha256(seed) matches the commitment.
+// Every control goes through its confirmation dialog; one is cancelled to
+// see that cancelling changes nothing.
+
+import {
+  ADMIN_KEY, BASE_URL, DESKTOP, PHONE, assert, checkAxe, http, joinPlain, launch, runTests, shot, until, watchErrors,
+} from './lib.mjs';
+
+let browser;
+let context;
+let page;
+const errors = [];
+const run = { saleId: null, lotteryId: null };
+const tests = [];
+function test(name, fn, opts = {}) { tests.push({ name, fn, ...opts }); }
+
+const stat = (label) => page.locator(`#stats dd[data-stat="${label}"]`).innerText();
+
+/** Clicks a control and confirms in its dialog with the button named `confirmName`. */
+async function confirmWith(trigger, confirmName) {
+  await trigger.click();
+  const dialog = page.getByRole('dialog');
+  await dialog.waitFor();
+  await dialog.getByRole('button', { name: confirmName }).click();
+  await dialog.waitFor({ state: 'hidden' });
+}
+
+async function actionStatus(pattern, ms = 10_000) {
+  return until(async () => {
+    const t = await page.locator('#action-status').innerText();
+    return pattern.test(t) ? t : null;
+  }, ms, `the action status to match ${pattern}`);
+}
+
+async function saleView(id) {
+  const r = await http('GET', `/admin/v1/sales/${id}`, { admin: true });
+  assert(r.status === 200, `admin GET sale: ${r.status}`);
+  return r.data;
+}
+
+test('sign in: a wrong key is refused with the API’s 401, the right one opens the console', async () => {
+  await page.goto(`${BASE_URL}/admin`);
+  const key = page.getByLabel('Admin key', { exact: true });
+  await key.waitFor();
+  await checkAxe(page, 'sign-in');
+  await key.fill('not-the-key');
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  const err = page.locator('#signin-error');
+  await until(async () => /not accepted/.test(await err.innerText()), 10_000, 'the refusal');
+  console.log(`    wrong key: ${await err.innerText()}`);
+  assert((await key.getAttribute('aria-invalid')) === 'true', 'the key field should be marked invalid');
+  await shot(page, 'admin-01-signin-refused.png');
+  await key.fill(ADMIN_KEY);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.waitForSelector('body[data-signed-in="true"]');
+  await page.waitForSelector('body[data-refreshes]');
+  const stored = await page.evaluate(() => ({
+    session: sessionStorage.getItem('floodgate:admin-key'),
+    local: JSON.stringify(localStorage),
+    url: location.href,
+  }));
+  assert(stored.session === ADMIN_KEY, 'the key should be in sessionStorage');
+  assert(!stored.local.includes(ADMIN_KEY) && !stored.url.includes(ADMIN_KEY), 'the key must not be in localStorage or the URL');
+}, { stopOnFailure: true });
+
+test('create a sale: the API’s 422 shows next to the form, then a valid sale is created and selected', async () => {
+  await page.getByRole('button', { name: 'New sale' }).click();
+  await page.getByLabel('Name', { exact: true }).fill('Console test sale');
+  await page.getByLabel('Units', { exact: true }).fill('20');
+  await page.getByLabel('Stages (percent)', { exact: true }).fill('50, 20'); // does not sum to 100: the API says so
+  await page.getByLabel('Admit per second', { exact: true }).first().fill('0'); // admitted only by hand here
+  await page.getByLabel('Max active', { exact: true }).first().fill('5');
+  await page.getByLabel('Abandon after (s)', { exact: true }).first().fill('600');
+  await confirmWith(page.getByRole('button', { name: 'Create sale…' }), 'Create sale');
+  const err = page.locator('#create-error');
+  await until(async () => /422/.test(await err.innerText()), 10_000, 'the 422 message');
+  const msg = await err.innerText();
+  assert(/stages must be percentages/.test(msg), `the API's message should be shown: ${msg}`);
+  assert((await page.getByLabel('Stages (percent)', { exact: true }).getAttribute('aria-invalid')) === 'true', 'the stages field should be marked');
+  console.log(`    422: ${msg}`);
+  await shot(page, 'admin-02-create-422.png');
+
+  // Cancelling the confirmation creates nothing.
+  await page.getByLabel('Stages (percent)', { exact: true }).fill('50, 50');
+  await page.getByRole('button', { name: 'Create sale…' }).click();
+  await page.getByRole('dialog').getByRole('button', { name: 'Cancel' }).click();
+  await page.getByRole('dialog').waitFor({ state: 'hidden' });
+  const before = await http('GET', '/admin/v1/sales', { admin: true });
+  assert(!before.data.some((s) => s.name === 'Console test sale'), 'a cancelled creation must create nothing');
+
+  await confirmWith(page.getByRole('button', { name: 'Create sale…' }), 'Create sale');
+  await until(async () => (await page.locator('#sale-title').innerText()) === 'Console test sale', 10_000, 'the new sale selected');
+  run.saleId = await page.locator('#sale-id').innerText();
+  const s = await saleView(run.saleId);
+  assert(s.state === 'on_sale' && s.availability.total === 20 && s.availability.stages.length === 2, `sale as created: ${JSON.stringify(s.availability)}`);
+  console.log(`    created ${run.saleId}`);
+}, { stopOnFailure: true });
+
+test('the sale is live: visitors who join show in the queue length, the charts fill', async () => {
+  const started = Number(await page.evaluate(() => document.body.dataset.refreshes));
+  for (let i = 0; i < 3; i++) await joinPlain(run.saleId);
+  await until(async () => (await stat('Queue length')) === '3', 10_000, 'queue length 3');
+  assert((await stat('Active / max')) === '0 / 5', `active / max: ${await stat('Active / max')}`);
+  await until(async () => Number(await page.evaluate(() => document.body.dataset.refreshes)) >= started + 3, 10_000, 'three refreshes');
+  const points = await page.locator('#chart-queue').getAttribute('data-points');
+  assert(Number(points) >= 3, `the queue chart should have samples, has ${points}`);
+  const path = await page.locator('#chart-queue path.chart-line').getAttribute('d');
+  assert(/^M[\d.]+ [\d.]+( L[\d.]+ [\d.]+)+$/.test(path), `the queue chart should draw a line: ${path}`);
+  const desc = await page.locator('#chart-queue desc').textContent();
+  assert(/now 3/.test(desc), `the chart's description should say now 3: ${desc}`);
+});
+
+test('admit 2 by hand, release the next stage, pause and resume', async () => {
+  await page.getByLabel('Visitors to admit now', { exact: true }).fill('2');
+  await confirmWith(page.getByRole('button', { name: 'Admit…' }), 'Admit 2');
+  await actionStatus(/^Admitted 2/);
+  await until(async () => (await stat('Queue length')) === '1' && (await stat('Active / max')) === '2 / 5', 10_000, 'queue 1, active 2');
+
+  await confirmWith(page.getByRole('button', { name: 'Release the next stage…' }), 'Release it');
+  await actionStatus(/^Stage 2 released: 10 units; 20 on sale/);
+  await until(async () => (await page.locator('#stage-table tbody tr:nth-child(2) td:nth-child(3)').innerText()) === 'yes', 10_000, 'stage 2 released in the table');
+  assert(await page.getByRole('button', { name: 'Release the next stage…' }).isDisabled(), 'no stage left to release');
+
+  await confirmWith(page.getByRole('button', { name: 'Pause…' }), 'Pause the sale');
+  await actionStatus(/^Paused/);
+  await page.waitForSelector('body[data-sale-state="paused"]');
+  assert((await saleView(run.saleId)).state === 'paused', 'the API should say paused');
+  await confirmWith(page.getByRole('button', { name: 'Resume…' }), 'Resume the sale');
+  await actionStatus(/^Resumed/);
+  await page.waitForSelector('body[data-sale-state="on_sale"]');
+});
+
+test('change the admission settings (max_active, adaptive), with the API’s 422 for a bad value', async () => {
+  await page.getByLabel('Max active', { exact: true }).nth(1).fill('0'); // below 1: refused
+  await confirmWith(page.getByRole('button', { name: 'Apply settings…' }), 'Apply settings');
+  await until(async () => /max_active/.test(await page.locator('#admission-error').innerText()), 10_000, 'the 422 message');
+  console.log(`    422: ${await page.locator('#admission-error').innerText()}`);
+  await page.getByLabel('Max active', { exact: true }).nth(1).fill('8');
+  await page.getByLabel('Rate', { exact: true }).selectOption('adaptive');
+  await confirmWith(page.getByRole('button', { name: 'Apply settings…' }), 'Apply settings');
+  await actionStatus(/^Admission settings applied: .*max active 8, adaptive/);
+  const s = await saleView(run.saleId);
+  assert(s.admission.max_active === 8 && s.admission.mode === 'adaptive', `admission now ${JSON.stringify(s.admission)}`);
+  await until(async () => / \/ 8$/.test(await stat('Active / max')), 10_000, 'max active 8 on screen');
+  // Back to a fixed rate of 0, so the line stays as it is.
+  await page.getByLabel('Rate', { exact: true }).selectOption('fixed');
+  await confirmWith(page.getByRole('button', { name: 'Apply settings…' }), 'Apply settings');
+  await actionStatus(/fixed\.$/);
+});
+
+test('run the audit: verdict ok', async () => {
+  await confirmWith(page.getByRole('button', { name: 'Run the audit…' }), 'Run the audit');
+  await actionStatus(/^Audit (OK|FAILED)/);
+  const verdict = await page.locator('#audit-result').getAttribute('data-ok');
+  const words = await page.locator('#audit-result').innerText();
+  console.log(`    ${words.split('\n')[0]}`);
+  assert(verdict === 'true', `the audit should pass: ${words}`);
+});
+
+test('dead letters: the refused queue.admitted deliveries are listed; one is replayed', async () => {
+  const row = page.locator('#dead-table tbody tr').first();
+  await until(async () => {
+    await page.getByRole('button', { name: 'Refresh' }).click();
+    await page.waitForTimeout(500);
+    return (await page.locator('#dead-table tbody tr').count()) > 0;
+  }, 30_000, 'a dead letter');
+  const text = await row.innerText();
+  assert(/queue\.admitted/.test(text), `a queue.admitted dead letter: ${text}`);
+  await confirmWith(row.getByRole('button', { name: /^Replay queue\.admitted/ }), 'Replay');
+  await until(async () => /^Replayed: 1 delivery/.test(await page.locator('#dead-status').innerText()), 10_000, 'the replay');
+  console.log(`    ${await page.locator('#dead-status').innerText()}`);
+});
+
+test('screenshots and axe at 1280×800; the console is usable at 390×844 (stacked, no sideways scrolling)', async () => {
+  await page.locator('#sale-title').scrollIntoViewIfNeeded();
+  await checkAxe(page, 'console (desktop)');
+  await shot(page, 'admin-03-sale-desktop.png');
+
+  const phone = await browser.newContext(PHONE);
+  const small = await phone.newPage();
+  watchErrors(small, errors);
+  try {
+    await small.goto(`${BASE_URL}/admin`);
+    await small.getByLabel('Admin key').fill(ADMIN_KEY);
+    await small.getByRole('button', { name: 'Sign in' }).click();
+    await small.locator(`button[data-sale="${run.saleId}"]`).click();
+    await until(async () => (await small.locator('#sale-title').innerText()) === 'Console test sale', 10_000, 'the sale on the phone');
+    await small.waitForFunction(() => Number(document.body.dataset.refreshes) >= 2);
+    const layout = await small.evaluate(() => {
+      const nav = document.querySelector('.sales-nav').getBoundingClientRect();
+      const detail = document.querySelector('#sale-detail').getBoundingClientRect();
+      // What sticks out, to say so when something does.
+      const wide = Array.from(document.querySelectorAll('body *'))
+        .filter((el) => el.getBoundingClientRect().right > window.innerWidth + 1 && el.offsetParent !== null)
+        .slice(0, 5).map((el) => el.tagName.toLowerCase() + (el.id ? '#' + el.id : '') + (el.className && typeof el.className === 'string' ? '.' + el.className.split(' ').join('.') : ''));
+      return { scrollWidth: document.documentElement.scrollWidth, navBottom: nav.bottom, detailTop: detail.top, wide };
+    });
+    assert(layout.scrollWidth <= 390, `no sideways scrolling at 390 px: scrollWidth ${layout.scrollWidth} (${layout.wide.join(', ')})`);
+    assert(layout.detailTop >= layout.navBottom, `stacked: the sale (${layout.detailTop}) below the list (${layout.navBottom})`);
+    await checkAxe(small, 'console (phone)');
+    await shot(small, 'admin-04-sale-phone.png');
+  } finally {
+    await phone.close();
+  }
+});
+
+test('close the sale (a cancelled confirmation first changes nothing)', async () => {
+  await page.getByRole('button', { name: 'Close…' }).click();
+  await page.getByRole('dialog').getByRole('button', { name: 'Cancel' }).click();
+  await actionStatus(/^Cancelled/);
+  assert((await saleView(run.saleId)).state === 'on_sale', 'cancel must not close');
+  await confirmWith(page.getByRole('button', { name: 'Close…' }), 'Close the sale');
+  await actionStatus(/^Closed/);
+  await page.waitForSelector('body[data-sale-state="closed"]');
+  assert((await saleView(run.saleId)).state === 'closed', 'the API should say closed');
+  assert(await page.getByRole('button', { name: 'Close…' }).isDisabled(), 'close is disabled once closed');
+});
+
+test('a lottery from the console: commitment before, draw, seed after, verify link', async () => {
+  await page.getByRole('button', { name: 'New sale' }).click();
+  await page.getByLabel('Name', { exact: true }).fill('Console lottery');
+  await page.getByLabel('Mode', { exact: true }).selectOption('lottery');
+  await page.getByLabel('Units', { exact: true }).fill('4');
+  await page.getByLabel('Stages (percent)', { exact: true }).fill('100');
+  await page.getByLabel('Per-person limit', { exact: true }).fill('2');
+  await page.getByLabel('Starts at (UTC)', { exact: true }).fill(new Date(Date.now() + 3600_000).toISOString().slice(0, 19));
+  await page.getByLabel('Max active', { exact: true }).first().fill('5');
+  await confirmWith(page.getByRole('button', { name: 'Create sale…' }), 'Create sale');
+  await until(async () => (await page.locator('#sale-title').innerText()) === 'Console lottery', 10_000, 'the lottery selected');
+  run.lotteryId = await page.locator('#sale-id').innerText();
+  const entries = [];
+  for (let i = 0; i < 4; i++) entries.push(await joinPlain(run.lotteryId));
+
+  const commitment = await page.locator('#lottery-commitment').innerText();
+  const before = await saleView(run.lotteryId);
+  assert(commitment === before.seed_commitment && /^[0-9a-f]{64}$/.test(commitment), `commitment shown: ${commitment}`);
+  assert(/not revealed/.test(await page.locator('#lottery-seed').innerText()), 'no seed before the draw');
+  await until(async () => /4 entries so far/.test(await page.locator('#lottery-drawn').innerText()), 10_000, '4 entries');
+  await shot(page, 'admin-05-lottery-before.png');
+
+  await page.getByRole('button', { name: 'Draw the lottery…' }).click();
+  const dialogText = await page.getByRole('dialog').innerText();
+  assert(dialogText.includes(commitment), 'the draw confirmation shows the commitment');
+  await page.getByRole('dialog').getByRole('button', { name: 'Draw now' }).click();
+  const said = await actionStatus(/^Drawn: 2 winner\(s\) of 4 entries\. Seed revealed: [0-9a-f]{64}/);
+  const after = await saleView(run.lotteryId);
+  assert(after.seed && said.includes(after.seed), `the revealed seed is shown: ${said}`);
+  await until(async () => (await page.locator('#lottery-seed').innerText()) === after.seed, 10_000, 'the seed in the lottery box');
+  await until(async () => /Drawn .*2 winner/.test(await page.locator('#lottery-drawn').innerText()), 10_000, 'drawn in the box');
+  await checkAxe(page, 'console after the draw');
+  await shot(page, 'admin-06-lottery-drawn.png');
+
+  const link = page.getByRole('link', { name: 'Verify this draw' });
+  assert((await link.getAttribute('href')) === `/s/${run.lotteryId}/verify`, 'the verify link');
+  await link.click();
+  await page.waitForSelector('body[data-page="verify"][data-order="done"]');
+  assert((await page.evaluate(() => document.body.dataset.commitment)) === 'match', 'the verify page finds the seed matches');
+  assert((await page.locator('#seed').innerText()) === after.seed, 'the verify page shows the seed');
+  assert((await page.locator('#order-table tbody tr').count()) === 4, 'four places listed');
+  await shot(page, 'admin-07-verify.png');
+});
+
+test('no page errors or CSP refusals', async () => {
+  assert(errors.length === 0, errors.join('; '));
+});
+
+await runTests(tests, {
+  setup: async () => {
+    browser = await launch();
+    context = await browser.newContext(DESKTOP);
+    page = await context.newPage();
+    page.setDefaultTimeout(15_000);
+    watchErrors(page, errors);
+  },
+  teardown: async () => { if (browser) await browser.close(); },
+});
