@@ -1,0 +1,110 @@
+// Unit tests of admin-format.js and admin-chart.js's pure parts: `node --test web/js/`.
+
+import test from 'node:test';
+import assert from 'node:assert/strict';
+
+import { admissionBody, auditVerdict, countsText, fmtRate, parseStages, perMinute, saleBody, saleFigures, total } from './admin-format.js';
+import { Series, chartGeometry, niceMax } from './admin-chart.js';
+
+test('fmtRate, total, countsText', () => {
+  assert.equal(fmtRate(3.46), '3.5/s');
+  assert.equal(fmtRate(120.4), '120/s');
+  assert.equal(fmtRate(null), '–');
+  assert.equal(fmtRate(2, ''), '2');
+  assert.equal(total({ active: 2, confirmed: 5 }), 7);
+  assert.equal(total(null), 0);
+  assert.equal(countsText({ active: 2, expired: 0, refund_required: 1 }), 'active 2 · refund required 1');
+  assert.equal(countsText({}), 'none');
+});
+
+test('perMinute: the server’s activity when present, else the page’s own history', () => {
+  const detail = { activity: { window_seconds: 60, holds_created: 12, orders_confirmed: 5, holds_expired: 2, refunds_required: 1, dead_letters: 3 } };
+  assert.deepEqual(perMinute(detail, [], 0), { holds: 12, orders: 5, expired: 2, refunds: 1, dead: 3, from: 'server' });
+  const half = { activity: { ...detail.activity, window_seconds: 30 } };
+  assert.equal(perMinute(half, [], 0).holds, 24);
+  const history = [
+    { t: 0, holds: 0, orders: 0, expired: 0 },
+    { t: 30_000, holds: 10, orders: 4, expired: 1 },
+  ];
+  assert.deepEqual(perMinute({}, history, 30_000), { holds: 20, orders: 8, expired: 2, refunds: null, dead: null, from: 'page' });
+  assert.equal(perMinute({}, history.slice(0, 1), 0).holds, null);
+  assert.equal(perMinute({}, [{ t: 0, holds: 0, orders: 0, expired: 0 }, { t: 2000, holds: 1, orders: 0, expired: 0 }], 2000).holds, null);
+});
+
+test('saleFigures: the rows of a waiting-room sale', () => {
+  const sale = {
+    state: 'on_sale', waiting_room: true,
+    queue: { length: 1234, active: 3, admitted: 40, admission_rate: 2.5, estimated_wait_seconds: 600 },
+    admission: { max_active: 5, admit_per_second: 3, mode: 'fixed' },
+    availability: { available: 10, total: 20, held: 4, sold: 6 },
+  };
+  const rows = Object.fromEntries(saleFigures(sale, null, [], 0, 'en-US').map(([k, v, h]) => [k, h ? v + ' (' + h + ')' : v]));
+  assert.equal(rows['State'], 'on sale');
+  assert.equal(rows['Queue length'], '1,234');
+  assert.equal(rows['Active / max'], '3 / 5');
+  assert.equal(rows['Admission rate'], '2.5/s measured (configured 3/s)');
+  assert.equal(rows['Wait at the back'], 'about 10 minutes');
+  assert.equal(rows['Available'], '10 of 20');
+  assert.equal(rows['Holds per minute'], '–');
+  const noRoom = saleFigures({ ...sale, waiting_room: false, queue: null }, null, [], 0, 'en-US').map(([k]) => k);
+  assert.ok(!noRoom.includes('Queue length'));
+});
+
+test('saleBody: the create form as the API’s body', () => {
+  const f = {
+    name: ' Spring tour ', mode: 'lottery', units: '200', stages: '30, 40, 30', starts_at: '2026-12-02T10:00',
+    per_user_limit: '2', hold_ttl_seconds: '', admit_per_second: '0', max_active: '50', admission_ttl_seconds: '300',
+    abandon_after_seconds: '60', difficulty_bits: '0', shuffle_prequeue: false,
+  };
+  assert.deepEqual(saleBody(f).body, {
+    name: 'Spring tour', mode: 'lottery', units: { count: 200 }, stages: [30, 40, 30], starts_at: '2026-12-02T10:00:00.000Z',
+    per_user_limit: 2, shuffle_prequeue: false,
+    admission: { admit_per_second: 0, max_active: 50, admission_ttl_seconds: 300, abandon_after_seconds: 60 },
+    challenge: { difficulty_bits: 0 },
+  });
+  assert.equal(saleBody({ ...f, name: ' ' }).field, 'name');
+  assert.equal(saleBody({ ...f, units: '' }).field, 'units');
+  assert.equal(saleBody({ ...f, stages: '30, x' }).field, 'stages');
+  assert.equal(saleBody({ ...f, starts_at: 'soon' }).field, 'starts_at');
+  // Values the form cannot judge go to the API as typed, for its 422.
+  assert.deepEqual(saleBody({ ...f, units: '-5' }).body.units, { count: -5 });
+  assert.deepEqual(parseStages('50 50'), [50, 50]);
+  assert.equal(parseStages(''), null);
+  assert.deepEqual(admissionBody({ max_active: '8', mode: 'adaptive', admit_per_second: '' }), { max_active: 8, mode: 'adaptive' });
+});
+
+test('auditVerdict', () => {
+  const ok = { ok: true, checks: [{ name: 'a', ok: true }, { name: 'b', ok: true }], waiting_room: { ok: true, checks: [{ name: 'c', ok: true }] } };
+  assert.deepEqual(auditVerdict(ok), { ok: true, title: 'Audit OK: all 3 checks passed.', failed: [] });
+  const bad = { ok: false, checks: [{ name: 'no_double_sale', invariant: 'I1', ok: false, violations: 2, examples: ['unit 3', 'unit 4'] }, { name: 'b', ok: true }] };
+  const v = auditVerdict(bad);
+  assert.equal(v.ok, false);
+  assert.equal(v.title, 'Audit FAILED: 1 of 2 checks failed.');
+  assert.deepEqual(v.failed, ['I1 no_double_sale: 2 violation(s) (e.g. unit 3; unit 4)']);
+  const drift = auditVerdict({ ok: true, checks: [], waiting_room: { ok: false, checks: [{ name: 'serving', ok: false, violations: 1, examples: [] }] } });
+  assert.equal(drift.ok, false);
+  assert.deepEqual(drift.failed, ['waiting room serving: 1 difference(s)']);
+});
+
+test('Series keeps the last minutes, in time order', () => {
+  const s = new Series(10_000);
+  s.add(0, 1);
+  s.add(5000, 3);
+  s.add(4000, 9); // out of order: dropped
+  s.add(12_000, null);
+  assert.deepEqual(s.points.map((p) => p.t), [5000, 12_000]);
+  assert.equal(s.last(), 3);
+  assert.equal(s.max(), 3);
+});
+
+test('niceMax and chartGeometry', () => {
+  assert.equal(niceMax(0), 1);
+  assert.equal(niceMax(3), 5);
+  assert.equal(niceMax(7), 10);
+  assert.equal(niceMax(120), 200);
+  const pts = [{ t: 0, v: 0 }, { t: 50, v: 10 }, { t: 60, v: null }, { t: 100, v: 5 }];
+  const g = chartGeometry(pts, { width: 100, height: 20, now: 100, windowMs: 100, yMax: 10, pad: 0 });
+  assert.equal(g.line, 'M0 20 L50 0 M100 10');
+  assert.equal(g.area, 'M0 20 L50 0 L50 20 L0 20 Z M100 10 L100 20 L100 20 Z');
+  assert.deepEqual(chartGeometry([], { width: 1, height: 1, now: 0, yMax: 1 }), { line: '', area: '' });
+});
