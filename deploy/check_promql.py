@@ -1,0 +1,282 @@
+#!/usr/bin/env python3
+"""deploy/check_promql.py — checks of the shipped dashboard and alert rules
+against what floodgate exports (run by scripts/check-deploy.sh).
+
+  check_promql.py lint   --rules R.yml --dashboard D.json --emit-rules OUT.yml
+      Checks the dashboard's structure (panel ids, datasource, variables) and
+      writes every dashboard query, with Grafana's variables filled in, as a
+      recording rule to OUT.yml, so `promtool check rules OUT.yml` parses
+      them as Prometheus would.
+
+  check_promql.py names  --rules R.yml --dashboard D.json --scrape METRICS.txt
+                         [--pending NAME ...]
+      Extracts every metric name (and the label names of every selector)
+      from the rules' and the dashboard's PromQL and compares them with a
+      /metrics scrape: each name must be exported (a histogram's _bucket,
+      _sum, _count count as its own), each selector's labels must be labels
+      of that metric (job and instance are Prometheus's own). Names in
+      --pending (promised, not exported yet) are reported but do not fail.
+
+Prints one line per problem and "N passed, M failed"; exit status 1 on any
+failure. Needs PyYAML (Debian's python3-yaml).
+"""
+
+import argparse
+import json
+import re
+import sys
+
+import yaml
+
+# Series Prometheus makes itself, or that the example prometheus.yml's
+# blackbox job provides: allowed without being in floodgate's /metrics.
+BUILTIN = {
+    "up", "scrape_duration_seconds", "scrape_samples_scraped", "scrape_samples_post_metric_relabeling",
+    "scrape_series_added", "ALERTS", "ALERTS_FOR_STATE", "probe_success", "probe_duration_seconds",
+    "probe_http_status_code",
+}
+TARGET_LABELS = {"job", "instance"}
+
+KEYWORDS = {
+    "by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or", "unless",
+    "offset", "atan2", "inf", "nan", "start", "end",
+}
+LIST_KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right"}
+AGGREGATIONS = {
+    "sum", "min", "max", "avg", "group", "stddev", "stdvar", "count", "count_values", "bottomk", "topk",
+    "quantile", "limitk", "limit_ratio",
+}
+
+TOKEN = re.compile(
+    r'\s+|(?P<str>"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`)'
+    r'|(?P<num>[0-9][0-9a-zA-Z_.]*|\.[0-9]+)'
+    r'|(?P<ident>[a-zA-Z_:][a-zA-Z0-9_:]*)'
+    r'|(?P<op>=~|!~|!=|==|>=|<=|[-+*/%^<>=(){}\[\],@])'
+)
+
+GRAFANA_VARS = {
+    "$__rate_interval": "1m", "$__interval": "1m", "$__range": "1h",
+    "${__rate_interval}": "1m", "${__interval}": "1m", "${__range}": "1h",
+}
+
+
+def fill_grafana_vars(expr):
+    """The expression as Grafana would send it: built-in intervals become
+    durations, the dashboard's own variables (inside label values) a regex."""
+    for var, value in GRAFANA_VARS.items():
+        expr = expr.replace(var, value)
+    return re.sub(r"\$\{?[a-zA-Z_][a-zA-Z0-9_]*\}?", ".*", expr)
+
+
+def tokens(expr):
+    pos, out = 0, []
+    while pos < len(expr):
+        m = TOKEN.match(expr, pos)
+        if not m:
+            raise ValueError(f"cannot read {expr[pos:pos + 20]!r}")
+        pos = m.end()
+        if m.lastgroup:
+            out.append((m.lastgroup, m.group(m.lastgroup)))
+    return out
+
+
+def selectors(expr):
+    """[(metric name, {label names})] of every vector selector in expr."""
+    toks = tokens(fill_grafana_vars(expr))
+    found, i = [], 0
+    while i < len(toks):
+        kind, text = toks[i]
+        nxt = toks[i + 1] if i + 1 < len(toks) else (None, None)
+        if kind == "ident" and text.lower() in LIST_KEYWORDS and nxt[1] == "(":
+            i = _skip_group(toks, i + 1, "(", ")")
+            continue
+        if kind == "op" and text == "[":
+            i = _skip_group(toks, i, "[", "]")
+            continue
+        if kind == "ident" and (nxt[1] == "(" or (text in AGGREGATIONS and str(nxt[1]).lower() in ("by", "without"))):
+            i += 1  # a function or an aggregation
+            continue
+        if kind == "ident" and text.lower() not in KEYWORDS:
+            labels = set()
+            i += 1
+            if i < len(toks) and toks[i][1] == "{":
+                end = _skip_group(toks, i, "{", "}")
+                labels = {t for k, t in toks[i + 1:end - 1] if k == "ident"}
+                i = end
+            found.append((text, labels))
+            continue
+        if kind == "op" and text == "{":
+            raise ValueError("a selector without a metric name: " + expr)
+        i += 1
+    return found
+
+
+def _skip_group(toks, i, open_, close):
+    """Index after the group that opens at toks[i]."""
+    depth = 0
+    while i < len(toks):
+        if toks[i][1] == open_:
+            depth += 1
+        elif toks[i][1] == close:
+            depth -= 1
+            if depth == 0:
+                return i + 1
+        i += 1
+    raise ValueError(f"unbalanced {open_}")
+
+
+def rule_exprs(path):
+    with open(path) as f:
+        doc = yaml.safe_load(f)
+    out = []
+    for group in doc["groups"]:
+        for rule in group["rules"]:
+            out.append((f"{path}: {rule.get('alert') or rule.get('record')}", rule["expr"]))
+    return out
+
+
+def dashboard_exprs(dash):
+    out = []
+    for panel in all_panels(dash):
+        for t in panel.get("targets", []):
+            if t.get("expr"):
+                out.append((f"panel {panel.get('id')} {panel.get('title')!r} {t.get('refId')}", t["expr"]))
+    for var in dash.get("templating", {}).get("list", []):
+        if var.get("type") != "query":
+            continue
+        q = var.get("query")
+        q = q.get("query") if isinstance(q, dict) else q
+        m = re.fullmatch(r"\s*label_values\((.*),\s*([a-zA-Z_][a-zA-Z0-9_]*)\)\s*", q or "")
+        if not m:
+            raise ValueError(f"variable {var['name']}: only label_values(selector, label) is supported: {q!r}")
+        out.append((f"variable ${var['name']}", m.group(1)))
+    return out
+
+
+def all_panels(dash):
+    for panel in dash.get("panels", []):
+        yield panel
+        yield from panel.get("panels", [])
+
+
+def lint(args):
+    failed, passed = [], 0
+    with open(args.dashboard) as f:
+        dash = json.load(f)
+    variables = {v["name"] for v in dash.get("templating", {}).get("list", [])}
+    ids = [p.get("id") for p in all_panels(dash)]
+    if len(ids) != len(set(ids)) or None in ids:
+        failed.append("dashboard: panel ids are missing or repeated")
+    for panel in all_panels(dash):
+        where = f"panel {panel.get('id')} {panel.get('title')!r}"
+        if "gridPos" not in panel:
+            failed.append(f"{where}: no gridPos")
+        if panel.get("type") == "row":
+            continue
+        if panel.get("datasource") != {"type": "prometheus", "uid": "${datasource}"}:
+            failed.append(f"{where}: datasource is not the $datasource variable")
+        refs = [t.get("refId") for t in panel.get("targets", [])]
+        if not refs or len(refs) != len(set(refs)):
+            failed.append(f"{where}: no targets or repeated refIds")
+        for t in panel.get("targets", []):
+            for used in re.findall(r"\$\{?([a-zA-Z_][a-zA-Z0-9_]*)", t.get("expr", "") + t.get("legendFormat", "")):
+                if not used.startswith("__") and used not in variables:
+                    failed.append(f"{where}: uses ${used}, which the dashboard does not define")
+        passed += 1
+    rules = []
+    for i, (where, expr) in enumerate(dashboard_exprs(dash)):
+        rules.append({"record": f"dashboard:query:{i}", "expr": fill_grafana_vars(expr)})
+        rules[-1]["labels"] = {"where": where[:200]}
+    with open(args.emit_rules, "w") as f:
+        yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}, f, sort_keys=False)
+    return report(failed, passed)
+
+
+def parse_scrape(path):
+    """{name: set of label names}, {histogram base names}."""
+    names, histograms = {}, set()
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if not line:
+                continue
+            if line.startswith("# TYPE "):
+                parts = line.split()
+                if len(parts) >= 4 and parts[3] in ("histogram", "summary"):
+                    histograms.add(parts[2])
+                continue
+            if line.startswith("#"):
+                continue
+            m = re.match(r"([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s", line)
+            if not m:
+                continue
+            labels = set(re.findall(r'([a-zA-Z_][a-zA-Z0-9_]*)="', m.group(3) or ""))
+            names.setdefault(m.group(1), set()).update(labels)
+    return names, histograms
+
+
+def names(args):
+    exported, histograms = parse_scrape(args.scrape)
+    pending = set(args.pending or [])
+    with open(args.dashboard) as f:
+        dash = json.load(f)
+    exprs = rule_exprs(args.rules) + dashboard_exprs(dash)
+    failed, warned, seen = [], [], set()
+    passed = 0
+    for where, expr in exprs:
+        ok = True
+        for name, labels in selectors(expr):
+            base = re.sub(r"_(bucket|sum|count)$", "", name)
+            seen.update((name, base))
+            if name in BUILTIN:
+                continue
+            if name not in exported:
+                if name in pending or base in pending:
+                    warned.append(f"{where}: {name} is not exported yet (pending)")
+                    continue
+                ok = False
+                failed.append(f"{where}: {name} is not in /metrics")
+                continue
+            unknown = labels - exported[name] - TARGET_LABELS
+            if unknown:
+                ok = False
+                failed.append(f"{where}: {name} has no label(s) {', '.join(sorted(unknown))} "
+                              f"(it has: {', '.join(sorted(exported[name])) or 'none'})")
+        passed += ok
+    for w in warned:
+        print("WARN " + w)
+    unused = sorted(n for n in pending if n not in seen)
+    if unused:
+        print("WARN pending names no query uses: " + ", ".join(unused))
+    print(f"{len({n for n, _ in (s for _, e in exprs for s in selectors(e))})} metric names in {len(exprs)} expressions; "
+          f"{len(exported)} series names exported ({len(histograms)} histograms)")
+    return report(failed, passed)
+
+
+def report(failed, passed):
+    for line in failed:
+        print("FAIL " + line)
+    print(f"{passed} passed, {len(failed)} failed")
+    return 1 if failed else 0
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("command", choices=["lint", "names"])
+    p.add_argument("--rules", required=True)
+    p.add_argument("--dashboard", required=True)
+    p.add_argument("--emit-rules")
+    p.add_argument("--scrape")
+    p.add_argument("--pending", nargs="*")
+    args = p.parse_args()
+    if args.command == "lint":
+        if not args.emit_rules:
+            p.error("lint needs --emit-rules")
+        return lint(args)
+    if not args.scrape:
+        p.error("names needs --scrape")
+    return names(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
