@@ -72,9 +72,15 @@ testserver_stop() {
 ts_on_exit() {
     local rc=$?
     if [[ $rc -ne 0 && -n "$TS_LOG" && -s "$TS_LOG" ]]; then
-        ts_say "last lines of the server log ($TS_LOG):"
-        tail -n 30 "$TS_LOG" >&2 || true
+        if [[ -n "$TS_PID" ]] && kill -0 "$TS_PID" 2>/dev/null; then
+            ts_say "the server's log is $TS_LOG"
+        else
+            ts_say "the server is gone; last lines of its log ($TS_LOG):"
+            tail -n 30 "$TS_LOG" >&2 || true
+        fi
     fi
+    # A passing run leaves no log behind.
+    if [[ $rc -eq 0 && -z "${TS_LOG_FILE:-}" && -n "$TS_LOG" ]]; then rm -f -- "$TS_LOG"; fi
     # A caller's own clean-up, if it defines one.
     if declare -F ts_extra_cleanup >/dev/null; then ts_extra_cleanup || true; fi
     testserver_stop

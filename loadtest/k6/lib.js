@@ -1,18 +1,39 @@
 // lib.js — shared by floodgate's k6 scenarios.
 //
-// Environment: BASE (default http://127.0.0.1:8080, loopback only), ADMIN_KEY
-// (test-admin-key), WEBHOOK_SECRET (test-webhook-secret): the defaults match
-// a server started with FLOODGATE_ENV=test.
+// Environment (the same for every scenario; see loadtest/README.md):
+//   BASE            the server, e.g. http://127.0.0.1:18080 (required; loopback
+//                   only). Start it with FLOODGATE_ENV=test and a port of your
+//                   choice: the test configuration listens on port 0 (a random
+//                   free port) unless FLOODGATE__SERVER__PORT is set.
+//   ADMIN_KEY       admin key (test-admin-key, config/test.toml's)
+//   WEBHOOK_SECRET  payment webhook secret (test-webhook-secret, config/test.toml's)
+//   SALE            use this sale instead of creating one
+//   JOIN_P99_MS, STATUS_P99_MS, HOLD_P99_MS   the latency thresholds (SPEC §8
+//                   targets by default: 20, 20 (50 in flash.js), 50 ms)
 import http from 'k6/http';
 import crypto from 'k6/crypto';
 import { check, fail } from 'k6';
 
-export const BASE = (__ENV.BASE || 'http://127.0.0.1:8080').replace(/\/$/, '');
+if (!__ENV.BASE) {
+  throw new Error('set BASE, e.g. k6 run -e BASE=http://127.0.0.1:18080 ... for a server started with ' +
+    'FLOODGATE_ENV=test FLOODGATE__SERVER__PORT=18080 (see loadtest/README.md)');
+}
+export const BASE = __ENV.BASE.replace(/\/$/, '');
 export const ADMIN_KEY = __ENV.ADMIN_KEY || 'test-admin-key';
 export const WEBHOOK_SECRET = __ENV.WEBHOOK_SECRET || 'test-webhook-secret';
 
 if (!/^https?:\/\/(127\.[0-9.]+|localhost|\[::1\])(:[0-9]+)?$/.test(BASE)) {
   throw new Error(`BASE must be a loopback address, got ${BASE}`);
+}
+
+// A latency threshold: `p(99)<N` with N from the environment variable
+// `name` (milliseconds) or the SPEC target `targetMs`.
+export function p99(name, targetMs) {
+  const ms = Number(__ENV[name] || targetMs);
+  if (!(ms > 0)) {
+    throw new Error(`${name} must be a positive number of milliseconds, got ${__ENV[name]}`);
+  }
+  return `p(99)<${ms}`;
 }
 
 const adminHeaders = { Authorization: `Bearer ${ADMIN_KEY}`, 'Content-Type': 'application/json' };
