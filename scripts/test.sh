@@ -10,7 +10,12 @@
 #   3. cargo test (unit + integration tests against real Postgres/Redis)
 #   4. node --test web/js/*.test.mjs — unit tests of the buyer pages' modules
 #   5. tests/browser/run.sh      — only if present and executable
-#   6. loadtest/k6/check.sh      — only if present and executable
+#   6. loadtest/k6/check.sh      — only if present and executable: every k6
+#                                  scenario run briefly against a test server
+#   7. scripts/check-deploy.sh   — only if present and executable: promtool
+#                                  checks and unit tests of deploy/prometheus,
+#                                  the Grafana dashboard's queries, and their
+#                                  metric names against a live /metrics
 #
 # Environment:
 #   FLOODGATE_TEST_THREADS   libtest --test-threads (default 3). Each
@@ -135,6 +140,9 @@ run_stage "test" cargo test --all-targets -- --test-threads="$TEST_THREADS"
 command -v node >/dev/null 2>&1 || { echo "test.sh: 'node' (20 or later) is needed for the web stage" >&2; exit 1; }
 run_stage "web" node --test web/js/*.test.mjs
 optional_stage "browser" tests/browser/run.sh
+# Both start target/debug/floodgate, which the test stage has just built
+# (cargo build --bin floodgate first is then a no-op).
 optional_stage "k6" loadtest/k6/check.sh
+optional_stage "deploy" scripts/check-deploy.sh
 
 banner "all stages passed"
