@@ -318,6 +318,17 @@ pub fn get_configuration() -> Result<Settings, anyhow::Error> {
     load(Path::new(&dir), environment)
 }
 
+/// Whether logs should be JSON when the settings themselves could not be
+/// read: `FLOODGATE__SERVER__JSON_LOGS` if it says, else as the
+/// environment's files do (text in dev and test, JSON elsewhere).
+pub fn json_logs_before_settings() -> bool {
+    if let Some(json) = std::env::var("FLOODGATE__SERVER__JSON_LOGS").ok().and_then(|v| v.parse().ok()) {
+        return json;
+    }
+    let environment = std::env::var("FLOODGATE_ENV").unwrap_or_else(|_| "dev".into());
+    !matches!(Environment::try_from(environment), Ok(Environment::Dev | Environment::Test))
+}
+
 /// Loads and validates settings from `dir` for `environment`.
 pub fn load(dir: &Path, environment: Environment) -> Result<Settings, anyhow::Error> {
     let settings = config::Config::builder()

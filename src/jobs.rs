@@ -34,6 +34,7 @@ pub fn spawn_all(state: Arc<AppState>, stopped: watch::Receiver<bool>) -> JoinSe
     jobs.spawn(reminders(state.clone(), stopped.clone()));
     jobs.spawn(repair_admission_slots(state.clone(), stopped.clone()));
     jobs.spawn(access_rules(state.clone(), stopped.clone()));
+    jobs.spawn(metrics_refresher(state.clone(), stopped.clone()));
     jobs.spawn(forget_idle_clients(state, stopped));
     jobs
 }
@@ -57,8 +58,9 @@ async fn admission_ticker(state: Arc<AppState>, live: LiveSales, mut stopped: wa
                         tracing::warn!(sale = %sale, error = %e, "queue.admitted events not written yet");
                     }
                     let waiting = result.joined.saturating_sub(result.serving);
-                    ::metrics::counter!(metrics::ADMISSIONS, "how" => "ticker").increment(result.admitted);
-                    ::metrics::counter!(metrics::ABANDONED).increment(result.abandoned);
+                    ::metrics::counter!(metrics::ADMISSIONS, "sale" => sale.clone(), "how" => "ticker")
+                        .increment(result.admitted);
+                    ::metrics::counter!(metrics::ABANDONED, "sale" => sale.clone()).increment(result.abandoned);
                     ::metrics::gauge!(metrics::QUEUE_WAITING, "sale" => sale.clone()).set(waiting as f64);
                     ::metrics::gauge!(metrics::QUEUE_ACTIVE, "sale" => sale.clone()).set(result.active as f64);
                     if let Some(window) = &window {
@@ -87,8 +89,11 @@ async fn once_a_second(state: &AppState, sale_id: &str, window: &crate::adaptive
         }
     }
     if let Ok(summary) = state.waiting_room.summary(sale_id).await {
-        let wait = summary.estimated_wait_seconds.map(|w| w as f64).unwrap_or(f64::NAN);
-        ::metrics::gauge!(metrics::QUEUE_ESTIMATED_WAIT, "sale" => sale_id.to_owned()).set(wait);
+        // Unknown stays absent (never NaN): the series then retires by the
+        // idle timeout.
+        if let Some(wait) = summary.estimated_wait_seconds {
+            ::metrics::gauge!(metrics::QUEUE_ESTIMATED_WAIT, "sale" => sale_id.to_owned()).set(wait as f64);
+        }
         if let Some(rate) = summary.effective_admit_per_second {
             ::metrics::gauge!(metrics::ADMISSION_RATE, "sale" => sale_id.to_owned(), "kind" => "effective").set(rate);
         }
@@ -110,6 +115,41 @@ async fn line_refresher(state: Arc<AppState>, mut stopped: watch::Receiver<bool>
     // Shutting down: write the last buffered heartbeats.
     if let Err(e) = state.waiting_room.refresh_lines().await {
         tracing::warn!(error = %e, "last heartbeats not written");
+    }
+}
+
+/// How old the units of a sale nobody reads may get in `/metrics`: a
+/// recount scans the sale's units, so unread sales are recounted every few
+/// seconds, not every second (read ones are recounted twice a second anyway).
+const UNREAD_RECOUNT: Duration = Duration::from_secs(5);
+
+/// Once a second, the figures `/metrics` shows without anyone asking: the
+/// units of every sale not closed (see [`UNREAD_RECOUNT`]), and every
+/// counter touched so it exists at 0 and does not retire while its sale is
+/// live.
+async fn metrics_refresher(state: Arc<AppState>, mut stopped: watch::Receiver<bool>) {
+    let mut live: Vec<String> = Vec::new();
+    while pause(&mut stopped, Duration::from_secs(1)).await {
+        metrics::keep_global_alive();
+        // Postgres away: keep the last list, so series do not retire for it.
+        match lifecycle::on_offer(&state.db).await {
+            Ok(ids) => live = ids,
+            Err(e) => tracing::debug!(error = %e, "live sales not listed for the metrics"),
+        }
+        for id in &live {
+            metrics::keep_sale_alive(id);
+            let counted = match state.sales.get(&state.db, id).await {
+                Ok(sale) => state
+                    .availability
+                    .for_metrics(&state.db, &sale, UNREAD_RECOUNT)
+                    .await
+                    .map(|a| metrics::set_units(id, &a.counts)),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = counted {
+                tracing::debug!(sale = %id, error = %e, "units not counted for the metrics");
+            }
+        }
     }
 }
 
@@ -135,8 +175,8 @@ async fn expiry_sweeper(state: Arc<AppState>, mut stopped: watch::Receiver<bool>
         loop {
             match expire_due_holds(&state.db, BATCH).await {
                 Ok(expired) => {
-                    ::metrics::counter!(metrics::HOLD_EXPIRIES).increment(expired.len() as u64);
                     for hold in &expired {
+                        ::metrics::counter!(metrics::HOLD_EXPIRIES, "sale" => hold.sale_id.clone()).increment(1);
                         state.claim_hints.returned(&hold.sale_id);
                         if let Some(n) = hold.queue_number.filter(|n| *n > 0) {
                             let _ = state.waiting_room.finish(&hold.sale_id, n as u64, None).await;

@@ -1,13 +1,23 @@
 //! Prometheus metrics: one process-wide recorder, a request-duration
 //! histogram per route template, and the names every module records under.
+//!
+//! `/metrics` is exact at every scrape:
+//! - every counter exists from the start at 0: the global ones when the
+//!   recorder is installed, a sale's ones ([`SALE_COUNTERS`], labelled
+//!   `sale`) from the first second the sale is live on this instance;
+//! - gauges are set by the jobs every second ([`crate::jobs`]'s metrics
+//!   job: units by state, queue figures), not when someone happens to read;
+//! - a value that is not known is absent, never `NaN`;
+//! - series nobody touches for [`IDLE_TIMEOUT`] are dropped, so a closed
+//!   sale's series retire a little after it closes (the metrics job keeps
+//!   the live ones and the global counters touched).
 
 use std::sync::OnceLock;
-use std::time::Instant;
+use std::time::Duration;
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::middleware::Next;
+use metrics::Label;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_util::MetricKindMask;
 
 /// Request duration histogram, labelled by route template, method, status.
 pub const HTTP_REQUEST_DURATION: &str = "floodgate_http_request_duration_seconds";
@@ -43,8 +53,14 @@ pub const PG_POOL: &str = "floodgate_pg_pool_connections";
 pub const REDIS_POOL: &str = "floodgate_redis_pool_connections";
 /// Repairs of Redis state from Postgres, by kind.
 pub const REPAIRS: &str = "floodgate_reconcile_repairs_total";
-/// Redis script latency by script.
-pub const REDIS_DURATION: &str = "floodgate_redis_duration_seconds";
+/// Redis call latency by operation (script or command).
+pub const REDIS_COMMAND_DURATION: &str = "floodgate_redis_command_seconds";
+/// Postgres statement (or transaction) latency by operation.
+pub const PG_QUERY_DURATION: &str = "floodgate_pg_query_seconds";
+/// Time spent waiting for a pooled Postgres connection.
+pub const PG_POOL_ACQUIRE: &str = "floodgate_pg_pool_acquire_seconds";
+/// Always 1, labelled with the running version.
+pub const BUILD_INFO: &str = "floodgate_build_info";
 
 /// Events delivered, retried or dead-lettered, by type.
 pub const DELIVERIES: &str = "floodgate_webhook_deliveries_total";
@@ -63,6 +79,38 @@ pub const JOINS_REFUSED: &str = "floodgate_queue_joins_refused_total";
 /// Requests refused by a deny rule.
 pub const ACCESS_DENIED: &str = "floodgate_access_denied_total";
 
+/// Series untouched this long are dropped from the exposition.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Hold outcomes counted from the start (others, rarer error codes,
+/// appear when they first happen).
+const HOLD_OUTCOMES: &[&str] =
+    &["created", "replayed", "insufficient_stock", "limit_exceeded", "seat_taken", "sold_out", "hold_rejected"];
+
+/// Per-sale counters: (name, label, values); each exists at 0 for every
+/// live sale.
+pub const SALE_COUNTERS: &[(&str, &str, &[&str])] = &[
+    (QUEUE_JOINS, "outcome", &["new", "again"]),
+    (ADMISSIONS, "how", &["ticker", "manual"]),
+    (ABANDONED, "", &[]),
+    (HOLDS, "outcome", HOLD_OUTCOMES),
+    (ORDERS, "outcome", &["confirmed", "cancelled", "refund_required"]),
+    (HOLD_EXPIRIES, "", &[]),
+    (CHALLENGES_ISSUED, "", &[]),
+    (JOINS_REFUSED, "reason", &["challenge_required", "challenge_failed", "challenge_expired", "challenge_reused"]),
+];
+
+/// Counters of the whole instance: (name, label, values).
+const GLOBAL_COUNTERS: &[(&str, &str, &[&str])] = &[
+    (REQUESTS_SHED, "why", &["per_ip", "ceiling"]),
+    (REPAIRS, "kind", &["counters", "admission_slots"]),
+    (ACCESS_DENIED, "", &[]),
+    (EVENTS, "type", crate::events::kind::ALL),
+];
+
+/// Webhook delivery outcomes, per event type.
+const DELIVERY_OUTCOMES: &[&str] = &["delivered", "retried", "dead"];
+
 const DIFFICULTY_BUCKETS: [f64; 12] = [0.0, 4.0, 8.0, 12.0, 14.0, 16.0, 18.0, 20.0, 22.0, 24.0, 28.0, 32.0];
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
@@ -73,6 +121,7 @@ pub fn handle() -> PrometheusHandle {
         .get_or_init(|| {
             let latency_buckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
             let builder = PrometheusBuilder::new()
+                .idle_timeout(MetricKindMask::COUNTER | MetricKindMask::GAUGE, Some(IDLE_TIMEOUT))
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &latency_buckets)
                 .and_then(|b| b.set_buckets_for_metric(Matcher::Full(CHALLENGE_DIFFICULTY.into()), &DIFFICULTY_BUCKETS))
                 .unwrap_or_else(|_| PrometheusBuilder::new());
@@ -81,6 +130,9 @@ pub fn handle() -> PrometheusHandle {
             // Fails only if another recorder is installed, which floodgate never does.
             let _ = metrics::set_global_recorder(recorder);
             describe();
+            process().describe();
+            ::metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+            keep_global_alive();
             handle
         })
         .clone()
@@ -112,7 +164,10 @@ fn describe() {
     describe_gauge!(UNITS, "Units by state, per sale.");
     describe_gauge!(PG_POOL, "Postgres pool connections by state.");
     describe_gauge!(REDIS_POOL, "Shared Redis connections (multiplexed, cloned per request).");
-    describe_histogram!(REDIS_DURATION, Unit::Seconds, "Redis script latency by script.");
+    describe_histogram!(REDIS_COMMAND_DURATION, Unit::Seconds, "Redis call latency by operation (script or command).");
+    describe_histogram!(PG_QUERY_DURATION, Unit::Seconds, "Postgres statement or transaction latency by operation.");
+    describe_histogram!(PG_POOL_ACQUIRE, Unit::Seconds, "Wait for a pooled Postgres connection.");
+    describe_gauge!(BUILD_INFO, "Always 1; the version label names the running build.");
     describe_counter!(DELIVERIES, "Webhook deliveries by event type and outcome.");
     describe_histogram!(DELIVERY_LATENCY, Unit::Seconds, "Time from an event's creation to its delivery.");
     describe_counter!(EVENTS, "Outbox events fanned out, by type.");
@@ -124,24 +179,88 @@ fn describe() {
     describe_counter!(REPAIRS, "Repairs of Redis state from Postgres, by kind.");
 }
 
-/// Middleware recording [`HTTP_REQUEST_DURATION`] for every request.
-pub async fn record_request(
-    req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let started = Instant::now();
-    let method = method_label(req.method());
-    let response = next.call(req).await?;
-    // Templates, not raw paths, keep label cardinality bounded.
-    let route = response.request().match_pattern().unwrap_or_else(|| "unmatched".into());
-    let status = status_label(response.status());
-    ::metrics::histogram!(HTTP_REQUEST_DURATION, "route" => route, "method" => method, "status" => status)
-        .record(started.elapsed().as_secs_f64());
-    Ok(response)
+/// The process collector (`process_*`: CPU seconds, resident memory, open
+/// file descriptors, threads, start time), sampled at every scrape.
+fn process() -> &'static metrics_process::Collector {
+    static COLLECTOR: OnceLock<metrics_process::Collector> = OnceLock::new();
+    COLLECTOR.get_or_init(metrics_process::Collector::default)
+}
+
+/// The exposition: samples the process figures first.
+pub fn render() -> String {
+    process().collect();
+    handle().render()
+}
+
+/// Records one Redis call's latency.
+pub fn redis_call(op: &'static str, took: Duration) {
+    ::metrics::histogram!(REDIS_COMMAND_DURATION, "op" => op).record(took.as_secs_f64());
+}
+
+/// Records one Postgres operation's latency.
+pub fn pg_query(op: &'static str, took: Duration) {
+    ::metrics::histogram!(PG_QUERY_DURATION, "op" => op).record(took.as_secs_f64());
+}
+
+/// Records a wait for a pooled Postgres connection.
+pub fn pg_acquire(took: Duration) {
+    ::metrics::histogram!(PG_POOL_ACQUIRE).record(took.as_secs_f64());
+}
+
+/// Sets `floodgate_units{sale, state}` from a count.
+pub fn set_units(sale: &str, counts: &crate::sales::UnitCounts) {
+    for (state, count) in [
+        ("available", counts.available),
+        ("held", counts.held),
+        ("sold", counts.sold),
+        ("unreleased", counts.unreleased),
+    ] {
+        ::metrics::gauge!(UNITS, "sale" => sale.to_owned(), "state" => state).set(count as f64);
+    }
+}
+
+/// Touches `name{label=value, extra...}` for each value (or the bare
+/// series when `label` is empty): registers it at 0, or keeps it from the
+/// idle timeout, without changing its value.
+fn touch(name: &'static str, label: &'static str, values: &[&'static str], extra: &[Label]) {
+    if label.is_empty() {
+        ::metrics::counter!(name, extra.to_vec()).increment(0);
+        return;
+    }
+    for value in values {
+        let mut labels = extra.to_vec();
+        labels.push(Label::from_static_parts(label, value));
+        ::metrics::counter!(name, labels).increment(0);
+    }
+}
+
+/// Keeps every instance-wide counter present (at 0 until it counts).
+pub fn keep_global_alive() {
+    for (name, label, values) in GLOBAL_COUNTERS {
+        touch(name, label, values, &[]);
+    }
+    for kind in crate::events::kind::ALL {
+        touch(DELIVERIES, "outcome", DELIVERY_OUTCOMES, &[Label::from_static_parts("type", kind)]);
+    }
+}
+
+/// Keeps every per-sale counter of `sale` present (at 0 until it counts).
+pub fn keep_sale_alive(sale: &str) {
+    let id = [Label::new("sale", sale.to_owned())];
+    for (name, label, values) in SALE_COUNTERS {
+        touch(name, label, values, &id);
+    }
+}
+
+/// Records one request in [`HTTP_REQUEST_DURATION`] (called by
+/// [`crate::telemetry::observe`], which looks the route template up).
+pub fn record_request(route: &str, method: &'static str, status: actix_web::http::StatusCode, took: Duration) {
+    ::metrics::histogram!(HTTP_REQUEST_DURATION, "route" => route.to_owned(), "method" => method, "status" => status_label(status))
+        .record(took.as_secs_f64());
 }
 
 /// The method as a static label (no allocation per request).
-fn method_label(method: &actix_web::http::Method) -> &'static str {
+pub fn method_label(method: &actix_web::http::Method) -> &'static str {
     use actix_web::http::Method;
     match *method {
         Method::GET => "GET",

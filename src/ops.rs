@@ -64,7 +64,7 @@ pub async fn metrics_endpoint(state: web::Data<AppState>) -> HttpResponse {
     ::metrics::gauge!(crate::metrics::PG_POOL, "state" => "max")
         .set(f64::from(state.settings.database.max_connections));
     ::metrics::gauge!(crate::metrics::REDIS_POOL, "state" => "shared").set(state.redis().connection_count() as f64);
-    HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(crate::metrics::handle().render())
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(crate::metrics::render())
 }
 
 /// The OpenAPI document of the whole API.

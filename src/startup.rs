@@ -7,12 +7,10 @@ use actix_web::dev::Server;
 use actix_web::error::{PathError, QueryPayloadError};
 use actix_web::http::{header, StatusCode};
 use actix_web::middleware::{from_fn, Next};
-use actix_web::{
-    body::MessageBody, dev::ServiceRequest, dev::ServiceResponse, web, App, HttpMessage, HttpRequest, HttpServer,
-};
+use actix_web::{dev::ServiceRequest, dev::ServiceResponse, web, App, HttpRequest, HttpServer};
 use tokio::net::TcpSocket;
 use tokio::sync::watch;
-use tracing_actix_web::{RequestId, TracingLogger};
+use tracing_actix_web::TracingLogger;
 
 use crate::adaptive::HoldHealth;
 use crate::configuration::Settings;
@@ -126,8 +124,7 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Serv
             .app_data(web::QueryConfig::default().error_handler(query_error))
             .wrap(from_fn(crate::rate_limit::shed_load))
             .wrap(from_fn(limit_body))
-            .wrap(from_fn(crate::metrics::record_request))
-            .wrap(from_fn(request_id_header))
+            .wrap(from_fn(crate::telemetry::observe))
             .wrap(TracingLogger::<crate::telemetry::RequestSpan>::new())
             .configure(routes)
             .default_service(web::to(not_found))
@@ -199,17 +196,4 @@ async fn limit_body(
         return Ok(req.into_response(response));
     }
     next.call(req).await
-}
-
-/// Echoes the request id of the tracing span as `X-Request-Id`.
-async fn request_id_header(
-    req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let id = req.extensions().get::<RequestId>().copied();
-    let mut response = next.call(req).await?;
-    if let Some(value) = id.and_then(|id| header::HeaderValue::from_str(&id.to_string()).ok()) {
-        response.headers_mut().insert(header::HeaderName::from_static("x-request-id"), value);
-    }
-    Ok(response)
 }

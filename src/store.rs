@@ -82,14 +82,19 @@ impl Redis {
         self.connections[i].clone()
     }
 
-    /// Runs `f` with a shared connection, bounded by the configured timeout.
-    /// Any failure to reach Redis becomes a 503.
-    pub async fn run<T, F, Fut>(&self, f: F) -> AppResult<T>
+    /// Runs `f` with a shared connection, bounded by the configured timeout,
+    /// and records its latency under `op` (a script or command name, see
+    /// [`crate::metrics::REDIS_COMMAND_DURATION`]). Any failure to reach Redis
+    /// becomes a 503.
+    pub async fn run<T, F, Fut>(&self, op: &'static str, f: F) -> AppResult<T>
     where
         F: FnOnce(ConnectionManager) -> Fut,
         Fut: Future<Output = Result<T, redis::RedisError>>,
     {
-        match tokio::time::timeout(self.timeout, f(self.connection())).await {
+        let started = std::time::Instant::now();
+        let result = tokio::time::timeout(self.timeout, f(self.connection())).await;
+        crate::metrics::redis_call(op, started.elapsed());
+        match result {
             Ok(result) => result.map_err(AppError::from),
             Err(_) => Err(AppError::Unavailable("redis call timed out".into())),
         }
@@ -97,8 +102,27 @@ impl Redis {
 
     /// `PING`, for readiness.
     pub async fn ping(&self) -> AppResult<()> {
-        self.run(|mut c| async move { redis::cmd("PING").query_async::<String>(&mut c).await }).await.map(|_| ())
+        self.run("ping", |mut c| async move { redis::cmd("PING").query_async::<String>(&mut c).await })
+            .await
+            .map(|_| ())
     }
+}
+
+/// Runs `f` on a pooled Postgres connection, recording the wait for the
+/// connection ([`crate::metrics::PG_POOL_ACQUIRE`]) and how long `op` took
+/// on it ([`crate::metrics::PG_QUERY_DURATION`]).
+pub async fn with_pg<T, E: From<sqlx::Error>>(
+    db: &PgPool,
+    op: &'static str,
+    f: impl AsyncFnOnce(&mut sqlx::PgConnection) -> Result<T, E>,
+) -> Result<T, E> {
+    let waited = std::time::Instant::now();
+    let mut conn = db.acquire().await?;
+    crate::metrics::pg_acquire(waited.elapsed());
+    let started = std::time::Instant::now();
+    let result = f(&mut conn).await;
+    crate::metrics::pg_query(op, started.elapsed());
+    result
 }
 
 /// `SELECT 1` bounded by `timeout`, for readiness.

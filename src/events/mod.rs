@@ -34,6 +34,21 @@ pub mod kind {
     pub const LOTTERY_LOST: &str = "lottery.lost";
     /// A sale is about to start.
     pub const SALE_STARTING: &str = "sale.starting";
+
+    /// Every type above.
+    pub const ALL: &[&str] = &[
+        QUEUE_ADMITTED,
+        HOLD_CREATED,
+        HOLD_EXPIRING,
+        HOLD_EXPIRED,
+        HOLD_RELEASED,
+        ORDER_CONFIRMED,
+        ORDER_CANCELLED,
+        PAYMENT_REFUND_REQUIRED,
+        LOTTERY_WON,
+        LOTTERY_LOST,
+        SALE_STARTING,
+    ];
 }
 
 /// Writes one event inside the caller's transaction.

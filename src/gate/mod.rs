@@ -134,7 +134,7 @@ pub async fn hand_out(
         Verdict::Allowed => 0,
         _ => difficulty(settings.difficulty_bits, settings.max_difficulty_bits, counts),
     };
-    ::metrics::counter!(crate::metrics::CHALLENGES_ISSUED).increment(1);
+    ::metrics::counter!(crate::metrics::CHALLENGES_ISSUED, "sale" => sale.id.clone()).increment(1);
     ::metrics::histogram!(crate::metrics::CHALLENGE_DIFFICULTY).record(f64::from(bits));
     Ok(challenger.issue(&sale.id, bits, now, serial))
 }
@@ -172,7 +172,7 @@ pub async fn refuse(waiting_room: &WaitingRoom, sale: &str, refusal: Refusal) ->
 
 /// Counts a refused join in the metrics and the sale's gate statistics.
 pub async fn count_refusal(waiting_room: &WaitingRoom, sale: &str, code: &'static str) {
-    ::metrics::counter!(crate::metrics::JOINS_REFUSED, "reason" => code).increment(1);
+    ::metrics::counter!(crate::metrics::JOINS_REFUSED, "sale" => sale.to_owned(), "reason" => code).increment(1);
     // Statistics only: a refusal stays a refusal when Redis is away.
     if let Err(e) = waiting_room.count_gate(sale, code, 1).await {
         tracing::debug!(error = %e, "gate counter not written");

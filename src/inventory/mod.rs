@@ -337,7 +337,7 @@ pub struct ExpiredHold {
 /// sweep at once without touching the same hold twice, and lets a payment
 /// that is confirming a hold right now win over the sweeper.
 pub async fn expire_due_holds(db: &PgPool, batch: i64) -> AppResult<Vec<ExpiredHold>> {
-    let expired = sqlx::query_as::<_, ExpiredHold>(
+    let statement = sqlx::query_as::<_, ExpiredHold>(
         "WITH due AS ( \
              SELECT id FROM holds WHERE state = 'active' AND expires_at <= now() \
              ORDER BY expires_at LIMIT $1 FOR UPDATE SKIP LOCKED), \
@@ -361,10 +361,9 @@ pub async fn expire_due_holds(db: &PgPool, batch: i64) -> AppResult<Vec<ExpiredH
                      THEN NULL ELSE h.queue_number END AS queue_number \
          FROM h",
     )
-    .bind(batch)
-    .fetch_all(db)
-    .await?;
-    Ok(expired)
+    .bind(batch);
+    crate::store::with_pg(db, "expire_holds", async |conn| statement.fetch_all(conn).await.map_err(AppError::from))
+        .await
 }
 
 /// A sale's holds by state.

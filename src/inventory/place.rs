@@ -267,7 +267,7 @@ impl<'a> Attempt<'a> {
             Want::Best(n) => (*n, None),
             Want::Seats(seats) => (seats.len() as i32, Some(seats)),
         };
-        sqlx::query_as(
+        let statement = sqlx::query_as(
             "SELECT outcome, lowest, status, body FROM place_hold($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         )
         .bind(&self.sale.id)
@@ -283,9 +283,8 @@ impl<'a> Attempt<'a> {
         .bind(&self.scope)
         .bind(self.key.as_deref())
         .bind(&self.request_hash)
-        .bind(body)
-        .fetch_one(db)
-        .await
+        .bind(body);
+        crate::store::with_pg(db, "place_hold", async |conn| statement.fetch_one(conn).await).await
     }
 
     /// What a failed statement means for the buyer.

@@ -98,7 +98,7 @@ pub async fn create_hold(
     let elapsed = started.elapsed();
     state.hold_health.record(elapsed, matches!(result, Err(AppError::Unavailable(_))));
     ::metrics::histogram!(metrics::HOLD_CLAIM_DURATION).record(elapsed.as_secs_f64());
-    ::metrics::counter!(metrics::HOLDS, "outcome" => outcome).increment(1);
+    ::metrics::counter!(metrics::HOLDS, "sale" => sale.id.clone(), "outcome" => outcome).increment(1);
     match result? {
         HoldOutcome::Replayed(status, body) => Ok(HttpResponse::build(status).json(body)),
         HoldOutcome::Created(body, expires_at) => {

@@ -160,7 +160,8 @@ pub async fn cancel(db: &sqlx::PgPool, id: Uuid, claims: &Claims) -> AppResult<O
             }),
         )
         .await?;
-        ::metrics::counter!(crate::metrics::ORDERS, "outcome" => "cancelled").increment(1);
+        ::metrics::counter!(crate::metrics::ORDERS, "sale" => order.sale_id.clone(), "outcome" => "cancelled")
+            .increment(1);
     }
     let order = Order::load(&mut tx, order.id, false).await?;
     let view = order.view(&mut tx).await?;

@@ -63,7 +63,11 @@ fn refund_body(message: &str) -> Value {
 /// the event id, so a replay returns the same answer and changes nothing.
 pub async fn process(db: &PgPool, event: &PaymentEvent) -> AppResult<Processed> {
     let hold_id = event.validate()?;
-    let mut tx = db.begin().await?;
+    crate::store::with_pg(db, "payment", async |conn| process_on(conn, event, hold_id).await).await
+}
+
+async fn process_on(conn: &mut PgConnection, event: &PaymentEvent, hold_id: Uuid) -> AppResult<Processed> {
+    let mut tx = sqlx::Connection::begin(conn).await?;
     let inserted = sqlx::query(
         "INSERT INTO payment_events (event_id, hold_id, payment_reference, status) VALUES ($1, $2, $3, $4) \
          ON CONFLICT (event_id) DO NOTHING",
@@ -200,7 +204,8 @@ async fn refund(tx: &mut PgConnection, hold: &Hold, event: &PaymentEvent, why: &
         }),
     )
     .await?;
-    ::metrics::counter!(crate::metrics::ORDERS, "outcome" => "refund_required").increment(1);
+    ::metrics::counter!(crate::metrics::ORDERS, "sale" => hold.sale_id.clone(), "outcome" => "refund_required")
+        .increment(1);
     Ok(Processed { status: StatusCode::CONFLICT, body: refund_body(why), finished_hold: None })
 }
 
@@ -258,7 +263,7 @@ async fn confirm(tx: &mut PgConnection, hold: Hold, event: &PaymentEvent) -> App
         }),
     )
     .await?;
-    ::metrics::counter!(crate::metrics::ORDERS, "outcome" => "confirmed").increment(1);
+    ::metrics::counter!(crate::metrics::ORDERS, "sale" => hold.sale_id.clone(), "outcome" => "confirmed").increment(1);
     let order = Order::load(tx, order_id, false).await?;
     Ok(Processed { status: StatusCode::OK, body: json!({ "order": order.view(tx).await? }), finished_hold: Some(hold) })
 }

@@ -496,10 +496,10 @@ pub struct Availability {
 /// read path caches it (see [`AvailabilityCache`]) instead of running it per
 /// request.
 pub async fn count_units(db: &PgPool, sale: &Sale) -> AppResult<Availability> {
+    let count = sqlx::query_as("SELECT stage, status, count(*) FROM units WHERE sale_id = $1 GROUP BY stage, status")
+        .bind(&sale.id);
     let rows: Vec<(i16, String, i64)> =
-        sqlx::query_as("SELECT stage, status, count(*) FROM units WHERE sale_id = $1 GROUP BY stage, status")
-            .bind(&sale.id)
-            .fetch_all(db)
+        crate::store::with_pg(db, "count_units", async |conn| count.fetch_all(conn).await.map_err(AppError::from))
             .await?;
     let stages = Sale::stages(db, &sale.id).await?;
     let mut per_stage: Vec<StageAvailability> = stages
@@ -536,14 +536,6 @@ pub async fn count_units(db: &PgPool, sale: &Sale) -> AppResult<Availability> {
             released += i64::from(s.units);
         }
     }
-    for (state, count) in [
-        ("available", totals.available),
-        ("held", totals.held),
-        ("sold", totals.sold),
-        ("unreleased", totals.unreleased),
-    ] {
-        ::metrics::gauge!(crate::metrics::UNITS, "sale" => sale.id.clone(), "state" => state).set(count as f64);
-    }
     Ok(Availability {
         total: i64::from(sale.total_units),
         released,
@@ -579,6 +571,22 @@ impl AvailabilityCache {
             wanted.insert(sale.id.clone(), Instant::now());
         }
         self.counts.get(&sale.id, || count_units(db, sale)).await
+    }
+
+    /// The counts for the metrics job: what readers keep fresh, or (for a
+    /// sale nobody reads) a recount once the last is older than `max_age`,
+    /// so `/metrics` follows every live sale without a recount per second
+    /// of each.
+    pub async fn for_metrics(&self, db: &PgPool, sale: &Sale, max_age: Duration) -> AppResult<Arc<Availability>> {
+        let counts = self.counts.get(&sale.id, || count_units(db, sale)).await?;
+        let age = (Utc::now() - counts.as_of).to_std().unwrap_or_default();
+        let read = self.wanted.lock().map(|w| w.contains_key(&sale.id)).unwrap_or(false);
+        if read || age < max_age {
+            return Ok(counts);
+        }
+        let counts = count_units(db, sale).await?;
+        self.counts.put(&sale.id, counts.clone());
+        Ok(Arc::new(counts))
     }
 
     /// Sales read lately (forgetting the others).

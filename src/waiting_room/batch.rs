@@ -6,7 +6,6 @@
 //! Redis runs one script per batch instead of one per visitor.
 
 use std::collections::HashMap;
-use std::time::Instant;
 
 use chrono::Utc;
 use redis::Script;
@@ -15,7 +14,6 @@ use tokio::sync::{mpsc, oneshot};
 use super::{JoinOutcome, JoinReply, Keys};
 use crate::error::{AppError, AppResult};
 use crate::gate::challenge::{Ticket, LIFETIME};
-use crate::metrics;
 use crate::store::Redis;
 
 /// Most visitors in one script call (bounds the script's run time).
@@ -98,9 +96,8 @@ async fn call(redis: &Redis, script: &Script, sale: String, requests: Vec<Reques
             None => invocation.arg(&request.user).arg(0).arg(0),
         };
     }
-    let started = Instant::now();
-    let reply: AppResult<JoinReply> = redis.run(|mut c| async move { invocation.invoke_async(&mut c).await }).await;
-    ::metrics::histogram!(metrics::REDIS_DURATION, "script" => "join").record(started.elapsed().as_secs_f64());
+    let reply: AppResult<JoinReply> =
+        redis.run("join", |mut c| async move { invocation.invoke_async(&mut c).await }).await;
     match reply {
         Ok(reply) => {
             let mut outcomes = reply.outcomes(requests.len()).into_iter();

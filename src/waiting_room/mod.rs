@@ -45,7 +45,7 @@ pub mod sources;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::thread::ThreadId;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::Utc;
 use redis::{AsyncCommands, FromRedisValue, ParsingError, Script, Value};
@@ -55,7 +55,6 @@ use utoipa::ToSchema;
 use crate::error::AppResult;
 use crate::fairness;
 use crate::gate::challenge::Ticket;
-use crate::metrics;
 use crate::sales::Sale;
 use crate::store::Redis;
 
@@ -489,7 +488,7 @@ impl WaitingRoom {
             invocation.arg(field).arg(value);
         }
         let (written, restored): (i64, i64) =
-            self.redis.run(|mut c| async move { invocation.invoke_async(&mut c).await }).await?;
+            self.redis.run("sync_sale", |mut c| async move { invocation.invoke_async(&mut c).await }).await?;
         if written == 1 {
             self.lines.forget(&sale.id);
         }
@@ -561,9 +560,8 @@ impl WaitingRoom {
             .key(keys.key("rev"))
             .arg(n)
             .arg(Utc::now().timestamp_millis());
-        let started = Instant::now();
-        let standing: Standing = self.redis.run(|mut c| async move { invocation.invoke_async(&mut c).await }).await?;
-        ::metrics::histogram!(metrics::REDIS_DURATION, "script" => "status").record(started.elapsed().as_secs_f64());
+        let standing: Standing =
+            self.redis.run("status", |mut c| async move { invocation.invoke_async(&mut c).await }).await?;
         Ok(standing)
     }
 
@@ -577,10 +575,8 @@ impl WaitingRoom {
             return Ok(());
         }
         let pipe = self.refresh_pipeline(&due);
-        let started = Instant::now();
         let replies: AppResult<Vec<LineFields>> =
-            self.redis.run(|mut c| async move { pipe.query_async(&mut c).await }).await;
-        ::metrics::histogram!(metrics::REDIS_DURATION, "script" => "line").record(started.elapsed().as_secs_f64());
+            self.redis.run("line", |mut c| async move { pipe.query_async(&mut c).await }).await;
         let replies = match replies {
             Ok(replies) => replies,
             Err(e) => {
@@ -633,7 +629,7 @@ impl WaitingRoom {
             let key = self.keys(&sale.sale).key("removed");
             let removed: Vec<String> = self
                 .redis
-                .run(|mut c| async move { redis::cmd("SMEMBERS").arg(&key).query_async(&mut c).await })
+                .run("line_members", |mut c| async move { redis::cmd("SMEMBERS").arg(&key).query_async(&mut c).await })
                 .await?;
             self.lines.store_removed(&sale.sale, view.removals, removed.into_iter().collect());
         }
@@ -642,8 +638,10 @@ impl WaitingRoom {
         // after the one that saw it shuffled).
         if sale.wants_positions {
             let key = self.keys(&sale.sale).key("pos");
-            let positions: Vec<u8> =
-                self.redis.run(|mut c| async move { redis::cmd("GET").arg(&key).query_async(&mut c).await }).await?;
+            let positions: Vec<u8> = self
+                .redis
+                .run("line_get", |mut c| async move { redis::cmd("GET").arg(&key).query_async(&mut c).await })
+                .await?;
             self.lines.store_positions(&sale.sale, positions);
         }
         Ok(())
@@ -666,7 +664,7 @@ impl WaitingRoom {
             .arg(manual.map(|m| m.saturating_mul(4).max(2000)).unwrap_or(2000))
             .arg(REVEAL_GRACE.as_millis() as u64);
         let (admitted, abandoned, serving, joined, active, ready): AdmitReply =
-            self.redis.run(|mut c| async move { invocation.invoke_async(&mut c).await }).await?;
+            self.redis.run("admit", |mut c| async move { invocation.invoke_async(&mut c).await }).await?;
         self.lines.note_serving(sale, serving);
         Ok(AdmitResult { admitted, abandoned, serving, joined, active, ready: ready == 1 })
     }
@@ -678,14 +676,14 @@ impl WaitingRoom {
         let mut invocation = self.scripts.freeze_prequeue.prepare_invoke();
         invocation.key(keys.key("meta")).arg(if shuffle { "1" } else { "0" });
         let (size, shuffled): (u32, u8) =
-            self.redis.run(|mut c| async move { invocation.invoke_async(&mut c).await }).await?;
+            self.redis.run("freeze_prequeue", |mut c| async move { invocation.invoke_async(&mut c).await }).await?;
         if shuffled == 1 || size == 0 {
             return Ok(());
         }
         let lock = keys.key("lock:shuffle");
         let got_lock: Option<String> = self
             .redis
-            .run(|mut c| async move {
+            .run("shuffle_lock", |mut c| async move {
                 redis::cmd("SET").arg(&lock).arg("1").arg("NX").arg("PX").arg(30_000).query_async(&mut c).await
             })
             .await?;
@@ -702,7 +700,7 @@ impl WaitingRoom {
         }
         let (pos_key, at_key, meta) = (keys.key("pos"), keys.key("at"), keys.key("meta"));
         self.redis
-            .run(|mut c| async move {
+            .run("shuffle_write", |mut c| async move {
                 redis::pipe()
                     .atomic()
                     .set(&pos_key, positions)
@@ -721,7 +719,7 @@ impl WaitingRoom {
         let keys = self.keys(sale);
         let mut invocation = self.scripts.finish.prepare_invoke();
         invocation.key(keys.key("active")).arg(n).arg(until_ms.unwrap_or(0));
-        self.redis.run(|mut c| async move { invocation.invoke_async::<i64>(&mut c).await }).await.map(|_| ())
+        self.redis.run("finish", |mut c| async move { invocation.invoke_async::<i64>(&mut c).await }).await.map(|_| ())
     }
 
     /// Takes the places of `visitors` away (`lua/remove.lua`): answers how
@@ -738,7 +736,7 @@ impl WaitingRoom {
         for visitor in visitors {
             invocation.arg(visitor);
         }
-        let removed = self.redis.run(|mut c| async move { invocation.invoke_async(&mut c).await }).await?;
+        let removed = self.redis.run("remove", |mut c| async move { invocation.invoke_async(&mut c).await }).await?;
         self.lines.forget(sale);
         Ok(removed)
     }
@@ -755,7 +753,7 @@ impl WaitingRoom {
     async fn removed_in_redis(&self, sale: &str, visitor: &str) -> AppResult<bool> {
         let key = self.keys(sale).key("removed");
         let visitor = visitor.to_owned();
-        self.redis.run(|mut c| async move { c.sismember(&key, visitor).await }).await
+        self.redis.run("is_removed", |mut c| async move { c.sismember(&key, visitor).await }).await
     }
 
     /// Frees join number `n` of a removed visitor: marked abandoned (the
@@ -764,7 +762,7 @@ impl WaitingRoom {
         let keys = self.keys(sale);
         let (seen, active) = (keys.key("seen"), keys.key("active"));
         self.redis
-            .run(|mut c| async move {
+            .run("free_removed", |mut c| async move {
                 redis::pipe()
                     .cmd("BITFIELD")
                     .arg(&seen)
@@ -790,7 +788,7 @@ impl WaitingRoom {
             u64,
         ) = self
             .redis
-            .run(|mut c| async move {
+            .run("summary", |mut c| async move {
                 redis::pipe()
                     .cmd("HMGET")
                     .arg(&meta)
@@ -825,7 +823,7 @@ impl WaitingRoom {
     pub async fn counters(&self, sale: &str) -> AppResult<(Option<i64>, Option<i64>, Option<i64>)> {
         let meta = self.keys(sale).key("meta");
         self.redis
-            .run(|mut c| async move {
+            .run("counters", |mut c| async move {
                 redis::cmd("HMGET").arg(&meta).arg(&["seq", "serving", "pq"]).query_async(&mut c).await
             })
             .await
@@ -839,7 +837,8 @@ impl WaitingRoom {
         for (n, until_ms) in slots {
             pipe.cmd("ZADD").arg(&active).arg("NX").arg(until_ms).arg(n);
         }
-        let added: Vec<u64> = self.redis.run(|mut c| async move { pipe.query_async(&mut c).await }).await?;
+        let added: Vec<u64> =
+            self.redis.run("restore_slots", |mut c| async move { pipe.query_async(&mut c).await }).await?;
         Ok(added.iter().sum())
     }
 
@@ -859,7 +858,7 @@ impl WaitingRoom {
             pipe.cmd("ZMSCORE").arg(keys.key("active")).arg(numbers);
         }
         let ((state, seq), scores): ((Option<String>, Option<i64>), Value) =
-            self.redis.run(|mut c| async move { pipe.query_async(&mut c).await }).await?;
+            self.redis.run("state_and_slots", |mut c| async move { pipe.query_async(&mut c).await }).await?;
         let scores = Vec::<Option<f64>>::from_redis_value(scores).unwrap_or_default();
         Ok((state, seq, scores))
     }
@@ -872,7 +871,7 @@ impl WaitingRoom {
         let mut invocation = self.scripts.draw.prepare_invoke();
         invocation.key(keys.key("meta")).key(keys.key("active")).key(keys.key("at")).arg(winners).arg(window_end_ms);
         let (fresh, winners, entries, window_end_ms): (i64, u64, u64, i64) =
-            self.redis.run(|mut c| async move { invocation.invoke_async(&mut c).await }).await?;
+            self.redis.run("draw", |mut c| async move { invocation.invoke_async(&mut c).await }).await?;
         self.lines.forget(sale);
         Ok(Drawn { fresh: fresh == 1, winners, entries, window_end_ms })
     }
@@ -886,7 +885,9 @@ impl WaitingRoom {
         let key = self.keys(sale).key("adm");
         let members: Vec<String> = self
             .redis
-            .run(|mut c| async move { redis::cmd("ZRANGE").arg(&key).arg(0).arg(limit - 1).query_async(&mut c).await })
+            .run("pending_admissions", |mut c| async move {
+                redis::cmd("ZRANGE").arg(&key).arg(0).arg(limit - 1).query_async(&mut c).await
+            })
             .await?;
         Ok(members
             .into_iter()
@@ -908,7 +909,9 @@ impl WaitingRoom {
         let key = self.keys(sale).key("adm");
         let members: Vec<&str> = written.iter().map(|p| p.member.as_str()).collect();
         self.redis
-            .run(|mut c| async move { redis::cmd("ZREM").arg(&key).arg(&members).query_async::<i64>(&mut c).await })
+            .run("forget_admissions", |mut c| async move {
+                redis::cmd("ZREM").arg(&key).arg(&members).query_async::<i64>(&mut c).await
+            })
             .await
             .map(|_| ())
     }
@@ -918,7 +921,8 @@ impl WaitingRoom {
     pub async fn adapt(&self, sale: &str, verdict: crate::adaptive::Verdict) -> AppResult<Option<f64>> {
         let mut invocation = self.scripts.adapt.prepare_invoke();
         invocation.key(self.keys(sale).key("meta")).arg(Utc::now().timestamp_millis()).arg(verdict.as_arg());
-        let rate: String = self.redis.run(|mut c| async move { invocation.invoke_async(&mut c).await }).await?;
+        let rate: String =
+            self.redis.run("adapt", |mut c| async move { invocation.invoke_async(&mut c).await }).await?;
         Ok(rate.parse().ok())
     }
 
@@ -929,7 +933,7 @@ impl WaitingRoom {
         let meta = self.keys(sale).key("meta");
         self.lines.forget(sale);
         self.redis
-            .run(|mut c| async move {
+            .run("mark_drawn", |mut c| async move {
                 redis::cmd("HSET")
                     .arg(&meta)
                     .arg("drawn")

@@ -214,7 +214,7 @@ pub async fn join(
         Joined::Again => (false, None),
         Joined::New(standing) => (true, standing),
     };
-    ::metrics::counter!(crate::metrics::QUEUE_JOINS, "outcome" => if created { "new" } else { "again" }).increment(1);
+    ::metrics::counter!(crate::metrics::QUEUE_JOINS, "sale" => sale.id.clone(), "outcome" => if created { "new" } else { "again" }).increment(1);
     let mut view = place(&state, &sale, &visitor, n, standing).await?;
     view.queue_token = Some(token);
     let mut response = if created { HttpResponse::Created() } else { HttpResponse::Ok() }
@@ -521,7 +521,8 @@ pub async fn admit(
     if let Err(e) = crate::events::flush_admissions(&state.db, &state.waiting_room, &sale.id).await {
         tracing::warn!(sale = %sale.id, error = %e, "queue.admitted events not written yet");
     }
-    ::metrics::counter!(crate::metrics::ADMISSIONS, "how" => "manual").increment(result.admitted);
+    ::metrics::counter!(crate::metrics::ADMISSIONS, "sale" => sale.id.clone(), "how" => "manual")
+        .increment(result.admitted);
     Ok(HttpResponse::Ok().json(result))
 }
 

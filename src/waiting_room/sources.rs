@@ -65,7 +65,7 @@ impl WaitingRoom {
             .arg(address)
             .arg(network);
         let (address, network, n): (u64, u64, u64) =
-            self.redis.run(|mut c| async move { invocation.invoke_async(&mut c).await }).await?;
+            self.redis.run("count_source", |mut c| async move { invocation.invoke_async(&mut c).await }).await?;
         Ok((SourceCounts { address, network }, Serial { minute: m, n }))
     }
 
@@ -74,7 +74,7 @@ impl WaitingRoom {
     pub async fn count_gate(&self, sale: &str, outcome: &str, by: u64) -> AppResult<()> {
         let key = self.keys(sale).key("gate");
         let outcome = outcome.to_owned();
-        self.redis.run(|mut c| async move { c.hincr::<_, _, _, ()>(&key, outcome, by).await }).await
+        self.redis.run("count_gate", |mut c| async move { c.hincr::<_, _, _, ()>(&key, outcome, by).await }).await
     }
 
     /// The gate's counters and busiest networks of `sale`.
@@ -86,7 +86,7 @@ impl WaitingRoom {
         type Ranked = Vec<(String, f64)>;
         let (counters, now, before): (Vec<(String, u64)>, Ranked, Ranked) = self
             .redis
-            .run(|mut c| async move {
+            .run("gate_stats", |mut c| async move {
                 redis::pipe()
                     .hgetall(&gate)
                     .zrevrange_withscores(&now, 0, 19)

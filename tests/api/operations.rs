@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 
-use crate::helpers::{body_json, sale_json, spawn_app, spawn_app_with, PrivateRedis};
+use crate::helpers::{body_json, eventually, sale_json, spawn_app, spawn_app_with, PrivateRedis};
 
 #[tokio::test]
 async fn healthz_and_readyz_answer_when_dependencies_are_up() {
@@ -192,4 +192,86 @@ async fn the_api_docs_page_is_served_from_the_binary_and_reads_the_document() {
         assert!(html.contains(asset), "{asset} not used by the page");
     }
     assert!(!html.contains("https://"), "the page loads nothing from elsewhere: {html}");
+}
+
+/// The value of the series `name{labels}` (labels as written in the
+/// exposition, in its order), if present.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+#[tokio::test]
+async fn metrics_are_exact_at_every_scrape_and_closed_sales_retire() {
+    let app = spawn_app().await;
+    let sale = app.create_sale_ok(&sale_json(10, serde_json::json!({}))).await;
+    app.hold_ok(&sale, "v:a", &serde_json::json!({ "quantity": 3 })).await;
+    let scrape = || async { app.get("/metrics").await.text().await.expect("metrics text") };
+    let units = |state: &str| format!(r#"floodgate_units{{sale="{sale}",state="{state}"}}"#);
+
+    // Nobody reads the sale: the metrics job counts the units by itself.
+    let text = eventually(Duration::from_secs(10), || async {
+        let text = scrape().await;
+        (sample(&text, &units("held")) == Some(3.0)).then_some(text)
+    })
+    .await
+    .expect("floodgate_units shows the hold without anyone reading the sale");
+    assert_eq!(sample(&text, &units("available")), Some(7.0), "{text}");
+    assert_eq!(sample(&text, &units("sold")), Some(0.0));
+
+    // Every counter exists from the start: the sale's and the instance's.
+    for series in [
+        format!(r#"floodgate_holds_total{{sale="{sale}",outcome="created"}}"#),
+        format!(r#"floodgate_holds_total{{sale="{sale}",outcome="insufficient_stock"}}"#),
+        format!(r#"floodgate_orders_total{{sale="{sale}",outcome="confirmed"}}"#),
+        format!(r#"floodgate_orders_total{{sale="{sale}",outcome="refund_required"}}"#),
+        format!(r#"floodgate_hold_expiries_total{{sale="{sale}"}}"#),
+        format!(r#"floodgate_queue_joins_total{{sale="{sale}",outcome="new"}}"#),
+        r#"floodgate_requests_shed_total{why="ceiling"}"#.to_owned(),
+        r#"floodgate_webhook_deliveries_total{type="order.confirmed",outcome="dead"}"#.to_owned(),
+        r#"floodgate_reconcile_repairs_total{kind="admission_slots"}"#.to_owned(),
+    ] {
+        assert!(sample(&text, &series).is_some(), "{series} missing:\n{text}");
+    }
+    assert_eq!(sample(&text, &format!(r#"floodgate_holds_total{{sale="{sale}",outcome="created"}}"#)), Some(1.0));
+    assert!(!text.to_lowercase().contains("nan"), "an unknown value is absent, not NaN:\n{text}");
+    assert_eq!(
+        sample(&text, &format!(r#"floodgate_build_info{{version="{}"}}"#, env!("CARGO_PKG_VERSION"))),
+        Some(1.0)
+    );
+    for name in ["process_resident_memory_bytes", "process_cpu_seconds_total", "process_start_time_seconds"] {
+        assert!(text.lines().any(|l| l.starts_with(name)), "{name} missing");
+    }
+    for series in [
+        r#"floodgate_pg_query_seconds_count{op="place_hold"}"#,
+        r#"floodgate_pg_query_seconds_count{op="count_units"}"#,
+        "floodgate_pg_pool_acquire_seconds_count",
+    ] {
+        assert!(sample(&text, series).is_some_and(|n| n >= 1.0), "{series} missing:\n{text}");
+    }
+    assert!(text.contains("floodgate_redis_command_seconds_bucket{op="), "Redis latency by operation:\n{text}");
+
+    // A closed sale's series retire once the idle timeout has passed.
+    assert_eq!(app.patch_sale(&sale, &serde_json::json!({ "action": "close" })).await.status(), StatusCode::OK);
+    let gone = eventually(floodgate::metrics::IDLE_TIMEOUT + Duration::from_secs(20), || async {
+        let text = scrape().await;
+        (!text.contains(&format!(r#"sale="{sale}""#))).then_some(())
+    })
+    .await;
+    assert!(gone.is_some(), "series of the closed sale {sale} are still exported");
+}
+
+#[tokio::test]
+async fn a_refused_configuration_is_reported_in_json_when_json_logs_are_on() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_floodgate"))
+        .env("FLOODGATE_ENV", "production")
+        .env("FLOODGATE__SERVER__PROT", "8080")
+        .output()
+        .expect("the server binary runs");
+    assert!(!output.status.success());
+    let text = String::from_utf8_lossy(&output.stdout).to_string() + &String::from_utf8_lossy(&output.stderr);
+    let line = text.lines().find(|l| !l.trim().is_empty()).expect("a log line");
+    let event: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"));
+    assert_eq!(event["level"], "ERROR", "{event}");
+    assert!(event["fields"]["error"].as_str().unwrap_or_default().contains("prot"), "names the key: {event}");
+    assert_eq!(text.lines().filter(|l| !l.trim().is_empty()).count(), 1, "nothing but the JSON line: {text}");
 }
