@@ -17,7 +17,14 @@
 // in the browser and four over HTTP join before the start; after the start
 // every entry's place in line (status position, nobody admitted yet) is
 // the place the page recomputes. Screenshots at 390×844 (verify-*.png).
+//
+// A large draw (mocked sale answer, 200,000 entries): the progress bar
+// moves while the browser hashes, and the order it finds is the one node
+// computes with the same seed (WebCrypto in Chromium against node's).
 
+import { webcrypto } from 'node:crypto';
+
+import { shuffledOrder } from '../../web/js/fairness.js';
 import {
   BASE_URL, PHONE, assert, checkAxe, http, joinPlain, launch, runTests, shot, until, watchErrors,
 } from './lib.mjs';
@@ -177,6 +184,50 @@ test('shuffled pre-queue: after the start every entry’s place in line is the r
       seen.push(`${p.entry}→${place}`);
     }
     console.log(`    entry→place: ${seen.join(', ')}`);
+  } finally {
+    await context.close();
+  }
+});
+
+test('a large draw: progress while the browser hashes 200,000 steps, the same order as node', async () => {
+  const SEED = '9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08';
+  const P = 200_000;
+  const sale = {
+    id: 's_mock_large', name: 'Mocked large lottery', state: 'on_sale', mode: 'lottery', seating: 'general',
+    waiting_room: true, shuffle_prequeue: false, starts_at: new Date().toISOString(),
+    seed_commitment: '7b3d979ca8330a94fa7e9e1b466d8b99e0bcdea1ec90596c0dcc8d7ef6b4300c', seed: SEED,
+    lottery_drawn_at: new Date().toISOString(), lottery_winners: 1000,
+    queue: { joined: P, serving: 1000, length: P - 1000, shuffled_entries: P },
+  };
+  const context = await browser.newContext(PHONE);
+  const page = await context.newPage();
+  watchErrors(page, errors);
+  try {
+    await page.route('**/api/v1/sales/s_mock_large', (route) => route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify(sale) }));
+    // Node's answer first, so node is idle (and answering the mocked route)
+    // while the browser hashes.
+    const order = await shuffledOrder(SEED, P, { subtle: webcrypto.subtle });
+    // Every value the progress bar takes, recorded in the page as it is set
+    // (the page names each step in aria-valuetext).
+    await page.addInitScript(() => {
+      window.progressSeen = [];
+      document.addEventListener('DOMContentLoaded', () => {
+        const bar = document.getElementById('order-progress');
+        new MutationObserver(() => window.progressSeen.push(bar.value)).observe(bar, { attributes: true, attributeFilter: ['aria-valuetext'] });
+      });
+    });
+    await page.goto(`${BASE_URL}/s/s_mock_large/verify`);
+    await page.waitForSelector('body[data-order="done"]', { timeout: 60_000 });
+    const seen = await page.evaluate(() => window.progressSeen);
+    const inBetween = seen.filter((v) => v > 0 && v < 1);
+    assert(inBetween.length >= 2, `the progress bar should move while hashing: saw ${seen.map((v) => Math.round(v * 100) + '%')}`);
+    console.log(`    200,000 steps in ${await page.evaluate(() => document.body.dataset.orderMs)} ms; progress at ${seen.map((v) => Math.round(v * 100) + '%').join(' ')}`);
+    const table = await page.locator('#order-table tbody tr').evaluateAll((rows) => rows.map((r) => Number(r.cells[1].textContent.replace(/,/g, ''))));
+    assert(table.length === 50 && table.every((e, i) => e === order[i]), `the first 50 places match node's: ${table.slice(0, 5)} vs ${Array.from(order.slice(0, 5))}`);
+    const last = order[P - 1];
+    await page.getByLabel('Entry number').fill(String(last));
+    await page.getByRole('button', { name: 'Find my entry' }).click();
+    await page.waitForSelector(`body[data-entry-place="${P}"]`);
   } finally {
     await context.close();
   }

@@ -96,7 +96,11 @@ export function drawChart(svg, series, { now, fmt = String, unit = '' }) {
   const desc = svg.querySelector('desc');
   for (const child of Array.from(svg.childNodes)) if (child !== desc) svg.removeChild(child);
   const yMax = niceMax(series.max() || 0);
-  const { line, area } = chartGeometry(series.points, { width, height, now, yMax });
+  // The window grows with the data, from one minute up to WINDOW_MS, so a
+  // console opened a moment ago does not squeeze its line into one corner.
+  const first = series.points.length ? series.points[0].t : now;
+  const windowMs = Math.min(WINDOW_MS, Math.max(60_000, now - first));
+  const { line, area } = chartGeometry(series.points, { width, height, now, windowMs, yMax });
   svg.appendChild(svgEl('line', { x1: 0, y1: height - 0.5, x2: width, y2: height - 0.5, class: 'chart-axis' }));
   svg.appendChild(svgEl('line', { x1: 0, y1: 2, x2: width, y2: 2, class: 'chart-grid' }));
   if (area) svg.appendChild(svgEl('path', { d: area, class: 'chart-area' }));
@@ -109,10 +113,10 @@ export function drawChart(svg, series, { now, fmt = String, unit = '' }) {
   now_.textContent = last == null ? '–' : 'now ' + fmt(last) + unit;
   svg.appendChild(now_);
   if (desc) {
-    const mins = Math.round(WINDOW_MS / 60_000);
+    const mins = Math.round(windowMs / 60_000);
     desc.textContent = last == null
       ? 'No data yet.'
-      : `Last ${mins} minutes: now ${fmt(last)}${unit}, highest ${fmt(series.max())}${unit}.`;
+      : `Last ${mins === 1 ? 'minute' : mins + ' minutes'}: now ${fmt(last)}${unit}, highest ${fmt(series.max())}${unit}.`;
   }
   svg.dataset.points = String(series.points.length);
 }

@@ -73,7 +73,7 @@ export function saleFigures(sale, detail, history, nowMs, locale) {
     rows.push(['Queue length', num(q.length, locale)]);
     rows.push(['Active / max', num(q.active, locale) + ' / ' + num(adm.max_active, locale)]);
     rows.push(['Admitted so far', num(q.admitted, locale)]);
-    rows.push(['Admission rate', fmtRate(q.admission_rate) + ' measured',
+    rows.push(['Admission rate', q.admission_rate == null ? 'not measured yet' : fmtRate(q.admission_rate) + ' measured',
       'configured ' + fmtRate(adm.admit_per_second) + (adm.mode === 'adaptive'
         ? ', adaptive now ' + fmtRate(adm.effective_admit_per_second ?? q.effective_admit_per_second) : '')]);
     rows.push(['Wait at the back', q.estimated_wait_seconds == null ? '–' : fmtWait(q.estimated_wait_seconds)]);
