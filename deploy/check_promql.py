@@ -36,6 +36,11 @@ BUILTIN = {
     "probe_http_status_code",
 }
 TARGET_LABELS = {"job", "instance"}
+# Labels whose values are open-ended or only appear with traffic a small sale
+# does not make (a 503, a route nobody called): their values are not checked.
+# Every other label compared with = must have that value in the scrape
+# (state="available", op="expire_holds", outcome="dead", ...).
+OPEN_LABELS = TARGET_LABELS | {"status", "route", "method", "le", "sale", "version"}
 
 KEYWORDS = {
     "by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or", "unless",
@@ -81,7 +86,7 @@ def tokens(expr):
 
 
 def selectors(expr):
-    """[(metric name, {label names})] of every vector selector in expr."""
+    """[(metric name, [(label, op, value)])] of every vector selector in expr."""
     toks = tokens(fill_grafana_vars(expr))
     found, i = [], 0
     while i < len(toks):
@@ -97,13 +102,18 @@ def selectors(expr):
             i += 1  # a function or an aggregation
             continue
         if kind == "ident" and text.lower() not in KEYWORDS:
-            labels = set()
+            matchers = []
             i += 1
             if i < len(toks) and toks[i][1] == "{":
                 end = _skip_group(toks, i, "{", "}")
-                labels = {t for k, t in toks[i + 1:end - 1] if k == "ident"}
+                inner = [t for t in toks[i + 1:end - 1] if t[1] != ","]
+                if len(inner) % 3:
+                    raise ValueError("cannot read the label matchers of " + text)
+                for j in range(0, len(inner), 3):
+                    (_, label), (_, op), (_, value) = inner[j:j + 3]
+                    matchers.append((label, op, value[1:-1]))
                 i = end
-            found.append((text, labels))
+            found.append((text, matchers))
             continue
         if kind == "op" and text == "{":
             raise ValueError("a selector without a metric name: " + expr)
@@ -193,7 +203,7 @@ def lint(args):
 
 
 def parse_scrape(path):
-    """{name: set of label names}, {histogram base names}."""
+    """{name: {label: set of values}}, {histogram base names}."""
     names, histograms = {}, set()
     with open(path) as f:
         for line in f:
@@ -210,8 +220,9 @@ def parse_scrape(path):
             m = re.match(r"([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s", line)
             if not m:
                 continue
-            labels = set(re.findall(r'([a-zA-Z_][a-zA-Z0-9_]*)="', m.group(3) or ""))
-            names.setdefault(m.group(1), set()).update(labels)
+            labels = names.setdefault(m.group(1), {})
+            for label, value in re.findall(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"', m.group(3) or ""):
+                labels.setdefault(label, set()).add(value)
     return names, histograms
 
 
@@ -225,7 +236,8 @@ def names(args):
     passed = 0
     for where, expr in exprs:
         ok = True
-        for name, labels in selectors(expr):
+        for name, matchers in selectors(expr):
+            labels = {label for label, _, _ in matchers}
             base = re.sub(r"_(bucket|sum|count)$", "", name)
             seen.update((name, base))
             if name in BUILTIN:
@@ -237,18 +249,24 @@ def names(args):
                 ok = False
                 failed.append(f"{where}: {name} is not in /metrics")
                 continue
-            unknown = labels - exported[name] - TARGET_LABELS
+            unknown = labels - set(exported[name]) - TARGET_LABELS
             if unknown:
                 ok = False
                 failed.append(f"{where}: {name} has no label(s) {', '.join(sorted(unknown))} "
                               f"(it has: {', '.join(sorted(exported[name])) or 'none'})")
+                continue
+            for label, op, value in matchers:
+                if op == "=" and label not in OPEN_LABELS and value not in exported[name].get(label, ()):
+                    ok = False
+                    failed.append(f"{where}: {name} has no series with {label}=\"{value}\" "
+                                  f"({label} is one of: {', '.join(sorted(exported[name][label]))})")
         passed += ok
     for w in warned:
         print("WARN " + w)
     unused = sorted(n for n in pending if n not in seen)
     if unused:
         print("WARN pending names no query uses: " + ", ".join(unused))
-    print(f"{len({n for n, _ in (s for _, e in exprs for s in selectors(e))})} metric names in {len(exprs)} expressions; "
+    print(f"{len({n for _, e in exprs for n, _ in selectors(e)})} metric names in {len(exprs)} expressions; "
           f"{len(exported)} series names exported ({len(histograms)} histograms)")
     return report(failed, passed)
 
