@@ -18,6 +18,8 @@ import { wireCreate } from './admin-create.js';
 import { loadDead, wireDead } from './admin-dead.js';
 
 const REFRESH_MS = 1500;
+/** A tab nobody looks at refreshes this seldom (at once again on return). */
+const HIDDEN_REFRESH_MS = 15000;
 /** Dead letters change rarely: reload them every so many refreshes. */
 const DEAD_EVERY = 20;
 
@@ -203,7 +205,7 @@ async function refresh() {
   }
   state.inFlight = false;
   if (state.ticks % DEAD_EVERY === 1) loadDead();
-  schedule(state.again ? 0 : state.delay);
+  schedule(state.again ? 0 : document.hidden ? Math.max(state.delay, HIDDEN_REFRESH_MS) : state.delay);
 }
 
 function schedule(ms) {
@@ -303,6 +305,7 @@ export function adminPage() {
   wireControls(ctx);
   wireCreate(ctx);
   wireDead(ctx);
+  document.addEventListener('visibilitychange', () => { if (!document.hidden) schedule(0); });
   if (adminKey()) showConsole();
   else showSignIn('');
 }

@@ -185,6 +185,12 @@ function findEntry(entry) {
     return;
   }
   document.body.dataset.entryPlace = String(place);
+  // Mark the entry's row when the table shows it.
+  const rows = $('order-table').querySelectorAll('tbody tr');
+  rows.forEach((tr, i) => {
+    if (i + 1 === place) tr.setAttribute('aria-current', 'true');
+    else tr.removeAttribute('aria-current');
+  });
   const d = describePlace(place, { mode: sale.mode, winners: sale.lottery_winners });
   let words = 'Entry ' + fmtNumber(entry) + ' landed in place ' + fmtNumber(place) + ' of ' + fmtNumber(state.order.length);
   if (d.kind === 'won') words += ': a winner.';
