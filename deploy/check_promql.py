@@ -17,6 +17,13 @@ against what floodgate exports (run by scripts/check-deploy.sh).
       of that metric (job and instance are Prometheus's own). Names in
       --pending (promised, not exported yet) are reported but do not fail.
 
+  check_promql.py evaluate --rules R.yml --dashboard D.json --prometheus URL
+      Runs every query of the dashboard and every rule's expression on a
+      real Prometheus that scrapes a server (and loads R.yml): each must
+      evaluate without an error (bad vector matching, duplicate series, ...
+      show only on real data), and every rule must be healthy there. Says
+      how many returned data.
+
 Prints one line per problem and "N passed, M failed"; exit status 1 on any
 failure. Needs PyYAML (Debian's python3-yaml).
 """
@@ -25,6 +32,10 @@ import argparse
 import json
 import re
 import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
 
 import yaml
 
@@ -271,6 +282,55 @@ def names(args):
     return report(failed, passed)
 
 
+def prometheus_get(base, path, **params):
+    url = f"{base}{path}" + ("?" + urllib.parse.urlencode(params) if params else "")
+    try:
+        with urllib.request.urlopen(url, timeout=10) as r:
+            return json.load(r)
+    except urllib.error.HTTPError as e:  # 400/422 carry the error as JSON
+        return json.load(e)
+
+
+def evaluate(args):
+    base = args.prometheus.rstrip("/")
+    with open(args.dashboard) as f:
+        dash = json.load(f)
+    # Enough scrapes for rate() and a few rule evaluations.
+    deadline = time.time() + 30
+    while True:
+        try:
+            r = prometheus_get(base, "/api/v1/query", query='count_over_time(up{job="floodgate"}[5m])')
+            res = r.get("data", {}).get("result", [])
+            if res and float(res[0]["value"][1]) >= 4:
+                break
+        except (urllib.error.URLError, ConnectionError, ValueError):
+            pass
+        if time.time() > deadline:
+            print("FAIL Prometheus did not scrape the server 4 times within 30 s")
+            return report(["no scrapes"], 0)
+        time.sleep(0.5)
+    failed, passed, with_data = [], 0, 0
+    exprs = dashboard_exprs(dash) + rule_exprs(args.rules)
+    for where, expr in exprs:
+        r = prometheus_get(base, "/api/v1/query", query=fill_grafana_vars(expr))
+        if r.get("status") != "success":
+            failed.append(f"{where}: {r.get('errorType')}: {r.get('error')}")
+            continue
+        passed += 1
+        with_data += bool(r["data"]["result"])
+    rules = prometheus_get(base, "/api/v1/rules")
+    count = 0
+    for group in rules["data"]["groups"]:
+        for rule in group["rules"]:
+            count += 1
+            if rule.get("health") != "ok":
+                failed.append(f"rule {rule['name']}: {rule.get('health')} {rule.get('lastError', '')}")
+    if count == 0:
+        failed.append("Prometheus loaded no rules")
+    print(f"{with_data} of {len(exprs)} queries returned data; {count} rules loaded")
+    return report(failed, passed)
+
+
 def report(failed, passed):
     for line in failed:
         print("FAIL " + line)
@@ -280,13 +340,18 @@ def report(failed, passed):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("command", choices=["lint", "names"])
+    p.add_argument("command", choices=["lint", "names", "evaluate"])
     p.add_argument("--rules", required=True)
     p.add_argument("--dashboard", required=True)
     p.add_argument("--emit-rules")
     p.add_argument("--scrape")
     p.add_argument("--pending", nargs="*")
+    p.add_argument("--prometheus")
     args = p.parse_args()
+    if args.command == "evaluate":
+        if not args.prometheus:
+            p.error("evaluate needs --prometheus")
+        return evaluate(args)
     if args.command == "lint":
         if not args.emit_rules:
             p.error("lint needs --emit-rules")

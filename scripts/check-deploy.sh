@@ -13,6 +13,10 @@
 #      small sale (join, poll, admission, holds, dev-checkout payment, a
 #      released hold, a webhook delivered to a local receiver), then its
 #      /metrics is scraped and compared (deploy/check_promql.py)
+#   6. every dashboard query and rule expression evaluated by a real
+#      Prometheus that scrapes that server every second and loads the rules:
+#      no evaluation errors (vector matching, duplicate series), all rules
+#      healthy
 #
 # Installs what is missing with apt-get: prometheus (for promtool) and
 # python3-yaml. The server binary is target/debug/floodgate, built first
@@ -102,9 +106,14 @@ class H(http.server.BaseHTTPRequestHandler):
 http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
 ' "$HOOK_PORT" &
 HOOK_PID=$!
+PROM_PID=""
 ts_extra_cleanup() {
     kill "$HOOK_PID" 2>/dev/null || true
     wait "$HOOK_PID" 2>/dev/null || true
+    if [[ -n "$PROM_PID" ]]; then
+        kill "$PROM_PID" 2>/dev/null || true
+        wait "$PROM_PID" 2>/dev/null || true
+    fi
     rm -rf -- "$TMP"
 }
 trap ts_extra_cleanup EXIT
@@ -112,6 +121,23 @@ trap ts_extra_cleanup EXIT
 # shellcheck source=scripts/testserver.sh
 source "$ROOT/scripts/testserver.sh"
 TS_WEBHOOK_URL="http://127.0.0.1:$HOOK_PORT/hook" testserver_start check-deploy
+
+# A Prometheus of our own (the prometheus package's server), scraping the
+# test server every second with the shipped rules loaded.
+PROM_PORT="$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
+cat >"$TMP/prometheus.yml" <<YAML
+global: { scrape_interval: 1s, evaluation_interval: 1s }
+rule_files: [ "$ROOT/$RULES" ]
+scrape_configs:
+  - job_name: floodgate
+    static_configs: [ { targets: [ "127.0.0.1:$TS_PORT" ] } ]
+YAML
+PROM_BIN="$(command -v prometheus || true)"
+if [[ -n "$PROM_BIN" ]]; then
+    "$PROM_BIN" --config.file="$TMP/prometheus.yml" --storage.tsdb.path="$TMP/tsdb" \
+        --web.listen-address="127.0.0.1:$PROM_PORT" --log.level=warn >"$TMP/prometheus.log" 2>&1 &
+    PROM_PID=$!
+fi
 
 api() { # METHOD PATH TOKEN [BODY] — prints the body, fails on a non-2xx
     local args=(-sS -f --max-time 10 -X "$1")
@@ -166,6 +192,14 @@ step "promtool check metrics (the live scrape)" promtool check metrics <"$SCRAPE
 # shellcheck disable=SC2086  # PENDING is a list of names
 step "metric names and labels of $DASH and $RULES against the live /metrics" \
     "$PY" deploy/check_promql.py names --rules "$RULES" --dashboard "$DASH" --scrape "$SCRAPE" --pending $PENDING
+
+if [[ -n "$PROM_PID" ]]; then
+    step "dashboard queries and rules evaluated by Prometheus" \
+        "$PY" deploy/check_promql.py evaluate --rules "$RULES" --dashboard "$DASH" --prometheus "http://127.0.0.1:$PROM_PORT"
+else
+    failed=$((failed + 1))
+    echo "FAIL prometheus (the server) is missing; the prometheus package should have installed it"
+fi
 
 echo "deploy checks: $passed passed, $failed failed"
 echo "$passed passed, $failed failed"
