@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # scripts/testserver.sh — sourced, not run: start a throw-away floodgate
 # for a check script (loadtest/k6/check.sh, scripts/check-deploy.sh).
 #
