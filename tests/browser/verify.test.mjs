@@ -233,6 +233,29 @@ test('a large draw: progress while the browser hashes 200,000 steps, the same or
   }
 });
 
+test('a shuffle with nobody in the pre-queue says there was nothing to shuffle (mocked)', async () => {
+  const sale = {
+    id: 's_mock_empty', name: 'Mocked empty pre-queue', state: 'on_sale', mode: 'fifo', seating: 'general',
+    waiting_room: true, shuffle_prequeue: true, starts_at: new Date().toISOString(),
+    seed_commitment: '7b3d979ca8330a94fa7e9e1b466d8b99e0bcdea1ec90596c0dcc8d7ef6b4300c',
+    seed: '9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08',
+    queue: { joined: 3, serving: 0, length: 3, shuffled_entries: 0 },
+  };
+  const context = await browser.newContext(PHONE);
+  const page = await context.newPage();
+  watchErrors(page, errors);
+  try {
+    await page.route('**/api/v1/sales/s_mock_empty', (route) => route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify(sale) }));
+    await page.goto(`${BASE_URL}/s/s_mock_empty/verify`);
+    await page.waitForSelector('body[data-order="empty"]');
+    assert((await page.evaluate(() => document.body.dataset.commitment)) === 'match', 'the seed still matches');
+    assert(/nothing to shuffle/.test(await page.locator('#order-status').innerText()), 'says there was nothing to shuffle');
+    assert(await page.locator('#entry-card').isHidden(), 'no entry lookup without entries');
+  } finally {
+    await context.close();
+  }
+});
+
 test('no page errors or CSP refusals', async () => {
   assert(errors.length === 0, errors.join('; '));
 });

@@ -276,6 +276,15 @@ async function start(again) {
     show($('order-progress'), false);
     return;
   }
+  if (state.entries === 0) {
+    show($('order-card'), true);
+    show($('order-progress'), false);
+    text($('order-status'), kind === 'lottery'
+      ? 'Nobody entered the lottery, so there was nothing to draw.'
+      : 'Nobody joined before the start, so there was nothing to shuffle: everyone is in line in the order they joined.');
+    document.body.dataset.order = 'empty';
+    return;
+  }
   show($('entry-card'), true);
   const ownPromise = loadOwnEntry();
   await recompute(sale);
