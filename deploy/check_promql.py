@@ -3,10 +3,13 @@
 against what floodgate exports (run by scripts/check-deploy.sh).
 
   check_promql.py lint   --rules R.yml --dashboard D.json --emit-rules OUT.yml
+                         [--tests T.yml]
       Checks the dashboard's structure (panel ids, datasource, variables) and
       writes every dashboard query, with Grafana's variables filled in, as a
       recording rule to OUT.yml, so `promtool check rules OUT.yml` parses
-      them as Prometheus would.
+      them as Prometheus would. With --tests: every alert of R.yml has, in
+      the promtool unit tests T.yml, a case where it fires and one where it
+      must not (an empty exp_alerts).
 
   check_promql.py names  --rules R.yml --dashboard D.json --scrape METRICS.txt
                          [--pending NAME ...]
@@ -204,6 +207,19 @@ def lint(args):
                 if not used.startswith("__") and used not in variables:
                     failed.append(f"{where}: uses ${used}, which the dashboard does not define")
         passed += 1
+    if args.tests:
+        with open(args.rules) as f:
+            alerts = [r["alert"] for g in yaml.safe_load(f)["groups"] for r in g["rules"] if "alert" in r]
+        with open(args.tests) as f:
+            cases = [c for t in yaml.safe_load(f)["tests"] for c in t.get("alert_rule_test", [])]
+        for alert in alerts:
+            fires = any(c["alertname"] == alert and c.get("exp_alerts") for c in cases)
+            quiet = any(c["alertname"] == alert and not c.get("exp_alerts") for c in cases)
+            if not (fires and quiet):
+                failed.append(f"{args.tests}: {alert} needs a case where it fires and one where it does not "
+                              f"(fires: {fires}, does not: {quiet})")
+            else:
+                passed += 1
     rules = []
     for i, (where, expr) in enumerate(dashboard_exprs(dash)):
         rules.append({"record": f"dashboard:query:{i}", "expr": fill_grafana_vars(expr)})
@@ -344,6 +360,7 @@ def main():
     p.add_argument("--rules", required=True)
     p.add_argument("--dashboard", required=True)
     p.add_argument("--emit-rules")
+    p.add_argument("--tests")
     p.add_argument("--scrape")
     p.add_argument("--pending", nargs="*")
     p.add_argument("--prometheus")

@@ -84,7 +84,9 @@ DASH=deploy/grafana/floodgate.json
 step "promtool check config deploy/prometheus/prometheus.yml" promtool check config deploy/prometheus/prometheus.yml
 step "promtool check rules $RULES" promtool check rules "$RULES"
 step "promtool test rules deploy/prometheus/alerts.test.yml" promtool test rules deploy/prometheus/alerts.test.yml
-step "dashboard structure" "$PY" deploy/check_promql.py lint --rules "$RULES" --dashboard "$DASH" --emit-rules "$TMP/dashboard-rules.yml"
+step "dashboard structure; a firing and a quiet test case for every alert" \
+    "$PY" deploy/check_promql.py lint --rules "$RULES" --dashboard "$DASH" \
+    --tests deploy/prometheus/alerts.test.yml --emit-rules "$TMP/dashboard-rules.yml"
 if [[ -s "$TMP/dashboard-rules.yml" ]]; then
     step "dashboard queries parse (promtool check rules)" promtool check rules "$TMP/dashboard-rules.yml"
 fi
