@@ -16,6 +16,8 @@
 #                                  checks and unit tests of deploy/prometheus,
 #                                  the Grafana dashboard's queries, and their
 #                                  metric names against a live /metrics
+#   8. scripts/schemathesis.sh   — the API against its OpenAPI document
+#                                  (schemathesis, every check, no finding)
 #
 # Environment:
 #   FLOODGATE_TEST_THREADS   libtest --test-threads (default 3). Each
@@ -144,5 +146,6 @@ optional_stage "browser" tests/browser/run.sh
 # (cargo build --bin floodgate first is then a no-op).
 optional_stage "k6" loadtest/k6/check.sh
 optional_stage "deploy" scripts/check-deploy.sh
+optional_stage "openapi" scripts/schemathesis.sh
 
 banner "all stages passed"

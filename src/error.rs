@@ -137,10 +137,73 @@ pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
+/// Every `error.code` floodgate answers (a unit test finds each code the
+/// source writes and checks it is listed), published as the enum of
+/// [`ErrorDetail::code`] in the OpenAPI document.
+pub const ERROR_CODES: &[&str] = &[
+    // AppError's own codes
+    "bad_request",
+    "unauthorized",
+    "forbidden",
+    "not_found",
+    "request_timeout",
+    "payload_too_large",
+    "unsupported_media_type",
+    "invalid_request",
+    "rate_limited",
+    "service_unavailable",
+    "internal_error",
+    // middleware and the router
+    "method_not_allowed",
+    "overloaded",
+    // conflicts (409)
+    "already_drawn",
+    "conflict",
+    "hold_confirmed",
+    "idempotency_key_reused",
+    "insufficient_stock",
+    "invalid_transition",
+    "limit_exceeded",
+    "no_more_stages",
+    "no_waiting_room",
+    "not_a_lottery",
+    "payment_reference_reused",
+    "prequeue_not_ready",
+    "request_in_progress",
+    "sale_not_started",
+    "sale_paused",
+    "seat_not_released",
+    "seat_taken",
+    "challenge_reused",
+    // refusals (403)
+    "access_denied",
+    "not_invited",
+    "place_removed",
+    "challenge_required",
+    "challenge_failed",
+    "challenge_expired",
+    // gone (410)
+    "hold_expired",
+    "lottery_drawn",
+    "sale_closed",
+    "sold_out",
+    // a payment that cannot be honoured (the webhook's answer)
+    "refund_required",
+];
+
+fn error_code_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(ERROR_CODES.iter().copied()))
+        .description(Some("Stable snake_case code clients branch on."))
+        .build()
+}
+
 /// Code and message of an error.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
     /// Stable snake_case code clients branch on.
+    #[schema(schema_with = error_code_schema)]
     pub code: String,
     /// Plain-words explanation for people.
     pub message: String,
@@ -255,16 +318,42 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> AppResult<Opti
     let Some(first) = body.iter().find(|b| !b.is_ascii_whitespace()) else {
         return Ok(None);
     };
+    // JSON's `null` is no body (an optional body may be sent so).
+    if body.trim_ascii() == b"null" {
+        return Ok(None);
+    }
     if *first != b'{' && serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok() {
         return Err(AppError::Invalid("the body must be a JSON object".into()));
     }
-    serde_json::from_slice(body).map(Some).map_err(|e| {
-        if e.is_data() {
-            AppError::Invalid(format!("invalid body: {e}"))
-        } else {
-            AppError::BadRequest(format!("malformed JSON: {e}"))
+    let invalid = |e: serde_json::Error| AppError::Invalid(format!("invalid body: {e}"));
+    match serde_json::from_slice(body) {
+        Ok(value) => Ok(Some(value)),
+        // JSON (and JSON Schema) has one number type: `2.0` is the integer
+        // 2. serde refuses it for an integer field, so on that refusal only
+        // (never on the hot path) integral floats become integers and the
+        // body is read again.
+        Err(e) if e.is_data() && e.to_string().contains("floating point") => {
+            let mut value: serde_json::Value = serde_json::from_slice(body).map_err(invalid)?;
+            integral_floats_to_integers(&mut value);
+            serde_json::from_value(value).map(Some).map_err(invalid)
         }
-    })
+        Err(e) if e.is_data() => Err(invalid(e)),
+        Err(e) => Err(AppError::BadRequest(format!("malformed JSON: {e}"))),
+    }
+}
+
+fn integral_floats_to_integers(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) => {
+            if let Some(f) = n.as_f64().filter(|f| n.is_f64() && f.fract() == 0.0 && f.abs() < 9.0e15) {
+                *value = Value::from(f as i64);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(integral_floats_to_integers),
+        Value::Object(fields) => fields.values_mut().for_each(integral_floats_to_integers),
+        _ => {}
+    }
 }
 
 /// 422 when `value` holds a control character (NUL above all, which
@@ -278,3 +367,64 @@ pub fn plain_text(field: &str, value: &str) -> AppResult<()> {
 
 /// Handler result.
 pub type AppResult<T> = Result<T, AppError>;
+
+#[cfg(test)]
+mod tests {
+    use super::ERROR_CODES;
+    use std::path::Path;
+
+    /// The string literals written right after `marker` (and blanks) in `text`.
+    fn literals_after<'a>(text: &'a str, marker: &str) -> Vec<&'a str> {
+        text.match_indices(marker)
+            .filter_map(|(at, _)| {
+                let rest = text[at + marker.len()..].trim_start();
+                let rest = rest.strip_prefix('"')?;
+                Some(&rest[..rest.find('"')?])
+            })
+            .collect()
+    }
+
+    fn sources(dir: &Path, out: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).expect("src is readable").flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                sources(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(std::fs::read_to_string(&path).expect("a source file"));
+            }
+        }
+    }
+
+    /// Every code the source hands to an error (`conflict("…"`, `code: "…"`,
+    /// `error_response(status, "…"`, the match arms of `code()` and of the
+    /// challenge refusals) is in [`ERROR_CODES`], so the document's enum is
+    /// complete.
+    #[test]
+    fn every_error_code_in_the_source_is_published() {
+        let mut files = Vec::new();
+        sources(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut files);
+        let mut found = Vec::new();
+        for text in &files {
+            for marker in [
+                "conflict(",
+                "forbidden(",
+                "gone(",
+                "code: ",
+                "StatusCode::METHOD_NOT_ALLOWED,",
+                "StatusCode::TOO_MANY_REQUESTS,",
+                "StatusCode::NOT_FOUND,",
+            ] {
+                found.extend(literals_after(text, marker));
+            }
+        }
+        let error_rs = include_str!("error.rs");
+        let code_fn = &error_rs[error_rs.find("pub fn code(&self)").expect("code()")..];
+        found.extend(literals_after(&code_fn[..code_fn.find("\n    }\n").expect("end of code()")], "=> "));
+        found.extend(literals_after(include_str!("gate/challenge.rs"), "=> "));
+        found.retain(|code| !code.is_empty() && code.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
+        assert!(found.len() > 30, "the scan found only {found:?}");
+        for code in found {
+            assert!(ERROR_CODES.contains(&code), "error code {code:?} is missing from ERROR_CODES");
+        }
+    }
+}

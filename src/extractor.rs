@@ -216,3 +216,53 @@ impl FromRequest for RawBody {
         })
     }
 }
+
+/// Nested objects of request bodies (`#[serde(deserialize_with = ...)]`):
+/// serde would also take a struct from a JSON array of its fields in
+/// order; the API's bodies are objects all the way down, as the OpenAPI
+/// document says, so an array there is a 422 like any other wrong type.
+pub mod objects {
+    use serde::de::{DeserializeOwned, Error, Unexpected};
+    use serde::{Deserialize, Deserializer};
+    use serde_json::Value;
+
+    fn unexpected(value: &Value) -> Unexpected<'_> {
+        match value {
+            Value::Null => Unexpected::Unit,
+            Value::Bool(b) => Unexpected::Bool(*b),
+            Value::Number(_) => Unexpected::Other("a number"),
+            Value::String(s) => Unexpected::Str(s),
+            Value::Array(_) => Unexpected::Seq,
+            Value::Object(_) => Unexpected::Map,
+        }
+    }
+
+    fn from_object<'de, D: Deserializer<'de>, T: DeserializeOwned>(value: Value) -> Result<T, D::Error> {
+        if !value.is_object() {
+            return Err(D::Error::invalid_type(unexpected(&value), &"an object"));
+        }
+        T::deserialize(value).map_err(D::Error::custom)
+    }
+
+    /// An object.
+    pub fn required<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<T, D::Error> {
+        from_object::<D, T>(Value::deserialize(d)?)
+    }
+
+    /// An object, or `null`/absent (with `#[serde(default)]`).
+    pub fn optional<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<Option<T>, D::Error> {
+        match Value::deserialize(d)? {
+            Value::Null => Ok(None),
+            value => from_object::<D, T>(value).map(Some),
+        }
+    }
+
+    /// A list of objects, or `null`/absent (with `#[serde(default)]`).
+    pub fn optional_list<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<Option<Vec<T>>, D::Error> {
+        match Value::deserialize(d)? {
+            Value::Null => Ok(None),
+            Value::Array(items) => items.into_iter().map(from_object::<D, T>).collect::<Result<_, _>>().map(Some),
+            other => Err(D::Error::invalid_type(unexpected(&other), &"a list of objects")),
+        }
+    }
+}

@@ -131,7 +131,6 @@ pub fn handle() -> PrometheusHandle {
             let _ = metrics::set_global_recorder(recorder);
             describe();
             process().describe();
-            ::metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
             keep_global_alive();
             handle
         })
@@ -234,8 +233,10 @@ fn touch(name: &'static str, label: &'static str, values: &[&'static str], extra
     }
 }
 
-/// Keeps every instance-wide counter present (at 0 until it counts).
+/// Keeps every instance-wide counter present (at 0 until it counts), and
+/// the build info.
 pub fn keep_global_alive() {
+    ::metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
     for (name, label, values) in GLOBAL_COUNTERS {
         touch(name, label, values, &[]);
     }

@@ -1,6 +1,11 @@
 //! The OpenAPI document, generated from the handlers' annotations.
 
+use utoipa::openapi::header::Header;
+use utoipa::openapi::path::{Operation, ParameterIn};
+use utoipa::openapi::response::{Response, ResponseBuilder};
+use utoipa::openapi::schema::{Object, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{Content, Ref, RefOr};
 use utoipa::{Modify, OpenApi};
 
 /// floodgate's API: the title and security schemes here, the paths from
@@ -29,7 +34,84 @@ pub fn document() -> utoipa::openapi::OpenApi {
     ] {
         doc.merge(part);
     }
+    for (path, item) in doc.paths.paths.iter_mut() {
+        for operation in
+            [&mut item.get, &mut item.post, &mut item.put, &mut item.patch, &mut item.delete].into_iter().flatten()
+        {
+            standard_responses(path, operation);
+        }
+    }
     doc
+}
+
+/// The answers every operation of its kind can give, added where the
+/// handler's annotation does not list them, so the document names every
+/// status a client can meet: the extractors' 400/413/415/422 for a body or
+/// a query, 401/403 for a token, 404 for an id in the path, the load
+/// shedder's 429 and a dependency's 503 (both with `Retry-After`). Every
+/// answer carries `X-Request-Id`.
+fn standard_responses(path: &str, operation: &mut Operation) {
+    let operations_endpoint = matches!(path, "/healthz" | "/readyz" | "/metrics" | "/api/openapi.json");
+    let params = operation.parameters.as_deref().unwrap_or_default();
+    let has = |place: ParameterIn| params.iter().any(|p| p.parameter_in == place);
+    let security = serde_json::to_value(&operation.security).unwrap_or_default();
+    let secured = security.as_array().is_some_and(|s| !s.is_empty());
+    let token = ["queue_token", "admission_token", "hold_token"].iter().any(|t| security.to_string().contains(t));
+    let mut wanted: Vec<(&str, &str)> = Vec::new();
+    if operation.request_body.is_some() {
+        wanted.extend([
+            ("400", "Malformed JSON or not a JSON object"),
+            ("413", "Body too large"),
+            ("415", "Not application/json"),
+            ("422", "Invalid values (the message names the field)"),
+        ]);
+    }
+    if has(ParameterIn::Query) {
+        wanted.extend([("400", "Malformed query"), ("422", "Invalid query values")]);
+    }
+    if has(ParameterIn::Path) {
+        wanted.push(("404", "No such resource"));
+    }
+    if secured {
+        wanted.push(("401", "Missing or invalid credentials"));
+    }
+    if token {
+        wanted.push(("403", "A valid token of another sale or purpose, or a refused source"));
+    }
+    if !matches!(path, "/healthz" | "/readyz" | "/metrics") {
+        wanted.push(("429", "Over a rate limit or this instance's capacity: retry after Retry-After"));
+    }
+    if !operations_endpoint || path == "/readyz" {
+        wanted.push(("503", "Postgres or Redis unreachable: retry after Retry-After"));
+    }
+    let responses = &mut operation.responses.responses;
+    for (status, description) in wanted {
+        responses.entry(status.to_owned()).or_insert_with(|| error_response(description).into());
+    }
+    for (status, response) in responses.iter_mut() {
+        if let RefOr::T(response) = response {
+            let request_id = Header::builder()
+                .schema(Object::with_type(Type::String))
+                .description(Some(
+                    "The request's id: the client's X-Request-Id (or traceparent trace id), else one made up",
+                ))
+                .build();
+            response.headers.insert("X-Request-Id".to_owned(), request_id);
+            if status == "429" || status == "503" {
+                let retry = Header::builder()
+                    .schema(Object::with_type(Type::Integer))
+                    .description(Some("Seconds to wait before trying again"))
+                    .build();
+                response.headers.insert("Retry-After".to_owned(), retry);
+            }
+        }
+    }
+}
+
+/// An answer with the error body.
+fn error_response(description: &str) -> Response {
+    let body = Content::new(Some(RefOr::Ref(Ref::from_schema_name("ErrorBody"))));
+    ResponseBuilder::new().description(description).content("application/json", body).build()
 }
 
 struct Security;

@@ -39,11 +39,13 @@ pub enum Verdict {
 #[serde(deny_unknown_fields)]
 pub struct RuleLists {
     /// Networks that may skip the challenge (`"203.0.113.0/24"`,
-    /// `"2001:db8::/32"`, or a single address).
+    /// `"2001:db8::/32"`, or a single address). At most 1,000 rules in all.
     #[serde(default)]
+    #[schema(max_items = 1000, pattern = r"^[0-9A-Fa-f:.]{2,45}(/[0-9]{1,3})?$")]
     pub allow: Vec<String>,
     /// Networks refused with 403 `access_denied`.
     #[serde(default)]
+    #[schema(max_items = 1000, pattern = r"^[0-9A-Fa-f:.]{2,45}(/[0-9]{1,3})?$")]
     pub deny: Vec<String>,
 }
 
@@ -58,7 +60,6 @@ struct Rules {
 const MAX_RULES: usize = 1000;
 
 fn parse_net(text: &str) -> Result<IpNet, String> {
-    let text = text.trim();
     text.parse::<IpNet>()
         .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
         .map(|net| net.trunc())

@@ -14,14 +14,35 @@ use crate::idempotency;
 use crate::state::AppState;
 use crate::{events, metrics};
 
-/// `POST /api/v1/sales/{sale}/holds` body: exactly one of the two.
-#[derive(Debug, Deserialize, ToSchema)]
+/// `POST /api/v1/sales/{sale}/holds` body: exactly one of the two (read
+/// as this struct, so a body with both or neither gets a message that says
+/// so; documented as [`HoldChoice`]).
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HoldRequest {
     /// Best available units, this many.
     pub quantity: Option<i64>,
     /// Named seats, `section/row/seat`.
     pub seats: Option<Vec<String>>,
+}
+
+/// What to hold: best available units, or named seats.
+#[derive(ToSchema)]
+#[serde(untagged, deny_unknown_fields)]
+#[allow(dead_code)] // documentation only: the body is read as `HoldRequest`
+pub enum HoldChoice {
+    /// The best available units, all or nothing.
+    Best {
+        /// How many.
+        #[schema(minimum = 1, maximum = 1000)]
+        quantity: i64,
+    },
+    /// These seats, all or nothing.
+    Seats {
+        /// Labels `section/row/seat`, each once.
+        #[schema(min_items = 1, max_items = 1000)]
+        seats: Vec<String>,
+    },
 }
 
 fn parse_want(body: HoldRequest) -> AppResult<Want> {
@@ -61,7 +82,7 @@ fn parse_want(body: HoldRequest) -> AppResult<Want> {
         ("sale" = String, Path, description = "Sale id"),
         ("Idempotency-Key" = Option<String>, Header, description = "Retry key")
     ),
-    request_body = HoldRequest,
+    request_body = HoldChoice,
     security(("admission_token" = [])),
     responses(
         (status = 201, body = HoldView),

@@ -23,9 +23,11 @@ use crate::waiting_room::{Drawn, WaitingRoom};
 pub struct DrawRequest {
     /// Winners to draw; by default as many as the released units allow at
     /// the per-user limit.
+    #[schema(minimum = 1, maximum = 10_000_000)]
     pub winners: Option<i64>,
     /// How long winners have to buy; the sale's `admission_ttl_seconds` by
     /// default. The waitlist is admitted after it.
+    #[schema(minimum = 1, maximum = 604_800)]
     pub purchase_window_seconds: Option<i64>,
 }
 

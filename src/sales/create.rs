@@ -18,7 +18,8 @@ const MAX_UNITS: i64 = 5_000_000;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewSale {
-    /// Display name.
+    /// Display name (1 to 200 characters, no control characters).
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     /// When stage 1 opens; now when omitted.
     pub starts_at: Option<DateTime<Utc>>,
@@ -27,22 +28,29 @@ pub struct NewSale {
     /// `fifo` (default) or `lottery`.
     pub mode: Option<SaleMode>,
     /// The units: `{"count": n}` or `{"sections": [...]}`.
+    #[serde(deserialize_with = "crate::extractor::objects::required")]
+    #[schema(value_type = UnitsChoice)]
     pub units: UnitsSpec,
     /// Percentages per stage, summing to 100; `[100]` when omitted.
+    #[schema(min_items = 1, max_items = 100, maximum = 100, minimum = 0)]
     pub stages: Option<Vec<i64>>,
     /// Optional scheduled opening per stage (index 0 is stage 1, ignored).
     pub stage_opens_at: Option<Vec<Option<DateTime<Utc>>>>,
     /// Units one visitor may hold or own; 4 when omitted.
+    #[schema(minimum = 1, maximum = 1000)]
     pub per_user_limit: Option<i64>,
     /// Hold lifetime; 600 when omitted.
+    #[schema(minimum = 1, maximum = 86400)]
     pub hold_ttl_seconds: Option<i64>,
     /// Shuffle the pre-queue at the start; true when omitted.
     pub shuffle_prequeue: Option<bool>,
     /// Turn the waiting room off (joins are admitted at once); on by default.
     pub waiting_room: Option<bool>,
     /// Admission control settings.
+    #[serde(default, deserialize_with = "crate::extractor::objects::optional")]
     pub admission: Option<AdmissionSpec>,
     /// Proof of work asked of each new place (SPEC §4a); off when omitted.
+    #[serde(default, deserialize_with = "crate::extractor::objects::optional")]
     pub challenge: Option<ChallengeSpec>,
     /// `public` (default) or `invite`: only signed-in users whose login
     /// token names this sale in a `sale` claim, one place each.
@@ -55,9 +63,12 @@ pub struct NewSale {
 pub struct ChallengeSpec {
     /// Leading zero bits of SHA-256 asked of a new source, 0 to 32 (0:
     /// off). A browser solves 16 in well under a second.
+    #[schema(minimum = 0, maximum = 32)]
     pub difficulty_bits: Option<i64>,
-    /// The most a source taking many places is asked for, up to 40;
-    /// `difficulty_bits + 12` when omitted (at most 40).
+    /// The most a source taking many places is asked for, up to 40, not
+    /// below `difficulty_bits`; `difficulty_bits + 12` when omitted (at
+    /// most 40).
+    #[schema(minimum = 0, maximum = 40)]
     pub max_difficulty_bits: Option<i64>,
 }
 
@@ -75,25 +86,50 @@ pub fn validate_challenge(spec: &ChallengeSpec, base: (i16, i16)) -> AppResult<(
     Ok((bits as i16, max as i16))
 }
 
-/// The units of a sale.
-#[derive(Debug, Deserialize, ToSchema)]
+/// The units of a sale: exactly one of the two (read as this struct, so a
+/// body with both or neither gets a message that says so; documented as
+/// [`UnitsChoice`]).
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UnitsSpec {
     /// General admission: this many numbered units.
     pub count: Option<i64>,
     /// Reserved seating: sections of rows of seats.
+    #[serde(default, deserialize_with = "crate::extractor::objects::optional_list")]
     pub sections: Option<Vec<SectionSpec>>,
+}
+
+/// The units of a sale.
+#[derive(ToSchema)]
+#[serde(untagged, deny_unknown_fields)]
+#[allow(dead_code)] // documentation only: the body is read as `UnitsSpec`
+pub enum UnitsChoice {
+    /// General admission.
+    Count {
+        /// This many numbered units.
+        #[schema(minimum = 1, maximum = 5_000_000)]
+        count: i64,
+    },
+    /// Reserved seating.
+    Sections {
+        /// Sections of rows of seats (at most 5,000,000 seats in all).
+        #[schema(min_items = 1, max_items = 200)]
+        sections: Vec<SectionSpec>,
+    },
 }
 
 /// A block of reserved seats, labelled `name/row/seat`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SectionSpec {
-    /// Section name (no `/`).
+    /// Section name: 1 to 32 characters, no `/`, no control characters.
+    #[schema(pattern = r"^[^/\x00-\x1f\x7f]{1,32}$")]
     pub name: String,
     /// Rows, numbered from 1.
+    #[schema(minimum = 1, maximum = 10_000)]
     pub rows: i64,
     /// Seats per row, numbered from 1.
+    #[schema(minimum = 1, maximum = 10_000)]
     pub seats_per_row: i64,
 }
 
@@ -102,20 +138,26 @@ pub struct SectionSpec {
 #[serde(deny_unknown_fields)]
 pub struct AdmissionSpec {
     /// Visitors admitted per second (0: only by hand).
+    #[schema(minimum = 0, maximum = 100_000)]
     pub admit_per_second: Option<i64>,
     /// Admitted visitors not yet finished, at most.
+    #[schema(minimum = 1, maximum = 10_000_000)]
     pub max_active: Option<i64>,
     /// Time an admitted visitor has to hold.
+    #[schema(minimum = 1, maximum = 86_400)]
     pub admission_ttl_seconds: Option<i64>,
     /// Silence after which a waiting visitor loses their place.
+    #[schema(minimum = 3, maximum = 86_400)]
     pub abandon_after_seconds: Option<i64>,
     /// `fixed` (default) or `adaptive`: the rate follows the hold path's
     /// health, starting at `admit_per_second`.
     pub mode: Option<AdmissionMode>,
     /// Adaptive mode: the rate never goes above this (0: no ceiling but
     /// `max_active` a second).
+    #[schema(minimum = 0, maximum = 1_000_000)]
     pub max_admit_per_second: Option<i64>,
     /// Adaptive mode: the hold p99 the rate keeps under, in milliseconds.
+    #[schema(minimum = 1, maximum = 60_000)]
     pub hold_p99_target_ms: Option<i64>,
 }
 

@@ -38,9 +38,11 @@ pub struct SaleUpdate {
     /// `pause`, `resume` or `close`.
     pub action: Option<SaleAction>,
     /// Admission settings to change live.
+    #[serde(default, deserialize_with = "crate::extractor::objects::optional")]
     pub admission: Option<AdmissionSpec>,
     /// Proof-of-work settings to change live (outstanding challenges keep
     /// the difficulty they were handed out with).
+    #[serde(default, deserialize_with = "crate::extractor::objects::optional")]
     pub challenge: Option<ChallengeSpec>,
 }
 

@@ -230,7 +230,10 @@ pub struct AdminSaleView {
 /// How far back the admin view's activity counts reach.
 const ACTIVITY_WINDOW_SECONDS: i64 = 60;
 
-async fn admin_view(state: &AppState, sale: &Sale) -> AppResult<AdminSaleView> {
+/// `fresh`: count the units now; else the availability snapshot (at most
+/// about a second old), which a list of every sale polled by the console
+/// must use: a recount per sale per poll would scan every unit each time.
+async fn admin_view(state: &AppState, sale: &Sale, fresh: bool) -> AppResult<AdminSaleView> {
     let gate = if sale.waiting_room {
         state
             .waiting_room
@@ -242,7 +245,7 @@ async fn admin_view(state: &AppState, sale: &Sale) -> AppResult<AdminSaleView> {
         None
     };
     Ok(AdminSaleView {
-        sale: view(state, sale, true).await?,
+        sale: view(state, sale, fresh).await?,
         holds: crate::inventory::count_by_state(&state.db, &sale.id).await?.into_iter().collect(),
         orders: crate::orders::count_by_state(&state.db, &sale.id).await?.into_iter().collect(),
         gate,
@@ -250,8 +253,8 @@ async fn admin_view(state: &AppState, sale: &Sale) -> AppResult<AdminSaleView> {
     })
 }
 
-/// Every sale, closed ones too, newest first (at most 200), with counts
-/// taken now.
+/// Every sale, closed ones too, newest first (at most 200), with units from
+/// the availability snapshot (at most about a second old).
 #[utoipa::path(
     tag = "admin",
     security(("admin_key" = [])),
@@ -264,7 +267,7 @@ pub async fn admin_list_sales(_admin: Admin, state: web::Data<AppState>) -> AppR
     let mut views = Vec::with_capacity(ids.len());
     for id in ids {
         let sale = Sale::load(&state.db, &id).await?;
-        views.push(admin_view(&state, &sale).await?);
+        views.push(admin_view(&state, &sale, false).await?);
     }
     Ok(HttpResponse::Ok().json(views))
 }
@@ -284,7 +287,7 @@ pub async fn admin_get_sale(
     path: web::Path<String>,
 ) -> AppResult<HttpResponse> {
     let sale = Sale::load(&state.db, &path).await?;
-    Ok(HttpResponse::Ok().json(admin_view(&state, &sale).await?))
+    Ok(HttpResponse::Ok().json(admin_view(&state, &sale, true).await?))
 }
 
 /// Pauses, resumes or closes a sale, and changes admission settings live.
@@ -312,7 +315,11 @@ pub async fn admin_update_sale(
     tag = "admin",
     params(("sale" = String, Path, description = "Sale id")),
     security(("admin_key" = [])),
-    responses((status = 200, body = Released), (status = 409, description = "no_more_stages", body = crate::error::ErrorBody))
+    responses(
+        (status = 200, body = Released),
+        (status = 409, description = "`no_more_stages`", body = crate::error::ErrorBody),
+        (status = 410, description = "`sale_closed`", body = crate::error::ErrorBody)
+    )
 )]
 #[post("/admin/v1/sales/{sale}/stages/next")]
 #[tracing::instrument(name = "admin next stage", skip_all, fields(sale = %path))]

@@ -103,6 +103,7 @@ pub struct JoinRequest {
     pub challenge: Option<String>,
     /// The challenge's solution: SHA-256(`challenge` ":" `nonce`) has
     /// `difficulty_bits` leading zero bits; 1 to 32 printable ASCII characters.
+    #[schema(pattern = r"^[!-~]{1,32}$")]
     pub nonce: Option<String>,
 }
 
@@ -154,7 +155,7 @@ fn identify(state: &AppState, req: &HttpRequest, body: &JoinRequest, sale: &Sale
 #[utoipa::path(
     tag = "waiting room",
     params(("sale" = String, Path, description = "Sale id")),
-    request_body(content = Option<JoinRequest>, content_type = "application/json"),
+    request_body(content = Option<JoinRequest>, content_type = "application/json", description = "Optional: `null` or no body is the same as `{}`"),
     responses(
         (status = 201, description = "New place", body = QueueView),
         (status = 200, description = "The same place as before", body = QueueView),
@@ -422,11 +423,13 @@ pub async fn status(
 #[serde(deny_unknown_fields)]
 pub struct RemoveRequest {
     /// Visitor ids (the `sub` of their queue tokens; `u:<user>` for
-    /// signed-in users).
+    /// signed-in users). Together with `user_ids`: 1 to 10,000 ids.
     #[serde(default)]
+    #[schema(max_items = 10_000, pattern = r"^[^\x00-\x1f\x7f]{1,200}$")]
     pub visitor_ids: Vec<String>,
     /// User ids of the site (the `sub` of its login tokens).
     #[serde(default)]
+    #[schema(max_items = 10_000, pattern = r"^[^\x00-\x1f\x7f]{1,200}$")]
     pub user_ids: Vec<String>,
 }
 
@@ -457,6 +460,9 @@ pub async fn remove(
     path: web::Path<String>,
     JsonBody(body): JsonBody<RemoveRequest>,
 ) -> AppResult<HttpResponse> {
+    if body.user_ids.iter().any(String::is_empty) {
+        return Err(AppError::Invalid("user ids are 1 to 200 characters".into()));
+    }
     let visitors: Vec<String> =
         body.visitor_ids.into_iter().chain(body.user_ids.into_iter().map(|user| format!("u:{user}"))).collect();
     if visitors.is_empty() || visitors.len() > 10_000 {
@@ -482,6 +488,7 @@ pub async fn remove(
 #[serde(deny_unknown_fields)]
 pub struct AdmitRequest {
     /// Visitors to admit now.
+    #[schema(minimum = 1, maximum = 1_000_000)]
     pub count: i64,
 }
 

@@ -125,6 +125,7 @@ async fn optional_bodies_are_still_checked() {
         .await;
     assert_eq!(join("").await.unwrap().status(), StatusCode::CREATED);
     assert_eq!(join("{}").await.unwrap().status(), StatusCode::CREATED);
+    assert_eq!(join("null").await.unwrap().status(), StatusCode::CREATED, "JSON null is no body");
 }
 
 /// A POST with a raw JSON body and the admin key.
@@ -179,6 +180,30 @@ async fn bodies_must_be_json_objects_of_known_fields() {
     assert_eq!(app.admin_get_sale(&sale).await["state"], "on_sale", "nothing changed");
     let hold = app.hold(&sale, &token, &json!({ "quantity": 1, "qty": 2 }), None).await;
     assert_error(hold, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request").await;
+
+    // Nested objects are objects too: an array of the fields is refused.
+    for nested in [json!({ "challenge": [null, null] }), json!({ "admission": [1, 2] })] {
+        let patch = app.patch_sale(&sale, &nested).await;
+        assert_error(patch, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request").await;
+    }
+    let units = app.create_sale(&json!({ "name": "x", "units": [5] })).await;
+    assert_error(units, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request").await;
+    let sections = app.create_sale(&json!({ "name": "x", "units": { "sections": [["A", 2, 3]] } })).await;
+    assert_error(sections, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request").await;
+}
+
+/// JSON has one number type: `3.0` is the integer 3 (as JSON Schema says),
+/// `3.5` is not an integer.
+#[tokio::test]
+async fn integral_numbers_written_with_a_fraction_are_integers() {
+    let app = spawn_app().await;
+    let sale = app.create_sale_ok(&sale_json(5, json!({ "per_user_limit": 4.0, "hold_ttl_seconds": 60.0 }))).await;
+    let view = app.admin_get_sale(&sale).await;
+    assert_eq!((view["per_user_limit"].as_i64(), view["hold_ttl_seconds"].as_i64()), (Some(4), Some(60)), "{view}");
+    let hold = app.hold(&sale, &app.admission_token(&sale, "v:f"), &json!({ "quantity": 2.0 }), None).await;
+    assert_eq!(hold.status(), StatusCode::CREATED);
+    let fraction = app.hold(&sale, &app.admission_token(&sale, "v:g"), &json!({ "quantity": 1.5 }), None).await;
+    assert_error(fraction, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request").await;
 }
 
 #[tokio::test]

@@ -188,6 +188,6 @@ async fn admins_list_every_sale_with_its_recent_activity() {
     assert_eq!(activity["dead_letters"], 0, "{activity}");
     assert_eq!(view["holds"]["active"], 1, "{view}");
     assert_eq!(view["orders"]["confirmed"], 1, "{view}");
-    assert_eq!(view["availability"]["sold"], 2, "counts taken now: {view}");
+    assert_eq!(view["availability"]["sold"], 2, "{view}");
     assert_eq!(app.admin_get_sale(&open).await["activity"], *activity);
 }
