@@ -290,6 +290,9 @@ def names(args):
         passed += ok
     for w in warned:
         print("WARN " + w)
+    for n in sorted(pending):
+        if n in exported or any(f"{n}_{suffix}" in exported for suffix in ("bucket", "sum", "count")):
+            print(f"NOTE pending name {n} is exported: it can leave the pending list")
     unused = sorted(n for n in pending if n not in seen)
     if unused:
         print("WARN pending names no query uses: " + ", ".join(unused))
