@@ -4,7 +4,7 @@ use utoipa::openapi::header::Header;
 use utoipa::openapi::path::{Operation, ParameterIn};
 use utoipa::openapi::response::{Response, ResponseBuilder};
 use utoipa::openapi::schema::{Object, Type};
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Content, Ref, RefOr};
 use utoipa::{Modify, OpenApi};
 
@@ -120,9 +120,14 @@ impl Modify for Security {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let bearer = || SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build());
         let components = openapi.components.get_or_insert_with(Default::default);
-        for name in ["admin_key", "queue_token", "admission_token", "hold_token"] {
+        for name in ["admin_key", "queue_token", "admission_token", "hold_token", "login_token"] {
             components.add_security_scheme(name, bearer());
         }
+        let signature = ApiKey::Header(ApiKeyValue::with_description(
+            "Floodgate-Signature",
+            "t=<unix seconds>,v1=<hex HMAC-SHA256(webhook secret, \"<t>.<raw body>\")>, at most five minutes old",
+        ));
+        components.add_security_scheme("webhook_signature", SecurityScheme::ApiKey(signature));
     }
 }
 

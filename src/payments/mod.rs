@@ -27,7 +27,15 @@ pub struct PaymentEvent {
     /// The provider's payment reference.
     pub payment_reference: String,
     /// `succeeded` or `failed`.
+    #[schema(schema_with = payment_status_schema)]
     pub status: String,
+}
+
+fn payment_status_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(["succeeded", "failed"]))
+        .build()
 }
 
 impl PaymentEvent {

@@ -20,6 +20,18 @@ async fn apply(state: &AppState, event: PaymentEvent) -> AppResult<HttpResponse>
     Ok(HttpResponse::build(processed.status).json(processed.body))
 }
 
+/// The answer to a payment: the confirmed order, or (for a failed payment)
+/// no order and the released hold.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // documentation only: `process` builds the body
+pub struct PaymentAnswer {
+    /// The order a successful payment confirmed; `null` for a failed one.
+    order: Option<crate::orders::OrderView>,
+    /// The hold a failed payment released.
+    #[schema(nullable = false)]
+    hold: Option<crate::inventory::HoldView>,
+}
+
 /// The payment provider reports a payment. Signed with
 /// `Floodgate-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`.
 /// `succeeded` confirms the hold into an order; `failed` releases it. A
@@ -27,9 +39,9 @@ async fn apply(state: &AppState, event: PaymentEvent) -> AppResult<HttpResponse>
 #[utoipa::path(
     tag = "payments",
     request_body = PaymentEvent,
-    params(("Floodgate-Signature" = String, Header, description = "t=<unix>,v1=<hex hmac>")),
+    security(("webhook_signature" = [])),
     responses(
-        (status = 200, description = "{\"order\": {...}} or, for failed, {\"order\": null, \"hold\": {...}}"),
+        (status = 200, description = "The order, or for a failed payment the released hold", body = PaymentAnswer),
         (status = 401, description = "bad or stale signature", body = crate::error::ErrorBody),
         (status = 404, body = crate::error::ErrorBody),
         (status = 409, description = "refund_required: the hold expired and its units are gone", body = crate::error::ErrorBody),
@@ -64,7 +76,11 @@ pub async fn webhook(state: web::Data<AppState>, req: HttpRequest, RawBody(body)
     tag = "payments",
     params(("hold" = String, Path, description = "Hold id")),
     security(("hold_token" = [])),
-    responses((status = 200, description = "{\"order\": {...}}"), (status = 404, description = "dev checkout disabled", body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody))
+    responses(
+        (status = 200, description = "The confirmed order", body = PaymentAnswer),
+        (status = 404, description = "dev checkout disabled", body = crate::error::ErrorBody),
+        (status = 409, body = crate::error::ErrorBody)
+    )
 )]
 #[post("/api/v1/holds/{hold}/dev-checkout")]
 #[tracing::instrument(name = "dev checkout", skip_all, fields(hold = %path))]

@@ -156,6 +156,7 @@ fn identify(state: &AppState, req: &HttpRequest, body: &JoinRequest, sale: &Sale
     tag = "waiting room",
     params(("sale" = String, Path, description = "Sale id")),
     request_body(content = Option<JoinRequest>, content_type = "application/json", description = "Optional: `null` or no body is the same as `{}`"),
+    security((), ("queue_token" = []), ("login_token" = [])),
     responses(
         (status = 201, description = "New place", body = QueueView),
         (status = 200, description = "The same place as before", body = QueueView),
