@@ -48,7 +48,10 @@
 # Everything talks to 127.0.0.1 only; every load is bounded in time or count;
 # the servers started here are stopped at the end (also on Ctrl-C).
 # Environment: FG_PORT (18080), FG_CONST_PORT (18090), FG_BENCH_DB
-# (floodgate_bench, dropped and re-created), RUST_LOG for the server.
+# (floodgate_bench, dropped and re-created), RUST_LOG for the server (default
+# "info,floodgate::access=off": no access-log line per request, as a site at
+# line rate would take its access log from the load balancer; the cost of
+# the access log is measured separately, see RESULTS.md).
 
 set -euo pipefail
 
@@ -355,6 +358,7 @@ say "floodgate on 127.0.0.1:$PORT (FLOODGATE_ENV=test, 2 workers, database $BENC
 FLOODGATE_ENV=test FLOODGATE__SERVER__PORT="$PORT" FLOODGATE__SERVER__HOST=127.0.0.1 \
     FLOODGATE__SERVER__WORKERS=2 FLOODGATE__DATABASE__URL="$PSQL_URL" \
     FLOODGATE__REDIS__URL="$FLOODGATE__REDIS__URL" FLOODGATE__REDIS__KEY_PREFIX="$PREFIX" \
+    RUST_LOG="${RUST_LOG:-info,floodgate::access=off}" \
     "$BIN/floodgate" >"$OUT/floodgate.log" 2>&1 &
 FG_PID=$!
 PIDS+=("$FG_PID")
