@@ -118,9 +118,11 @@ async fn line_refresher(state: Arc<AppState>, mut stopped: watch::Receiver<bool>
     }
 }
 
-/// How old the units of a sale nobody reads may get in `/metrics`: a
-/// recount scans the sale's units, so unread sales are recounted every few
-/// seconds, not every second (read ones are recounted twice a second anyway).
+/// How old the units of a sale nobody reads may get in `/metrics` at least:
+/// a recount scans the sale's units, so unread sales are recounted every few
+/// seconds, not every second, and big ones less often still (see
+/// `AvailabilityCache::for_metrics`; read sales are recounted twice a second
+/// anyway).
 const UNREAD_RECOUNT: Duration = Duration::from_secs(5);
 
 /// Once a second, the figures `/metrics` shows without anyone asking: the

@@ -554,7 +554,13 @@ pub struct AvailabilityCache {
     counts: RefreshOnce<Availability>,
     /// Sales read lately, and when.
     wanted: std::sync::Mutex<HashMap<String, Instant>>,
+    /// How long the metrics' last recount of each unread sale took.
+    recount_cost: std::sync::Mutex<HashMap<String, Duration>>,
 }
+
+/// The metrics' recounts of unread sales take at most this share of the
+/// time (a recount that took 100 ms waits at least 5 s before the next).
+const METRICS_RECOUNT_SHARE: u32 = 50;
 
 /// A sale nobody read for this long is no longer recounted.
 const AVAILABILITY_IDLE: Duration = Duration::from_secs(30);
@@ -562,7 +568,11 @@ const AVAILABILITY_IDLE: Duration = Duration::from_secs(30);
 impl AvailabilityCache {
     /// An empty cache.
     pub fn new() -> Self {
-        AvailabilityCache { counts: RefreshOnce::new(Duration::MAX), wanted: std::sync::Mutex::new(HashMap::new()) }
+        AvailabilityCache {
+            counts: RefreshOnce::new(Duration::MAX),
+            wanted: std::sync::Mutex::new(HashMap::new()),
+            recount_cost: std::sync::Mutex::new(HashMap::new()),
+        }
     }
 
     /// The latest counts of the sale.
@@ -574,17 +584,23 @@ impl AvailabilityCache {
     }
 
     /// The counts for the metrics job: what readers keep fresh, or (for a
-    /// sale nobody reads) a recount once the last is older than `max_age`,
+    /// sale nobody reads) a recount once the last is older than `max_age`
+    /// and than [`METRICS_RECOUNT_SHARE`] times what the last recount took,
     /// so `/metrics` follows every live sale without a recount per second
-    /// of each.
+    /// of each, and a sale of millions of units is recounted less often.
     pub async fn for_metrics(&self, db: &PgPool, sale: &Sale, max_age: Duration) -> AppResult<Arc<Availability>> {
         let counts = self.counts.get(&sale.id, || count_units(db, sale)).await?;
         let age = (Utc::now() - counts.as_of).to_std().unwrap_or_default();
         let read = self.wanted.lock().map(|w| w.contains_key(&sale.id)).unwrap_or(false);
-        if read || age < max_age {
+        let cost = self.recount_cost.lock().ok().and_then(|c| c.get(&sale.id).copied()).unwrap_or_default();
+        if read || age < max_age.max(cost * METRICS_RECOUNT_SHARE) {
             return Ok(counts);
         }
+        let started = Instant::now();
         let counts = count_units(db, sale).await?;
+        if let Ok(mut costs) = self.recount_cost.lock() {
+            costs.insert(sale.id.clone(), started.elapsed());
+        }
         self.counts.put(&sale.id, counts.clone());
         Ok(Arc::new(counts))
     }
