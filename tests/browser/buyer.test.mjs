@@ -41,6 +41,7 @@ import { webcrypto } from 'node:crypto';
 import path from 'node:path';
 
 import { solve } from '../../web/js/pow.js';
+import { runTests } from './lib.mjs';
 
 const BASE_URL = (process.env.BASE_URL || '').replace(/\/$/, '');
 const SALE_ID = process.env.SALE_ID || '';
@@ -606,45 +607,25 @@ test('a second buyer is told the sale is sold out', async () => {
   }
 });
 
-async function main() {
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--no-first-run',
-    ],
-  });
-  let passed = 0;
-  let failed = 0;
-  for (const t of tests) {
-    const started = Date.now();
-    console.log(`- ${t.name}`);
-    try {
-      let timer;
-      const timeout = new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`timed out after ${TEST_TIMEOUT_MS / 1000} s`)), TEST_TIMEOUT_MS);
-      });
-      await Promise.race([t.fn(), timeout]).finally(() => clearTimeout(timer));
-      passed++;
-      console.log(`  ok (${((Date.now() - started) / 1000).toFixed(1)} s)`);
-    } catch (err) {
-      failed++;
-      console.log(`  FAILED (${((Date.now() - started) / 1000).toFixed(1)} s): ${err && err.stack ? err.stack : err}`);
+// One test after the other with a timeout each (lib.mjs), the browser
+// launched before and closed after, then the proof-of-work report.
+runTests(tests, {
+  timeoutMs: TEST_TIMEOUT_MS,
+  setup: async () => {
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      headless: true,
+      args: [
+        '--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+        '--disable-component-update', '--disable-sync', '--no-first-run',
+      ],
+    });
+  },
+  teardown: async () => {
+    if (browser) await browser.close();
+    if (powReport.solve_ms || powReport.page_solve) {
+      writeFileSync(path.join(OUT_DIR, 'pow.json'), JSON.stringify(powReport, null, 2) + '\n');
+      console.log(`    proof of work: ${path.relative(process.cwd(), path.join(OUT_DIR, 'pow.json'))}`);
     }
-  }
-  await browser.close();
-  if (powReport.solve_ms || powReport.page_solve) {
-    writeFileSync(path.join(OUT_DIR, 'pow.json'), JSON.stringify(powReport, null, 2) + '\n');
-    console.log(`    proof of work: ${path.relative(process.cwd(), path.join(OUT_DIR, 'pow.json'))}`);
-  }
-  console.log(`${passed} passed, ${failed} failed`);
-  process.exit(failed === 0 ? 0 : 1);
-}
-
-main().catch(async (err) => {
-  console.error(err);
-  if (browser) await browser.close().catch(() => {});
-  console.log(`0 passed, ${tests.length} failed`);
-  process.exit(1);
+  },
 });
