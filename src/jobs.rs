@@ -126,7 +126,7 @@ async fn line_refresher(state: Arc<AppState>, mut stopped: watch::Receiver<bool>
 const UNREAD_RECOUNT: Duration = Duration::from_secs(5);
 
 /// Once a second, the figures `/metrics` shows without anyone asking: the
-/// units of every sale not closed (see [`UNREAD_RECOUNT`]), and every
+/// state, `max_active` and units of every sale not closed (see [`UNREAD_RECOUNT`]), and every
 /// counter touched so it exists at 0 and does not retire while its sale is
 /// live.
 async fn metrics_refresher(state: Arc<AppState>, mut stopped: watch::Receiver<bool>) {
@@ -141,11 +141,14 @@ async fn metrics_refresher(state: Arc<AppState>, mut stopped: watch::Receiver<bo
         for id in &live {
             metrics::keep_sale_alive(id);
             let counted = match state.sales.get(&state.db, id).await {
-                Ok(sale) => state
-                    .availability
-                    .for_metrics(&state.db, &sale, UNREAD_RECOUNT)
-                    .await
-                    .map(|a| metrics::set_units(id, &a.counts)),
+                Ok(sale) => {
+                    metrics::set_sale(&sale);
+                    state
+                        .availability
+                        .for_metrics(&state.db, &sale, UNREAD_RECOUNT)
+                        .await
+                        .map(|a| metrics::set_units(id, &a.counts))
+                }
                 Err(e) => Err(e),
             };
             if let Err(e) = counted {

@@ -59,6 +59,10 @@ pub const REDIS_COMMAND_DURATION: &str = "floodgate_redis_command_seconds";
 pub const PG_QUERY_DURATION: &str = "floodgate_pg_query_seconds";
 /// Time spent waiting for a pooled Postgres connection.
 pub const PG_POOL_ACQUIRE: &str = "floodgate_pg_pool_acquire_seconds";
+/// Per sale: 1 for the state it is in, 0 for the others (gauge).
+pub const SALE_STATE: &str = "floodgate_sale_state";
+/// Per sale: its `max_active` setting (gauge).
+pub const SALE_MAX_ACTIVE: &str = "floodgate_sale_max_active";
 /// Always 1, labelled with the running version.
 pub const BUILD_INFO: &str = "floodgate_build_info";
 
@@ -167,6 +171,8 @@ fn describe() {
     describe_histogram!(PG_QUERY_DURATION, Unit::Seconds, "Postgres statement or transaction latency by operation.");
     describe_histogram!(PG_POOL_ACQUIRE, Unit::Seconds, "Wait for a pooled Postgres connection.");
     describe_gauge!(BUILD_INFO, "Always 1; the version label names the running build.");
+    describe_gauge!(SALE_STATE, "Per sale, 1 for the state it is in and 0 for the others.");
+    describe_gauge!(SALE_MAX_ACTIVE, "Per sale, the admitted-but-unfinished cap (admission.max_active).");
     describe_counter!(DELIVERIES, "Webhook deliveries by event type and outcome.");
     describe_histogram!(DELIVERY_LATENCY, Unit::Seconds, "Time from an event's creation to its delivery.");
     describe_counter!(EVENTS, "Outbox events fanned out, by type.");
@@ -204,6 +210,15 @@ pub fn pg_query(op: &'static str, took: Duration) {
 /// Records a wait for a pooled Postgres connection.
 pub fn pg_acquire(took: Duration) {
     ::metrics::histogram!(PG_POOL_ACQUIRE).record(took.as_secs_f64());
+}
+
+/// Sets the sale's state and `max_active` gauges.
+pub fn set_sale(sale: &crate::sales::Sale) {
+    for state in crate::sales::SaleState::ALL {
+        let on = if *state == sale.state { 1.0 } else { 0.0 };
+        ::metrics::gauge!(SALE_STATE, "sale" => sale.id.clone(), "state" => state.as_str()).set(on);
+    }
+    ::metrics::gauge!(SALE_MAX_ACTIVE, "sale" => sale.id.clone()).set(f64::from(sale.max_active));
 }
 
 /// Sets `floodgate_units{sale, state}` from a count.

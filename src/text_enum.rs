@@ -3,8 +3,8 @@
 //! and written with `as_str()`, so states are enums in the code and plain
 //! words in the database and the API.
 
-/// Declares `enum $name { $variant => "text", ... }` with `as_str()` and
-/// `TryFrom<String>`; attributes (derives, docs, serde) pass through.
+/// Declares `enum $name { $variant => "text", ... }` with `ALL`, `as_str()`
+/// and `TryFrom<String>`; attributes (derives, docs, serde) pass through.
 #[macro_export]
 macro_rules! text_enum {
     (
@@ -19,6 +19,9 @@ macro_rules! text_enum {
         }
 
         impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$name] = &[$( $name::$variant, )+];
+
             /// The stored name.
             pub fn as_str(self) -> &'static str {
                 match self {

@@ -217,6 +217,10 @@ async fn metrics_are_exact_at_every_scrape_and_closed_sales_retire() {
     .expect("floodgate_units shows the hold without anyone reading the sale");
     assert_eq!(sample(&text, &units("available")), Some(7.0), "{text}");
     assert_eq!(sample(&text, &units("sold")), Some(0.0));
+    let sale_state = |state: &str| format!(r#"floodgate_sale_state{{sale="{sale}",state="{state}"}}"#);
+    assert_eq!(sample(&text, &sale_state("on_sale")), Some(1.0), "{text}");
+    assert_eq!(sample(&text, &sale_state("paused")), Some(0.0));
+    assert!(sample(&text, &format!(r#"floodgate_sale_max_active{{sale="{sale}"}}"#)).is_some());
 
     // Every counter exists from the start: the sale's and the instance's.
     for series in [
