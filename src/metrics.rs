@@ -5,8 +5,9 @@
 //! - every counter exists from the start at 0: the global ones when the
 //!   recorder is installed, a sale's ones ([`SALE_COUNTERS`], labelled
 //!   `sale`) from the first second the sale is live on this instance;
-//! - gauges are set by the jobs every second ([`crate::jobs`]'s metrics
-//!   job: units by state, queue figures), not when someone happens to read;
+//! - gauges are set by the jobs every second (units by state, the sale's
+//!   state and `max_active` by the metrics job, queue figures by the
+//!   admission ticker), not when someone happens to read;
 //! - a value that is not known is absent, never `NaN`;
 //! - series nobody touches for [`IDLE_TIMEOUT`] are dropped, so a closed
 //!   sale's series retire a little after it closes (the metrics job keeps
@@ -89,7 +90,7 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Hold outcomes counted from the start (others, rarer error codes,
 /// appear when they first happen).
 const HOLD_OUTCOMES: &[&str] =
-    &["created", "replayed", "insufficient_stock", "limit_exceeded", "seat_taken", "sold_out", "hold_rejected"];
+    &["created", "replayed", "insufficient_stock", "limit_exceeded", "seat_taken", "sold_out", "sale_paused"];
 
 /// Per-sale counters: (name, label, values); each exists at 0 for every
 /// live sale.
