@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
 # scripts/services.sh — project-owned PostgreSQL + Redis for floodgate.
 #
-# Usage: scripts/services.sh [up|down|status|env|psql [ARGS...]]   (default: up)
+# Usage: scripts/services.sh [up [--redis-cluster]|down|status|env|psql [ARGS...]]
+#        (default: up)
 #
 #   up      start (or reuse) Postgres on 127.0.0.1:$FLOODGATE_PG_PORT (54329)
 #           and Redis on 127.0.0.1:$FLOODGATE_REDIS_PORT (63799), data under
 #           <repo>/.data/, and make sure the `floodgate` database exists.
-#   down    stop the servers this script started from <repo>/.data/.
+#           With --redis-cluster (or FLOODGATE_REDIS_CLUSTER=1) also a Redis
+#           Cluster of 3 masters and 3 replicas on 127.0.0.1 ports
+#           $FLOODGATE_REDIS_CLUSTER_PORT (46379) to +5 (cluster bus: +10000), under
+#           .data/redis-cluster/ (created once, reused after).
+#   down    stop the servers this script started from <repo>/.data/ (the
+#           cluster's nodes too).
 #   status  say whether each service answers (exit 0 only if both do).
 #   env     print `export ...` lines for FLOODGATE__DATABASE__URL and
 #           FLOODGATE__REDIS__URL; use as: eval "$(scripts/services.sh env)".
@@ -52,6 +58,10 @@ REDIS_LOG="$DATA/redis.log"
 # Port our redis-server was started on (redis has no data-dir lock to read
 # it back from, unlike postmaster.pid).
 REDIS_PORT_FILE="$DATA/redis.port"
+# The Redis Cluster: six nodes on consecutive ports, one directory each.
+CLUSTER_PORT="${FLOODGATE_REDIS_CLUSTER_PORT:-46379}"
+CLUSTER_DIR="$DATA/redis-cluster"
+CLUSTER="${FLOODGATE_REDIS_CLUSTER:-0}"
 
 PG_ROLE=floodgate
 PG_DB=floodgate
@@ -553,6 +563,70 @@ redis_down() {
 }
 
 # ---------------------------------------------------------------------------
+# Redis Cluster (issue 14): 3 masters, 3 replicas, cluster-node-timeout 2 s
+# so a failover takes seconds
+# ---------------------------------------------------------------------------
+
+cluster_ports() { seq "$CLUSTER_PORT" $((CLUSTER_PORT + 5)); }
+
+cluster_nodes() {
+    local port nodes=()
+    for port in $(cluster_ports); do nodes+=("$HOST:$port"); done
+    (IFS=,; printf '%s' "${nodes[*]}")
+}
+
+cluster_node_answers() { redis-cli -h "$HOST" -p "$1" ping >/dev/null 2>&1; }
+
+cluster_ok() { redis-cli -h "$HOST" -p "$CLUSTER_PORT" cluster info 2>/dev/null | grep -q '^cluster_state:ok'; }
+
+cluster_up() {
+    mkdir -p -- "$CLUSTER_DIR"
+    local port dir
+    for port in $(cluster_ports); do
+        dir="$CLUSTER_DIR/$port"
+        mkdir -p -- "$dir"
+        if cluster_node_answers "$port"; then
+            continue
+        fi
+        log "redis cluster: starting node $HOST:$port"
+        redis-server --port "$port" --bind "$HOST" --dir "$dir" --daemonize yes \
+            --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" --save '' --appendonly no \
+            --cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 2000 \
+            >&2 9>&- || die "redis-server for cluster node $port failed to start"
+    done
+    for port in $(cluster_ports); do
+        wait_until "$TIMEOUT" cluster_node_answers "$port" \
+            || { show_log_tail "$CLUSTER_DIR/$port/redis.log"; die "cluster node $port did not answer"; }
+    done
+    if ! cluster_ok; then
+        # A node that knows other nodes is part of a cluster already (one
+        # that is still forming); only fresh nodes are joined into a new one.
+        if [[ "$(redis-cli -h "$HOST" -p "$CLUSTER_PORT" cluster info | sed -n 's/^cluster_known_nodes:\([0-9]*\).*/\1/p')" == 1 ]]; then
+            log "redis cluster: creating (3 masters, 3 replicas)"
+            local nodes=()
+            for port in $(cluster_ports); do nodes+=("$HOST:$port"); done
+            redis-cli --cluster create "${nodes[@]}" --cluster-replicas 1 --cluster-yes >&2 \
+                || die "redis-cli --cluster create failed"
+        fi
+        wait_until "$TIMEOUT" cluster_ok || die "the Redis Cluster did not reach cluster_state:ok"
+    fi
+    log "redis cluster: ok on $(cluster_nodes)"
+}
+
+cluster_down() {
+    local port pid
+    for port in $(cluster_ports); do
+        pid="$(cat -- "$CLUSTER_DIR/$port/redis.pid" 2>/dev/null || true)"
+        if pid_is "$pid" redis-server; then
+            log "redis cluster: stopping node $port (pid $pid)"
+            redis-cli -h "$HOST" -p "$port" shutdown nosave >/dev/null 2>&1 || kill "$pid" 2>/dev/null || true
+            wait_until "$TIMEOUT" pid_gone "$pid" || kill -9 "$pid" 2>/dev/null || true
+        fi
+        rm -f -- "$CLUSTER_DIR/$port/redis.pid"
+    done
+}
+
+# ---------------------------------------------------------------------------
 # Subcommands
 # ---------------------------------------------------------------------------
 
@@ -568,6 +642,7 @@ cmd_up() {
     fi
     pg_up
     redis_up
+    [[ "$CLUSTER" == 1 ]] && cluster_up
     log "ready: postgres $(redact "$DATABASE_URL"), redis $(redact "$REDIS_URL")"
 }
 
@@ -582,6 +657,7 @@ cmd_down() {
     pg_down || rc=1
     if command -v redis-cli >/dev/null 2>&1; then
         redis_down || rc=1
+        [[ -d "$CLUSTER_DIR" ]] && { cluster_down || rc=1; }
     else
         log "redis: redis-cli not installed; nothing to stop"
     fi
@@ -602,6 +678,9 @@ cmd_status() {
     else
         echo "redis:    down ($(redact "$REDIS_URL"))"
         rc=3
+    fi
+    if [[ -d "$CLUSTER_DIR" ]] && command -v redis-cli >/dev/null 2>&1; then
+        if cluster_ok; then echo "cluster:  up   ($(cluster_nodes))"; else echo "cluster:  down ($(cluster_nodes))"; fi
     fi
     return "$rc"
 }
@@ -625,7 +704,7 @@ init_pg_os_user_if_needed() {
 }
 
 usage() {
-    sed -n '2,19p' -- "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,26p' -- "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 main() {
@@ -635,6 +714,11 @@ main() {
 
     local cmd="${1:-up}"
     (($#)) && shift
+    if [[ "$cmd" == up && "${1:-}" == --redis-cluster ]]; then
+        CLUSTER=1
+        shift
+    fi
+    validate_port FLOODGATE_REDIS_CLUSTER_PORT "$CLUSTER_PORT"
     case "$cmd" in
         up) cmd_up ;;
         down) cmd_down ;;

@@ -2,6 +2,7 @@
 
 mod helpers;
 
+mod cluster;
 mod errors;
 mod events;
 mod gate;
