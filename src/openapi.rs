@@ -88,6 +88,11 @@ fn standard_responses(path: &str, operation: &mut Operation) {
     for (status, description) in wanted {
         responses.entry(status.to_owned()).or_insert_with(|| error_response(description).into());
     }
+    answer_headers(responses);
+}
+
+/// `X-Request-Id` on every answer, `Retry-After` on 429 and 503.
+fn answer_headers(responses: &mut std::collections::BTreeMap<String, RefOr<Response>>) {
     for (status, response) in responses.iter_mut() {
         if let RefOr::T(response) = response {
             let request_id = Header::builder()

@@ -28,21 +28,33 @@ pub struct HoldRequest {
 
 /// What to hold: best available units, or named seats.
 #[derive(ToSchema)]
-#[serde(untagged, deny_unknown_fields)]
+#[serde(untagged)]
 #[allow(dead_code)] // documentation only: the body is read as `HoldRequest`
 pub enum HoldChoice {
     /// The best available units, all or nothing.
-    Best {
-        /// How many.
-        #[schema(minimum = 1, maximum = 1000)]
-        quantity: i64,
-    },
+    Best(BestUnits),
     /// These seats, all or nothing.
-    Seats {
-        /// Labels `section/row/seat`, each once.
-        #[schema(min_items = 1, max_items = 1000)]
-        seats: Vec<String>,
-    },
+    Seats(NamedSeats),
+}
+
+/// The best available units, all or nothing.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // documentation only
+pub struct BestUnits {
+    /// How many.
+    #[schema(minimum = 1, maximum = 1000)]
+    quantity: i64,
+}
+
+/// These seats, all or nothing.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // documentation only
+pub struct NamedSeats {
+    /// Labels `section/row/seat`, each once.
+    #[schema(min_items = 1, max_items = 1000)]
+    seats: Vec<String>,
 }
 
 fn parse_want(body: HoldRequest) -> AppResult<Want> {

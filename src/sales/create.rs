@@ -101,21 +101,33 @@ pub struct UnitsSpec {
 
 /// The units of a sale.
 #[derive(ToSchema)]
-#[serde(untagged, deny_unknown_fields)]
+#[serde(untagged)]
 #[allow(dead_code)] // documentation only: the body is read as `UnitsSpec`
 pub enum UnitsChoice {
     /// General admission.
-    Count {
-        /// This many numbered units.
-        #[schema(minimum = 1, maximum = 5_000_000)]
-        count: i64,
-    },
+    Count(CountedUnits),
     /// Reserved seating.
-    Sections {
-        /// Sections of rows of seats (at most 5,000,000 seats in all).
-        #[schema(min_items = 1, max_items = 200)]
-        sections: Vec<SectionSpec>,
-    },
+    Sections(SectionedUnits),
+}
+
+/// General admission: numbered units.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // documentation only
+pub struct CountedUnits {
+    /// This many numbered units.
+    #[schema(minimum = 1, maximum = 5_000_000)]
+    count: i64,
+}
+
+/// Reserved seating: sections of rows of seats.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // documentation only
+pub struct SectionedUnits {
+    /// Sections of rows of seats (at most 5,000,000 seats in all).
+    #[schema(min_items = 1, max_items = 200)]
+    sections: Vec<SectionSpec>,
 }
 
 /// A block of reserved seats, labelled `name/row/seat`.
@@ -123,7 +135,7 @@ pub enum UnitsChoice {
 #[serde(deny_unknown_fields)]
 pub struct SectionSpec {
     /// Section name: 1 to 32 characters, no `/`, no control characters.
-    #[schema(pattern = r"^[^/\x00-\x1f\x7f]{1,32}$")]
+    #[schema(min_length = 1, max_length = 32)]
     pub name: String,
     /// Rows, numbered from 1.
     #[schema(minimum = 1, maximum = 10_000)]

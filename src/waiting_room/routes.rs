@@ -426,11 +426,11 @@ pub struct RemoveRequest {
     /// Visitor ids (the `sub` of their queue tokens; `u:<user>` for
     /// signed-in users). Together with `user_ids`: 1 to 10,000 ids.
     #[serde(default)]
-    #[schema(max_items = 10_000, pattern = r"^[^\x00-\x1f\x7f]{1,200}$")]
+    #[schema(max_items = 10_000)]
     pub visitor_ids: Vec<String>,
     /// User ids of the site (the `sub` of its login tokens).
     #[serde(default)]
-    #[schema(max_items = 10_000, pattern = r"^[^\x00-\x1f\x7f]{1,200}$")]
+    #[schema(max_items = 10_000)]
     pub user_ids: Vec<String>,
 }
 
