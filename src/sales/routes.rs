@@ -230,10 +230,7 @@ pub struct AdminSaleView {
 /// How far back the admin view's activity counts reach.
 const ACTIVITY_WINDOW_SECONDS: i64 = 60;
 
-/// `fresh`: count the units now; else the availability snapshot (at most
-/// about a second old), which a list of every sale polled by the console
-/// must use: a recount per sale per poll would scan every unit each time.
-async fn admin_view(state: &AppState, sale: &Sale, fresh: bool) -> AppResult<AdminSaleView> {
+async fn admin_view(state: &AppState, sale: &Sale) -> AppResult<AdminSaleView> {
     let gate = if sale.waiting_room {
         state
             .waiting_room
@@ -245,7 +242,7 @@ async fn admin_view(state: &AppState, sale: &Sale, fresh: bool) -> AppResult<Adm
         None
     };
     Ok(AdminSaleView {
-        sale: view(state, sale, fresh).await?,
+        sale: view(state, sale, true).await?,
         holds: crate::inventory::count_by_state(&state.db, &sale.id).await?.into_iter().collect(),
         orders: crate::orders::count_by_state(&state.db, &sale.id).await?.into_iter().collect(),
         gate,
@@ -253,12 +250,15 @@ async fn admin_view(state: &AppState, sale: &Sale, fresh: bool) -> AppResult<Adm
     })
 }
 
-/// Every sale, closed ones too, newest first (at most 200), with units from
-/// the availability snapshot (at most about a second old).
+/// Every sale, closed ones too, newest first (at most 200), as the public
+/// view: units from the availability snapshot (at most about a second old)
+/// and the queue figures. Cheap enough for a console to poll every second
+/// during a flash sale; one sale's holds, orders and activity are at
+/// `GET /admin/v1/sales/{sale}`.
 #[utoipa::path(
     tag = "admin",
     security(("admin_key" = [])),
-    responses((status = 200, body = Vec<AdminSaleView>), (status = 401, body = crate::error::ErrorBody))
+    responses((status = 200, body = Vec<SaleView>), (status = 401, body = crate::error::ErrorBody))
 )]
 #[get("/admin/v1/sales")]
 #[tracing::instrument(name = "admin list sales", skip_all)]
@@ -266,8 +266,8 @@ pub async fn admin_list_sales(_admin: Admin, state: web::Data<AppState>) -> AppR
     let ids = super::lifecycle::all(&state.db).await?;
     let mut views = Vec::with_capacity(ids.len());
     for id in ids {
-        let sale = Sale::load(&state.db, &id).await?;
-        views.push(admin_view(&state, &sale, false).await?);
+        let sale = state.sales.get(&state.db, &id).await?;
+        views.push(view(&state, &sale, false).await?);
     }
     Ok(HttpResponse::Ok().json(views))
 }
@@ -287,7 +287,7 @@ pub async fn admin_get_sale(
     path: web::Path<String>,
 ) -> AppResult<HttpResponse> {
     let sale = Sale::load(&state.db, &path).await?;
-    Ok(HttpResponse::Ok().json(admin_view(&state, &sale, true).await?))
+    Ok(HttpResponse::Ok().json(admin_view(&state, &sale).await?))
 }
 
 /// Pauses, resumes or closes a sale, and changes admission settings live.

@@ -173,8 +173,8 @@ async function refresh() {
   const t = Date.now();
   try {
     const sales = await loadSales();
-    // The list carries each sale's full admin view (holds, orders,
-    // activity); a server whose list does not is asked for the selected one.
+    // The list is the public view of every sale (cheap to poll); the
+    // selected sale's holds, orders and activity come from its own view.
     const listed = state.selected && sales.find((s) => s.id === state.selected);
     const detail = !state.selected || !listed ? null : (listed.holds ? listed : await loadDetail(state.selected));
     if (!state.running) { state.inFlight = false; return; }
