@@ -271,8 +271,8 @@ pub fn keep_sale_alive(sale: &str) {
 
 /// Records one request in [`HTTP_REQUEST_DURATION`] (called by
 /// [`crate::telemetry::observe`], which looks the route template up).
-pub fn record_request(route: &str, method: &'static str, status: actix_web::http::StatusCode, took: Duration) {
-    ::metrics::histogram!(HTTP_REQUEST_DURATION, "route" => route.to_owned(), "method" => method, "status" => status_label(status))
+pub fn record_request(route: String, method: &'static str, status: actix_web::http::StatusCode, took: Duration) {
+    ::metrics::histogram!(HTTP_REQUEST_DURATION, "route" => route, "method" => method, "status" => status_label(status))
         .record(took.as_secs_f64());
 }
 

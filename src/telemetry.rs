@@ -116,19 +116,19 @@ pub async fn observe(
     let mut response = next.call(req).await?;
     let took = started.elapsed();
     // Templates, not raw paths, keep label cardinality bounded.
-    let route = response.request().match_pattern();
-    let route = route.as_deref().unwrap_or("unmatched");
+    let route = response.request().match_pattern().unwrap_or_else(|| "unmatched".to_owned());
     let status = response.status();
-    crate::metrics::record_request(route, method, status, took);
-    let id = response.request().extensions().get::<RequestId>().map(|id| id.0.clone()).unwrap_or_default();
+    // The span has recorded the id already; the answer takes it over.
+    let id = response.request().extensions_mut().remove::<RequestId>().map(|id| id.0).unwrap_or_default();
     // Expected refusals (4xx) are the product working; only a 5xx that is
     // not a 503 (those are logged where the dependency failed) is an error.
     if status.is_server_error() && status != actix_web::http::StatusCode::SERVICE_UNAVAILABLE {
-        tracing::error!(target: ACCESS_TARGET, method, route, status = status.as_u16(), duration_ms = took.as_secs_f64() * 1e3, request_id = %id, "request");
+        tracing::error!(target: ACCESS_TARGET, method, route = route.as_str(), status = status.as_u16(), duration_ms = took.as_secs_f64() * 1e3, request_id = %id, "request");
     } else {
-        tracing::info!(target: ACCESS_TARGET, method, route, status = status.as_u16(), duration_ms = took.as_secs_f64() * 1e3, request_id = %id, "request");
+        tracing::info!(target: ACCESS_TARGET, method, route = route.as_str(), status = status.as_u16(), duration_ms = took.as_secs_f64() * 1e3, request_id = %id, "request");
     }
-    if let Ok(value) = HeaderValue::from_str(&id) {
+    crate::metrics::record_request(route, method, status, took);
+    if let Ok(value) = HeaderValue::try_from(id) {
         response.headers_mut().insert(header::HeaderName::from_static("x-request-id"), value);
     }
     Ok(response)

@@ -145,12 +145,17 @@ async fn view(state: &AppState, sale: &Sale, fresh: bool) -> AppResult<SaleView>
 #[tracing::instrument(name = "list sales", skip_all)]
 pub async fn list_sales(state: web::Data<AppState>) -> AppResult<HttpResponse> {
     let ids = super::lifecycle::on_offer(&state.db).await?;
+    Ok(HttpResponse::Ok().json(views(&state, ids).await?))
+}
+
+/// The public views of `ids`, in order (availability from the snapshot).
+async fn views(state: &AppState, ids: Vec<String>) -> AppResult<Vec<SaleView>> {
     let mut views = Vec::with_capacity(ids.len());
     for id in ids {
         let sale = state.sales.get(&state.db, &id).await?;
-        views.push(view(&state, &sale, false).await?);
+        views.push(view(state, &sale, false).await?);
     }
-    Ok(HttpResponse::Ok().json(views))
+    Ok(views)
 }
 
 /// A sale with live availability (at most about a second old).
@@ -264,12 +269,7 @@ async fn admin_view(state: &AppState, sale: &Sale) -> AppResult<AdminSaleView> {
 #[tracing::instrument(name = "admin list sales", skip_all)]
 pub async fn admin_list_sales(_admin: Admin, state: web::Data<AppState>) -> AppResult<HttpResponse> {
     let ids = super::lifecycle::all(&state.db).await?;
-    let mut views = Vec::with_capacity(ids.len());
-    for id in ids {
-        let sale = state.sales.get(&state.db, &id).await?;
-        views.push(view(&state, &sale, false).await?);
-    }
-    Ok(HttpResponse::Ok().json(views))
+    Ok(HttpResponse::Ok().json(views(&state, ids).await?))
 }
 
 /// Full statistics of a sale (counts taken now, not cached).

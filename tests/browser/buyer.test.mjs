@@ -41,7 +41,7 @@ import { webcrypto } from 'node:crypto';
 import path from 'node:path';
 
 import { solve } from '../../web/js/pow.js';
-import { runTests } from './lib.mjs';
+import { http, runTests } from './lib.mjs';
 
 const BASE_URL = (process.env.BASE_URL || '').replace(/\/$/, '');
 const SALE_ID = process.env.SALE_ID || '';
@@ -70,16 +70,8 @@ async function shot(page, name) {
   console.log(`    screenshot ${path.relative(process.cwd(), file)}`);
 }
 
-async function api(method, urlPath, { token, body } = {}) {
-  const headers = { Accept: 'application/json' };
-  if (token) headers.Authorization = `Bearer ${token}`;
-  if (body !== undefined) headers['Content-Type'] = 'application/json';
-  const res = await fetch(BASE_URL + urlPath, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  const text = await res.text();
-  let data = null;
-  try { data = text ? JSON.parse(text) : null; } catch { data = text; }
-  return { status: res.status, data };
-}
+// The API as a script sees it (lib.mjs's `http`).
+const api = http;
 
 /** Joins the sale as another visitor would with a script: fetch a challenge, solve it in node, join. */
 async function joinWithChallenge() {
