@@ -16,6 +16,8 @@
 #   status  say whether each service answers (exit 0 only if both do).
 #   env     print `export ...` lines for FLOODGATE__DATABASE__URL and
 #           FLOODGATE__REDIS__URL; use as: eval "$(scripts/services.sh env)".
+#           With --redis-cluster also FLOODGATE__REDIS__CLUSTER_NODES (the
+#           cluster's nodes), so floodgate uses the cluster instead.
 #   psql    open psql against the database URL (extra args passed through).
 #
 # Overrides:
@@ -689,6 +691,11 @@ cmd_env() {
     # %q quoting keeps the output safe to eval even for unusual override URLs.
     printf 'export FLOODGATE__DATABASE__URL=%q\n' "$DATABASE_URL"
     printf 'export FLOODGATE__REDIS__URL=%q\n' "$REDIS_URL"
+    if [[ "${CLUSTER:-0}" == 1 ]]; then
+        local port nodes=()
+        for port in $(cluster_ports); do nodes+=("redis://$HOST:$port"); done
+        printf 'export FLOODGATE__REDIS__CLUSTER_NODES=%q\n' "$(IFS=,; echo "${nodes[*]}")"
+    fi
 }
 
 cmd_psql() {
@@ -714,7 +721,7 @@ main() {
 
     local cmd="${1:-up}"
     (($#)) && shift
-    if [[ "$cmd" == up && "${1:-}" == --redis-cluster ]]; then
+    if [[ ("$cmd" == up || "$cmd" == env) && "${1:-}" == --redis-cluster ]]; then
         CLUSTER=1
         shift
     fi

@@ -8,6 +8,8 @@
 #   1. cargo fmt --check
 #   2. cargo clippy, warnings are errors
 #   3. cargo test (unit + integration tests against real Postgres/Redis)
+#   3b. the API tests again against a Redis Cluster (3 masters, 3 replicas,
+#      started by scripts/services.sh up --redis-cluster)
 #   4. node --test web/js/*.test.mjs — unit tests of the buyer pages' modules
 #   5. tests/browser/run.sh      — only if present and executable
 #   6. loadtest/k6/check.sh      — only if present and executable: every k6
@@ -137,6 +139,16 @@ run_stage "clippy" cargo clippy --all-targets -- -D warnings
 # Output is deliberately not piped or filtered: CI reads the libtest
 # "test result:" summary lines.
 run_stage "test" cargo test --all-targets -- --test-threads="$TEST_THREADS"
+# The same API tests with the waiting room on a Redis Cluster instead of one
+# node (tests that need a Redis of their own, to stop it or watch it, still
+# start one; the failover test starts a cluster of its own to kill a master).
+# A subshell, so the later stages keep the single Redis.
+cluster_tests() (
+    "$SCRIPT_DIR/services.sh" up --redis-cluster
+    eval "$("$SCRIPT_DIR/services.sh" env --redis-cluster)"
+    cargo test --test api -- --test-threads="$TEST_THREADS"
+)
+run_stage "cluster" cluster_tests
 # The pages' pure modules (formatting, proof of work) under node:test; the
 # glob is expanded here, so any node from 20 on runs the same files.
 command -v node >/dev/null 2>&1 || { echo "test.sh: 'node' (20 or later) is needed for the web stage" >&2; exit 1; }

@@ -126,8 +126,14 @@ pub struct DatabaseSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RedisSettings {
-    /// Connection URL.
+    /// Connection URL of a single Redis (ignored when `cluster_nodes` is set).
     pub url: String,
+    /// Seed nodes of a Redis Cluster (`redis://host:port`, any few of its
+    /// masters or replicas); when given, floodgate uses the cluster client,
+    /// which learns the slot map from them and follows `MOVED`/`ASK`. Empty:
+    /// the single Redis at `url`.
+    #[serde(default)]
+    pub cluster_nodes: Vec<String>,
     /// Prefix of every key floodgate writes.
     pub key_prefix: String,
     /// Shared multiplexed connections (each carries any number of
@@ -340,7 +346,8 @@ pub fn load(dir: &Path, environment: Environment) -> Result<Settings, anyhow::Er
                 .separator("__")
                 .try_parsing(true)
                 .list_separator(",")
-                .with_list_parse_key("admin.keys"),
+                .with_list_parse_key("admin.keys")
+                .with_list_parse_key("redis.cluster_nodes"),
         )
         .build()?;
     // Unknown keys are refused (every settings struct denies them), so a

@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::{ClusterClientBuilder, ClusterConfig};
+use redis::cluster_async::ClusterConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 
@@ -30,8 +32,8 @@ pub fn pg_pool(settings: &DatabaseSettings, options: PgConnectOptions) -> PgPool
         .connect_lazy_with(options)
 }
 
-/// The Redis side: a few shared multiplexed connections, the key prefix, and
-/// the per-call time limit.
+/// The Redis side: a few shared multiplexed connections (to one Redis, or
+/// to a Redis Cluster), the key prefix, and the per-call time limit.
 ///
 /// A multiplexed connection pipelines every caller's commands over one
 /// socket, so it is cloned per request rather than pooled: a pool would add
@@ -41,7 +43,7 @@ pub fn pg_pool(settings: &DatabaseSettings, options: PgConnectOptions) -> PgPool
 /// itself after Redis comes back.
 #[derive(Clone)]
 pub struct Redis {
-    connections: Arc<[ConnectionManager]>,
+    connections: Arc<[Connection]>,
     next: Arc<AtomicUsize>,
     /// Prefix of every key.
     pub prefix: String,
@@ -49,20 +51,61 @@ pub struct Redis {
     pub timeout: Duration,
 }
 
+/// One shared connection: to a single Redis, or to a Redis Cluster.
+///
+/// The cluster connection keeps one multiplexed socket per node, routes each
+/// command (and each script, by its first key) to the master of its slot,
+/// follows `MOVED`/`ASK` and refreshes its slot map after a failover. It
+/// needs every pipeline to stay within one slot, which the waiting room's
+/// key layout guarantees (all keys of a sale share the hash tag `{sale}`).
+#[derive(Clone)]
+pub enum Connection {
+    /// A single Redis.
+    Single(ConnectionManager),
+    /// A Redis Cluster.
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Connection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a redis::Cmd) -> redis::RedisFuture<'a, redis::Value> {
+        match self {
+            Connection::Single(c) => c.req_packed_command(cmd),
+            Connection::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        match self {
+            Connection::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Connection::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Connection::Single(c) => c.get_db(),
+            Connection::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
 impl Redis {
     /// Sets the connections up; they connect on first use, so start-up does
     /// not wait for Redis.
     pub fn new(settings: &RedisSettings) -> anyhow::Result<Self> {
         let timeout = Duration::from_millis(settings.timeout_ms);
-        let client = redis::Client::open(settings.url.as_str())?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_millis(200));
-        let connections = (0..settings.connections.max(1))
-            .map(|_| ConnectionManager::new_lazy_with_config(client.clone(), config.clone()))
-            .collect::<Result<Vec<_>, _>>()?;
+        let seeds: Vec<&str> = settings.cluster_nodes.iter().map(|n| n.trim()).filter(|n| !n.is_empty()).collect();
+        let count = settings.connections.max(1);
+        let connections = if seeds.is_empty() {
+            single_connections(&settings.url, timeout, count)?
+        } else {
+            cluster_connections(&seeds, timeout, count)?
+        };
         Ok(Redis {
             connections: connections.into(),
             next: Arc::new(AtomicUsize::new(0)),
@@ -76,8 +119,13 @@ impl Redis {
         self.connections.len()
     }
 
+    /// Whether this is a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.connections.first(), Some(Connection::Cluster(_)))
+    }
+
     /// A handle on one of the shared connections, round robin.
-    pub fn connection(&self) -> ConnectionManager {
+    pub fn connection(&self) -> Connection {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.connections.len();
         self.connections[i].clone()
     }
@@ -88,7 +136,7 @@ impl Redis {
     /// becomes a 503.
     pub async fn run<T, F, Fut>(&self, op: &'static str, f: F) -> AppResult<T>
     where
-        F: FnOnce(ConnectionManager) -> Fut,
+        F: FnOnce(Connection) -> Fut,
         Fut: Future<Output = Result<T, redis::RedisError>>,
     {
         let started = std::time::Instant::now();
@@ -123,6 +171,31 @@ pub async fn with_pg<T, E: From<sqlx::Error>>(
     let result = f(&mut conn).await;
     crate::metrics::pg_query(op, started.elapsed());
     result
+}
+
+/// Connections to the single Redis at `url`, each reconnecting by itself.
+fn single_connections(url: &str, timeout: Duration, count: usize) -> anyhow::Result<Vec<Connection>> {
+    let client = redis::Client::open(url)?;
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(timeout))
+        .set_response_timeout(Some(timeout))
+        .set_number_of_retries(1)
+        .set_max_delay(Duration::from_millis(200));
+    (0..count)
+        .map(|_| Ok(Connection::Single(ConnectionManager::new_lazy_with_config(client.clone(), config.clone())?)))
+        .collect()
+}
+
+/// Connections to the Redis Cluster that `seeds` belong to. They connect in
+/// the background; a command sent before (or while a failover promotes a
+/// replica) is retried with backoff until the call's timeout answers 503.
+fn cluster_connections(seeds: &[&str], timeout: Duration, count: usize) -> anyhow::Result<Vec<Connection>> {
+    let client =
+        ClusterClientBuilder::new(seeds.to_vec()).retries(16).min_retry_wait(10).max_retry_wait(200).build()?;
+    let config = ClusterConfig::new().set_connection_timeout(timeout).set_response_timeout(timeout);
+    Ok((0..count)
+        .map(|_| Connection::Cluster(client.get_pending_async_connection_with_config(config.clone())))
+        .collect())
 }
 
 /// `SELECT 1` bounded by `timeout`, for readiness.

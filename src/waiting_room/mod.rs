@@ -567,48 +567,47 @@ impl WaitingRoom {
 
     /// Refreshes this instance's snapshot of every sale polled here, and
     /// writes the heartbeats buffered since the last refresh: one pipelined
-    /// round trip for all sales (plus a one-off read of a pre-queue's order
-    /// once it is written). Run every tick by a background job.
+    /// round trip per sale, all in flight at once (a Redis Cluster keeps a
+    /// sale's keys on one node and refuses a pipeline across slots), plus a
+    /// one-off read of a pre-queue's order once it is written. Run every
+    /// tick by a background job.
     pub async fn refresh_lines(&self) -> AppResult<()> {
         let due = self.lines.due();
-        if due.is_empty() {
-            return Ok(());
-        }
-        let pipe = self.refresh_pipeline(&due);
-        let replies: AppResult<Vec<LineFields>> =
-            self.redis.run("line", |mut c| async move { pipe.query_async(&mut c).await }).await;
-        let replies = match replies {
-            Ok(replies) => replies,
-            Err(e) => {
-                for sale in due {
-                    self.lines.requeue(&sale.sale, sale.heartbeats);
-                }
-                return Err(e);
-            }
-        };
-        for (sale, fields) in due.iter().zip(replies) {
-            self.store_line(sale, fields).await?;
-        }
-        Ok(())
+        let refreshed = futures_util::future::join_all(due.into_iter().map(|sale| self.refresh_line(sale))).await;
+        refreshed.into_iter().collect()
     }
 
-    /// One pipeline for a refresh: every due sale's buffered heartbeats,
-    /// then its line fields.
-    fn refresh_pipeline(&self, due: &[line::Due]) -> redis::Pipeline {
+    /// One sale's refresh; its heartbeats go back to the buffer when Redis
+    /// did not take them.
+    async fn refresh_line(&self, sale: line::Due) -> AppResult<()> {
+        let pipe = self.refresh_pipeline(&sale);
+        let replies: AppResult<Vec<LineFields>> =
+            self.redis.run("line", |mut c| async move { pipe.query_async(&mut c).await }).await;
+        match replies.map(|mut r| r.pop()) {
+            Ok(Some(fields)) => self.store_line(&sale, fields).await,
+            Ok(None) => Ok(()),
+            Err(e) => {
+                self.lines.requeue(&sale.sale, sale.heartbeats);
+                Err(e)
+            }
+        }
+    }
+
+    /// The pipeline of one sale's refresh: its buffered heartbeats, then its
+    /// line fields.
+    fn refresh_pipeline(&self, sale: &line::Due) -> redis::Pipeline {
         let now_s = Utc::now().timestamp();
         let mut pipe = redis::pipe();
-        for sale in due {
-            let keys = self.keys(&sale.sale);
-            for chunk in sale.heartbeats.chunks(2000) {
-                let mut bitfield = redis::cmd("BITFIELD");
-                bitfield.arg(keys.key("seen"));
-                for n in chunk {
-                    bitfield.arg("SET").arg("u32").arg(format!("#{n}")).arg(now_s);
-                }
-                pipe.add_command(bitfield).ignore();
+        let keys = self.keys(&sale.sale);
+        for chunk in sale.heartbeats.chunks(2000) {
+            let mut bitfield = redis::cmd("BITFIELD");
+            bitfield.arg(keys.key("seen"));
+            for n in chunk {
+                bitfield.arg("SET").arg("u32").arg(format!("#{n}")).arg(now_s);
             }
-            pipe.cmd("HMGET").arg(keys.key("meta")).arg(&["state", "serving", "pq", "shuf", "rate", "drawn", "rmv"]);
+            pipe.add_command(bitfield).ignore();
         }
+        pipe.cmd("HMGET").arg(keys.key("meta")).arg(&["state", "serving", "pq", "shuf", "rate", "drawn", "rmv"]);
         pipe
     }
 

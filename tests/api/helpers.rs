@@ -59,6 +59,14 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
             floodgate::telemetry::init(false);
         }
     });
+    let mut settings = fresh_settings().await;
+    adjust(&mut settings);
+    start(settings).await
+}
+
+/// Test settings on a new, empty database (the instance that starts on it
+/// applies the migrations) and a new Redis key prefix.
+pub async fn fresh_settings() -> Settings {
     let mut settings = test_settings();
     let id = uuid::Uuid::new_v4().simple().to_string();
     let db_name = format!("ft_{}", &id[..16]);
@@ -66,8 +74,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     admin.execute(sqlx::AssertSqlSafe(format!(r#"CREATE DATABASE "{db_name}""#))).await.expect("create test db");
     settings.database.url = with_database(&settings.database.url, &db_name);
     settings.redis.key_prefix = format!("ft{}", &id[..12]);
-    adjust(&mut settings);
-    start(settings).await
+    settings
 }
 
 /// A second instance sharing `other`'s database and Redis prefix.
@@ -390,6 +397,13 @@ impl PrivateRedis {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
+    /// Points `settings` at this Redis alone (also when the test run is
+    /// aimed at a Redis Cluster).
+    pub fn configure(&self, settings: &mut Settings) {
+        settings.redis.url = self.url();
+        settings.redis.cluster_nodes.clear();
+    }
+
     /// Starts (again) on the same port and waits until it answers.
     pub fn restart(&mut self) {
         let child = Command::new("redis-server")
@@ -470,4 +484,195 @@ impl TestApp {
         assert_eq!(status, StatusCode::OK, "status: {body}");
         body
     }
+}
+
+/// Loses the waiting room's data of every sale of `settings`' key prefix,
+/// as a Redis (or a cluster's master) restarted without persistence would:
+/// one `DEL` per sale of every key it has, on whichever node holds it.
+pub async fn lose_waiting_room_data(settings: &Settings) {
+    let nodes = if settings.redis.cluster_nodes.is_empty() {
+        vec![settings.redis.url.clone()]
+    } else {
+        settings.redis.cluster_nodes.clone()
+    };
+    let pattern = format!("{}:*", settings.redis.key_prefix);
+    for node in nodes {
+        let client = redis::Client::open(node.as_str()).expect("redis url");
+        let mut c = client.get_multiplexed_async_connection().await.expect("redis node answers");
+        let role: Vec<redis::Value> = redis::cmd("ROLE").query_async(&mut c).await.expect("ROLE");
+        if !matches!(role.first(), Some(redis::Value::BulkString(r)) if r == b"master") {
+            continue;
+        }
+        let mut by_sale = std::collections::BTreeMap::<String, Vec<String>>::new();
+        let mut cursor = 0u64;
+        loop {
+            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut c)
+                .await
+                .expect("SCAN");
+            for key in keys {
+                let tag = key.split_once('{').and_then(|(_, t)| t.split_once('}')).map(|(t, _)| t.to_owned());
+                by_sale.entry(tag.unwrap_or_default()).or_default().push(key);
+            }
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        for keys in by_sale.values() {
+            redis::cmd("DEL").arg(keys).query_async::<()>(&mut c).await.expect("DEL");
+        }
+    }
+}
+
+/// A Redis Cluster of its own (3 masters, 3 replicas, node timeout 2 s)
+/// for a test that kills its nodes; stopped on drop.
+pub struct PrivateCluster {
+    nodes: Vec<(u16, Option<Child>)>,
+    dir: std::path::PathBuf,
+}
+
+impl PrivateCluster {
+    pub fn start() -> Self {
+        let dir = std::env::temp_dir().join(format!("floodgate-cluster-{}", uuid::Uuid::new_v4().simple()));
+        let mut cluster = PrivateCluster { nodes: Vec::new(), dir };
+        while cluster.nodes.len() < 6 {
+            // The cluster bus listens on port + 10000.
+            let port = free_port();
+            if port > 55_000 || TcpListener::bind(("127.0.0.1", port + 10_000)).is_err() {
+                continue;
+            }
+            let dir = cluster.dir.join(port.to_string());
+            std::fs::create_dir_all(&dir).expect("cluster node dir");
+            let child = Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+                .args(["--cluster-enabled", "yes", "--cluster-node-timeout", "2000", "--dir"])
+                .arg(&dir)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("redis-server runs (scripts/services.sh installs it)");
+            cluster.nodes.push((port, Some(child)));
+        }
+        for (port, _) in &cluster.nodes {
+            wait_for_port(*port);
+        }
+        let created = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(cluster.nodes.iter().map(|(port, _)| format!("127.0.0.1:{port}")))
+            .args(["--cluster-replicas", "1", "--cluster-yes"])
+            .stdout(Stdio::null())
+            .status()
+            .expect("redis-cli runs");
+        assert!(created.success(), "redis-cli --cluster create failed");
+        let started = Instant::now();
+        while !cluster.live_ports().iter().all(|port| cluster_info(*port).contains("cluster_state:ok")) {
+            assert!(started.elapsed() < Duration::from_secs(30), "the private cluster did not form");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        cluster
+    }
+
+    /// Seed node URLs (every node).
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes.iter().map(|(port, _)| format!("redis://127.0.0.1:{port}")).collect()
+    }
+
+    fn live_ports(&self) -> Vec<u16> {
+        self.nodes.iter().filter(|(_, child)| child.is_some()).map(|(port, _)| *port).collect()
+    }
+
+    /// The port of the master that serves `key`'s slot now.
+    pub fn master_of(&self, key: &str) -> u16 {
+        let port = self.live_ports()[0];
+        let mut c =
+            redis::Client::open(format!("redis://127.0.0.1:{port}")).expect("url").get_connection().expect("node");
+        let slot: i64 = redis::cmd("CLUSTER").arg("KEYSLOT").arg(key).query(&mut c).expect("KEYSLOT");
+        let nodes: String = redis::cmd("CLUSTER").arg("NODES").query(&mut c).expect("CLUSTER NODES");
+        for line in nodes.lines() {
+            let fields: Vec<&str> = line.split(' ').collect();
+            if fields.len() < 9 || !fields[2].contains("master") || fields[2].contains("fail") {
+                continue;
+            }
+            let serves = fields[8..].iter().any(|range| {
+                let (from, to) = range.split_once('-').unwrap_or((range, range));
+                matches!((from.parse::<i64>(), to.parse::<i64>()), (Ok(from), Ok(to)) if (from..=to).contains(&slot))
+            });
+            if serves {
+                let address = fields[1].split('@').next().expect("address");
+                return address.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port");
+            }
+        }
+        panic!("no master serves slot {slot}: {nodes}");
+    }
+
+    /// Waits until every replica of the master on `port` has all of its
+    /// writes (replication is asynchronous: a write the replica lacks when
+    /// its master dies is lost, which the recovery test covers on its own).
+    pub fn wait_replicated(&self, port: u16) {
+        let started = Instant::now();
+        loop {
+            let info: String = redis::Client::open(format!("redis://127.0.0.1:{port}"))
+                .and_then(|client| client.get_connection())
+                .and_then(|mut c| redis::cmd("INFO").arg("replication").query(&mut c))
+                .expect("master answers INFO");
+            let field = |line: &str, name: &str| {
+                line.split(',').find_map(|f| f.strip_prefix(name)).and_then(|v| v.trim().parse::<u64>().ok())
+            };
+            let master = info.lines().find_map(|l| field(l, "master_repl_offset:"));
+            let replicas: Vec<u64> = info
+                .lines()
+                .filter(|l| l.starts_with("slave"))
+                .filter_map(|l| field(l.split_once(':')?.1, "offset="))
+                .collect();
+            if master.is_some() && !replicas.is_empty() && replicas.iter().all(|r| Some(*r) == master) {
+                return;
+            }
+            assert!(started.elapsed() < Duration::from_secs(10), "replicas did not catch up: {info}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// `kill -9` of the node on `port`.
+    pub fn kill(&mut self, port: u16) {
+        for (p, child) in &mut self.nodes {
+            if *p == port {
+                if let Some(mut child) = child.take() {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                }
+            }
+        }
+    }
+}
+
+impl Drop for PrivateCluster {
+    fn drop(&mut self) {
+        for (port, _) in self.live_ports().into_iter().map(|p| (p, ())) {
+            self.kill(port);
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn wait_for_port(port: u16) {
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(started.elapsed() < Duration::from_secs(10), "redis on {port} did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `CLUSTER INFO` of the node on `port` ("" when it does not answer).
+fn cluster_info(port: u16) -> String {
+    redis::Client::open(format!("redis://127.0.0.1:{port}"))
+        .and_then(|client| client.get_connection())
+        .and_then(|mut c| redis::cmd("CLUSTER").arg("INFO").query::<String>(&mut c))
+        .unwrap_or_default()
 }

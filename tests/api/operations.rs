@@ -22,10 +22,9 @@ async fn healthz_and_readyz_answer_when_dependencies_are_up() {
 #[tokio::test]
 async fn readiness_fails_fast_when_redis_stops_and_recovers_when_it_returns() {
     let mut redis = PrivateRedis::start();
-    let url = redis.url();
     // The production-sized Redis time limit, not the generous test one.
     let app = spawn_app_with(|s| {
-        s.redis.url = url;
+        redis.configure(s);
         s.redis.timeout_ms = 800;
     })
     .await;
