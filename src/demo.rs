@@ -3,6 +3,7 @@
 use secrecy::ExposeSecret;
 
 use crate::error::AppResult;
+use crate::prices::{CategorySpec, PricesSpec};
 use crate::sales::create::{create_sale, AdmissionSpec, ChallengeSpec, NewSale, UnitsSpec};
 use crate::sales::SaleMode;
 use crate::state::AppState;
@@ -15,6 +16,22 @@ pub const DEMO_DIFFICULTY: i64 = 17;
 
 /// Name of the demo sale; seeded once.
 const DEMO_NAME: &str = "Demo: Spring tour, Tokyo";
+
+/// Early-bird prices in stage 1, the regular price after (yen have no
+/// minor unit: amounts are whole yen).
+fn demo_prices() -> PricesSpec {
+    let category = |name: &str, amount, stages| CategorySpec {
+        name: name.into(),
+        amount,
+        sections: None,
+        stages: Some(stages),
+        units: None,
+    };
+    PricesSpec {
+        currency: "JPY".into(),
+        categories: vec![category("Early bird", 6800, vec![1]), category("Regular", 8800, vec![2, 3])],
+    }
+}
 
 /// Creates the demo sale unless it exists, and prints how to use it.
 pub async fn seed(state: &AppState) -> AppResult<()> {
@@ -51,6 +68,7 @@ pub async fn seed(state: &AppState) -> AppResult<()> {
                         max_difficulty_bits: None,
                     }),
                     access: None,
+                    prices: Some(demo_prices()),
                 },
             )
             .await?;

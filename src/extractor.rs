@@ -257,6 +257,11 @@ pub mod objects {
         }
     }
 
+    /// A list of objects.
+    pub fn required_list<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<Vec<T>, D::Error> {
+        optional_list::<D, T>(d)?.ok_or_else(|| D::Error::invalid_type(Unexpected::Unit, &"a list of objects"))
+    }
+
     /// A list of objects, or `null`/absent (with `#[serde(default)]`).
     pub fn optional_list<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<Option<Vec<T>>, D::Error> {
         match Value::deserialize(d)? {

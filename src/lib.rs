@@ -40,7 +40,9 @@
 //! - [`lottery`]: the lottery draw.
 //! - [`inventory`]: holds: `place_hold` (one statement, migrations/0004),
 //!   release, expiry; `inventory::audit` checks invariants I1–I3.
-//! - [`payments`]: the signed webhook, confirmation, late payments.
+//! - [`prices`]: price categories and the units each covers.
+//! - [`payments`]: the signed webhook, confirmation (amount-checked), late
+//!   payments.
 //! - [`signature`]: `Floodgate-Signature`, for the provider's webhook and our
 //!   own event deliveries.
 //! - [`orders`]: orders and cancellation.
@@ -74,6 +76,7 @@ pub mod openapi;
 pub mod ops;
 pub mod orders;
 pub mod payments;
+pub mod prices;
 pub mod rate_limit;
 pub mod release;
 pub mod sales;

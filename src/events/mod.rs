@@ -28,6 +28,8 @@ pub mod kind {
     pub const ORDER_CANCELLED: &str = "order.cancelled";
     /// A payment could not be honoured and must be refunded.
     pub const PAYMENT_REFUND_REQUIRED: &str = "payment.refund_required";
+    /// A cancelled order's payment is to be refunded (with its amount).
+    pub const ORDER_REFUND_DUE: &str = "order.refund_due";
     /// A lottery entry won.
     pub const LOTTERY_WON: &str = "lottery.won";
     /// A lottery entry lost.
@@ -44,6 +46,7 @@ pub mod kind {
         HOLD_RELEASED,
         ORDER_CONFIRMED,
         ORDER_CANCELLED,
+        ORDER_REFUND_DUE,
         PAYMENT_REFUND_REQUIRED,
         LOTTERY_WON,
         LOTTERY_LOST,

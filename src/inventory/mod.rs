@@ -18,6 +18,7 @@ use uuid::Uuid;
 
 use crate::error::{AppError, AppResult};
 use crate::events;
+use crate::prices::Money;
 
 /// A hold as stored.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -41,6 +42,17 @@ pub struct Hold {
     pub expires_at: DateTime<Utc>,
     /// Creation time.
     pub created_at: DateTime<Utc>,
+    /// The total quoted, in minor units (`None`: the sale has no prices).
+    pub amount: Option<i64>,
+    /// Its currency.
+    pub currency: Option<String>,
+}
+
+impl Hold {
+    /// The total the hold quoted, if the sale has prices.
+    pub fn total(&self) -> Option<Money> {
+        Some(Money { amount: self.amount?, currency: self.currency.clone()? })
+    }
 }
 
 crate::text_enum! {
@@ -60,7 +72,7 @@ crate::text_enum! {
 
 /// Column list matching [`Hold`].
 pub const HOLD_COLUMNS: &str =
-    "id, sale_id, visitor_id, queue_number, quantity, unit_ids, state, expires_at, created_at";
+    "id, sale_id, visitor_id, queue_number, quantity, unit_ids, state, expires_at, created_at, amount, currency";
 
 /// A unit in an answer.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, ToSchema)]
@@ -69,6 +81,12 @@ pub struct UnitView {
     pub id: String,
     /// `section/row/seat`, or `GA-<n>` for general admission.
     pub label: String,
+    /// Its price category, when the sale has prices.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+    /// Its price in minor units, when the sale has prices.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<i64>,
 }
 
 /// A unit row's label.
@@ -95,6 +113,10 @@ pub struct HoldView {
     pub created_at: DateTime<Utc>,
     /// The order, once paid.
     pub order_id: Option<String>,
+    /// What the units cost together, to be paid exactly (when the sale has
+    /// prices).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total: Option<Money>,
     /// Bearer token to see, release or pay this hold and see its order
     /// (only in the answer that created it).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -140,6 +162,7 @@ impl Hold {
             expires_at: self.expires_at,
             created_at: self.created_at,
             order_id: order_id.map(|(id,)| id.to_string()),
+            total: self.total(),
             hold_token: None,
         })
     }
@@ -177,15 +200,26 @@ pub async fn free_admission(db: &PgPool, waiting_room: &crate::waiting_room::Wai
     }
 }
 
-/// Labels of units by id.
+/// Labels (and prices) of units by id.
 pub async fn unit_views(conn: &mut PgConnection, sale_id: &str, ids: &[i32]) -> AppResult<Vec<UnitView>> {
-    let rows: Vec<(i32, Option<String>)> =
-        sqlx::query_as("SELECT id, label FROM units WHERE sale_id = $1 AND id = ANY($2) ORDER BY id")
-            .bind(sale_id)
-            .bind(ids)
-            .fetch_all(conn)
-            .await?;
-    Ok(rows.into_iter().map(|(id, label)| UnitView { id: id.to_string(), label: unit_label(id, label) }).collect())
+    let rows: Vec<(i32, Option<String>, Option<String>, Option<i64>)> = sqlx::query_as(
+        "SELECT u.id, u.label, c.name, c.amount FROM units u \
+         LEFT JOIN price_categories c ON c.sale_id = u.sale_id AND c.code = u.category \
+         WHERE u.sale_id = $1 AND u.id = ANY($2) ORDER BY u.id",
+    )
+    .bind(sale_id)
+    .bind(ids)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, label, category, price)| UnitView {
+            id: id.to_string(),
+            label: unit_label(id, label),
+            category,
+            price,
+        })
+        .collect())
 }
 
 /// What a buyer asks to hold.
@@ -193,6 +227,8 @@ pub async fn unit_views(conn: &mut PgConnection, sale_id: &str, ids: &[i32]) -> 
 pub enum Want {
     /// The best `n` available units.
     Best(i32),
+    /// The best `n` available units of a price category (by name).
+    InCategory(i32, String),
     /// These named seats, all or none.
     Seats(Vec<String>),
 }
@@ -201,7 +237,7 @@ impl Want {
     /// Units asked for.
     pub fn count(&self) -> i32 {
         match self {
-            Want::Best(n) => *n,
+            Want::Best(n) | Want::InCategory(n, _) => *n,
             Want::Seats(seats) => seats.len() as i32,
         }
     }
@@ -270,6 +306,8 @@ pub async fn shortage_error(db: &PgPool, sale_id: &str, want: &Want, got: usize)
             let taken: Vec<&str> = known.iter().map(|(l, _, _)| l.as_str()).collect();
             Ok(AppError::conflict("seat_taken", format!("one or more seats are taken: {}", taken.join(", "))))
         }
+        // Other categories may still have units: short, not sold out.
+        Want::InCategory(n, _) => Ok(insufficient_stock(*n)),
         Want::Best(n) => {
             let (held, available): (bool, bool) = sqlx::query_as(
                 "SELECT EXISTS (SELECT 1 FROM holds WHERE sale_id = $1 AND state = 'active'), \

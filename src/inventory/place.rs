@@ -211,7 +211,7 @@ impl<'a> Attempt<'a> {
     async fn refused_early(&self, db: &PgPool, hints: &ClaimHints) -> AppResult<Option<HoldOutcome>> {
         let known_empty = match self.want {
             Want::Best(n) => hints.empty(&self.sale.id, n),
-            Want::Seats(_) => None,
+            Want::InCategory(..) | Want::Seats(_) => None,
         };
         let Some(refused) = self.sale.ensure_on_sale().err().or(known_empty) else {
             return Ok(None);
@@ -248,6 +248,8 @@ impl<'a> Attempt<'a> {
             expires_at,
             created_at: now,
             order_id: None,
+            // place_hold adds the total, from the units it took.
+            total: None,
             hold_token: Some(hold_token),
         };
         serde_json::to_value(&answer).map_err(|e| AppError::Internal(e.into()))
@@ -263,12 +265,14 @@ impl<'a> Attempt<'a> {
         expires_at: DateTime<Utc>,
         body: &Value,
     ) -> Result<Placed, sqlx::Error> {
-        let (quantity, seats) = match &self.want {
-            Want::Best(n) => (*n, None),
-            Want::Seats(seats) => (seats.len() as i32, Some(seats)),
+        let (quantity, seats, category) = match &self.want {
+            Want::Best(n) => (*n, None, None),
+            Want::InCategory(n, category) => (*n, None, Some(category)),
+            Want::Seats(seats) => (seats.len() as i32, Some(seats), None),
         };
         let statement = sqlx::query_as(
-            "SELECT outcome, lowest, status, body FROM place_hold($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+            "SELECT outcome, lowest, status, body \
+             FROM place_hold($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
         )
         .bind(&self.sale.id)
         .bind(&self.buyer.sub)
@@ -283,7 +287,8 @@ impl<'a> Attempt<'a> {
         .bind(&self.scope)
         .bind(self.key.as_deref())
         .bind(&self.request_hash)
-        .bind(body);
+        .bind(body)
+        .bind(category);
         crate::store::with_pg(db, "place_hold", async |conn| statement.fetch_one(conn).await).await
     }
 
@@ -322,6 +327,7 @@ async fn refusal(db: &PgPool, sale: &Sale, want: &Want, error: sqlx::Error) -> (
     };
     match pg.code() {
         "FG001" => (super::limit_exceeded(sale.per_user_limit), None),
+        "FG003" => (AppError::Invalid("no such price category in this sale".into()), None),
         "FG002" => {
             let found = pg.detail().and_then(|d| d.parse().ok()).unwrap_or(0);
             match shortage_error(db, &sale.id, want, found).await {

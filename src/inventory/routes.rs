@@ -24,6 +24,8 @@ pub struct HoldRequest {
     pub quantity: Option<i64>,
     /// Named seats, `section/row/seat`.
     pub seats: Option<Vec<String>>,
+    /// With `quantity`: the best available of this price category only.
+    pub category: Option<String>,
 }
 
 /// What to hold: best available units, or named seats.
@@ -45,6 +47,9 @@ pub struct BestUnits {
     /// How many.
     #[schema(minimum = 1, maximum = 1000)]
     quantity: i64,
+    /// Only units of this price category (its name).
+    #[schema(min_length = 1, max_length = 32)]
+    category: Option<String>,
 }
 
 /// These seats, all or nothing.
@@ -63,7 +68,19 @@ fn parse_want(body: HoldRequest) -> AppResult<Want> {
             if !(1..=1000).contains(&quantity) {
                 return Err(AppError::Invalid("quantity must be between 1 and 1000".into()));
             }
-            Ok(Want::Best(quantity as i32))
+            match body.category {
+                None => Ok(Want::Best(quantity as i32)),
+                Some(category) => {
+                    let category = category.trim().to_owned();
+                    if category.is_empty() || category.chars().count() > 32 {
+                        return Err(AppError::Invalid("category must be a price category's name".into()));
+                    }
+                    Ok(Want::InCategory(quantity as i32, category))
+                }
+            }
+        }
+        (None, Some(_)) if body.category.is_some() => {
+            Err(AppError::Invalid("category goes with quantity; named seats have their own".into()))
         }
         (None, Some(seats)) => {
             if seats.is_empty() || seats.len() > 1000 {
@@ -213,12 +230,21 @@ mod tests {
     use super::*;
 
     fn want(quantity: Option<i64>, seats: Option<&[&str]>) -> AppResult<Want> {
-        parse_want(HoldRequest { quantity, seats: seats.map(|s| s.iter().map(|s| s.to_string()).collect()) })
+        parse_want(HoldRequest {
+            quantity,
+            seats: seats.map(|s| s.iter().map(|s| s.to_string()).collect()),
+            category: None,
+        })
     }
 
     #[test]
     fn a_hold_asks_for_a_quantity_or_for_seats() {
         assert!(matches!(want(Some(2), None), Ok(Want::Best(2))));
+        let in_category = parse_want(HoldRequest { quantity: Some(2), seats: None, category: Some("A".into()) });
+        assert!(matches!(in_category, Ok(Want::InCategory(2, c)) if c == "A"));
+        let seats_in_category =
+            parse_want(HoldRequest { quantity: None, seats: Some(vec!["A/1/1".into()]), category: Some("A".into()) });
+        assert!(matches!(seats_in_category, Err(AppError::Invalid(_))));
         assert!(matches!(want(None, Some(&["A/1/1", "A/1/2"])), Ok(Want::Seats(s)) if s.len() == 2));
         for refused in [
             want(Some(0), None),

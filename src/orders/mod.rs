@@ -11,6 +11,7 @@ use uuid::Uuid;
 use crate::error::{AppError, AppResult};
 use crate::events;
 use crate::inventory::{give_back_allowance, unit_views, UnitView};
+use crate::prices::Money;
 use crate::tokens::Claims;
 
 /// An order as stored.
@@ -37,6 +38,17 @@ pub struct Order {
     pub created_at: DateTime<Utc>,
     /// Cancellation time.
     pub cancelled_at: Option<DateTime<Utc>>,
+    /// What was paid, in minor units (`None`: the sale has no prices).
+    pub amount: Option<i64>,
+    /// Its currency.
+    pub currency: Option<String>,
+}
+
+impl Order {
+    /// What the order was confirmed for, if the sale has prices.
+    pub fn total(&self) -> Option<Money> {
+        Some(Money { amount: self.amount?, currency: self.currency.clone()? })
+    }
 }
 
 crate::text_enum! {
@@ -52,7 +64,8 @@ crate::text_enum! {
 }
 
 const ORDER_COLUMNS: &str =
-    "id, sale_id, hold_id, visitor_id, payment_reference, quantity, unit_ids, state, created_at, cancelled_at";
+    "id, sale_id, hold_id, visitor_id, payment_reference, quantity, unit_ids, state, created_at, cancelled_at, \
+     amount, currency";
 
 /// An order in an answer.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -75,6 +88,9 @@ pub struct OrderView {
     pub created_at: DateTime<Utc>,
     /// Cancellation time.
     pub cancelled_at: Option<DateTime<Utc>>,
+    /// What it was confirmed for (when the sale has prices); never changes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total: Option<Money>,
 }
 
 impl Order {
@@ -113,6 +129,7 @@ impl Order {
             payment_reference: self.payment_reference.clone(),
             created_at: self.created_at,
             cancelled_at: self.cancelled_at,
+            total: self.total(),
         })
     }
 }
@@ -129,8 +146,9 @@ impl Order {
 }
 
 /// Cancels an order of the buyer `claims` names: its units go back on sale,
-/// the buyer's allowance is given back and an `order.cancelled` event
-/// written, in one transaction. Cancelling twice changes nothing.
+/// the buyer's allowance is given back and `order.cancelled` and
+/// `order.refund_due` (with the amount paid) written, in one transaction.
+/// Cancelling twice changes nothing.
 #[tracing::instrument(name = "cancel order", skip_all, fields(order = %id))]
 pub async fn cancel(db: &sqlx::PgPool, id: Uuid, claims: &Claims) -> AppResult<OrderView> {
     let mut tx = db.begin().await?;
@@ -157,6 +175,18 @@ pub async fn cancel(db: &sqlx::PgPool, id: Uuid, claims: &Claims) -> AppResult<O
                 "order_id": order.id, "hold_id": order.hold_id, "sale_id": order.sale_id,
                 "visitor_id": order.visitor_id, "payment_reference": order.payment_reference,
                 "quantity": order.quantity, "unit_ids": order.unit_ids,
+            }),
+        )
+        .await?;
+        events::record(
+            &mut tx,
+            events::kind::ORDER_REFUND_DUE,
+            &order.sale_id,
+            &order.id.to_string(),
+            serde_json::json!({
+                "order_id": order.id, "sale_id": order.sale_id, "visitor_id": order.visitor_id,
+                "payment_reference": order.payment_reference, "amount": order.amount, "currency": order.currency,
+                "reason": "order_cancelled",
             }),
         )
         .await?;

@@ -29,6 +29,16 @@ pub struct PaymentEvent {
     /// `succeeded` or `failed`.
     #[schema(schema_with = payment_status_schema)]
     pub status: String,
+    /// What the provider captured, in minor units; a succeeded payment of
+    /// a priced hold must carry it and confirms only with the hold's exact
+    /// total.
+    #[serde(default)]
+    #[schema(minimum = 0, maximum = 100_000_000_000_000_i64)]
+    pub amount: Option<i64>,
+    /// ISO 4217 code of `amount`.
+    #[serde(default)]
+    #[schema(pattern = "^[A-Z]{3}$")]
+    pub currency: Option<String>,
 }
 
 fn payment_status_schema() -> utoipa::openapi::Object {
@@ -49,6 +59,17 @@ impl PaymentEvent {
         if self.status != "succeeded" && self.status != "failed" {
             return Err(AppError::Invalid("status must be succeeded or failed".into()));
         }
+        if self.amount.is_some_and(|a| !(0..=100_000_000_000_000).contains(&a)) {
+            return Err(AppError::Invalid("amount must be a non-negative number of minor units".into()));
+        }
+        if let Some(currency) = &self.currency {
+            if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_uppercase()) {
+                return Err(AppError::Invalid("currency must be an ISO 4217 code of three capital letters".into()));
+            }
+        }
+        if self.amount.is_some() != self.currency.is_some() {
+            return Err(AppError::Invalid("amount and currency go together".into()));
+        }
         Uuid::parse_str(&self.hold_id).map_err(|_| AppError::Invalid("hold_id is not a hold id".into()))
     }
 }
@@ -67,6 +88,20 @@ fn refund_body(message: &str) -> Value {
     json!({ "error": { "code": "refund_required", "message": message } })
 }
 
+/// The payment the dev checkout makes: the hold's exact total, succeeded.
+pub async fn dev_payment(db: &PgPool, hold_id: Uuid) -> AppResult<PaymentEvent> {
+    let hold = crate::store::with_pg(db, "dev_payment", async |conn| Hold::load(conn, hold_id, false).await).await?;
+    let total = hold.total();
+    Ok(PaymentEvent {
+        event_id: format!("dev_{}", Uuid::new_v4().simple()),
+        hold_id: hold_id.to_string(),
+        payment_reference: format!("dev_{}", hold_id.simple()),
+        status: "succeeded".into(),
+        amount: total.as_ref().map(|t| t.amount),
+        currency: total.map(|t| t.currency),
+    })
+}
+
 /// Applies a payment event in one transaction and stores its answer under
 /// the event id, so a replay returns the same answer and changes nothing.
 pub async fn process(db: &PgPool, event: &PaymentEvent) -> AppResult<Processed> {
@@ -77,13 +112,15 @@ pub async fn process(db: &PgPool, event: &PaymentEvent) -> AppResult<Processed> 
 async fn process_on(conn: &mut PgConnection, event: &PaymentEvent, hold_id: Uuid) -> AppResult<Processed> {
     let mut tx = sqlx::Connection::begin(conn).await?;
     let inserted = sqlx::query(
-        "INSERT INTO payment_events (event_id, hold_id, payment_reference, status) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (event_id) DO NOTHING",
+        "INSERT INTO payment_events (event_id, hold_id, payment_reference, status, amount, currency) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (event_id) DO NOTHING",
     )
     .bind(&event.event_id)
     .bind(hold_id)
     .bind(&event.payment_reference)
     .bind(&event.status)
+    .bind(event.amount)
+    .bind(event.currency.as_deref())
     .execute(&mut *tx)
     .await?
     .rows_affected();
@@ -127,6 +164,19 @@ async fn fail(tx: &mut PgConnection, hold: Hold) -> AppResult<Processed> {
 }
 
 async fn succeed(tx: &mut PgConnection, hold: Hold, event: &PaymentEvent) -> AppResult<Processed> {
+    if let Some(total) = hold.total() {
+        let Some(paid) = event.amount.zip(event.currency.clone()) else {
+            // Undone with the transaction: the provider sends it again with
+            // the amount, nothing was recorded.
+            return Err(AppError::Invalid("a payment of a priced hold carries amount and currency".into()));
+        };
+        if (paid.0, paid.1.as_str()) != (total.amount, total.currency.as_str()) {
+            // Nothing confirmed and nothing released early: the buyer may
+            // still pay the right amount before the hold expires.
+            let why = format!("paid {} {}, the hold's total is {} {}", paid.0, paid.1, total.amount, total.currency);
+            return refund(tx, &hold, event, Refund::AmountMismatch, &why).await;
+        }
+    }
     match hold.state {
         HoldState::Confirmed => {
             let order = Order::for_hold(tx, hold.id).await?;
@@ -138,7 +188,8 @@ async fn succeed(tx: &mut PgConnection, hold: Hold, event: &PaymentEvent) -> App
                     finished_hold: None,
                 });
             }
-            return refund(tx, &hold, event, "this hold was already paid by another payment").await;
+            return refund(tx, &hold, event, Refund::AlreadyPaid, "this hold was already paid by another payment")
+                .await;
         }
         HoldState::Active if hold.expires_at > chrono::Utc::now() => {}
         HoldState::Active => {
@@ -161,7 +212,7 @@ async fn reclaim(tx: &mut PgConnection, hold: Hold, event: &PaymentEvent) -> App
         .fetch_one(&mut *tx)
         .await?;
     if sale.1 == crate::sales::state::CLOSED {
-        return refund(tx, &hold, event, "the hold expired and the sale is closed").await;
+        return refund(tx, &hold, event, Refund::SaleClosed, "the hold expired and the sale is closed").await;
     }
     sqlx::query("SAVEPOINT reclaim").execute(&mut *tx).await?;
     let allowed = match reserve_allowance(tx, &hold.sale_id, &hold.visitor_id, hold.quantity, sale.0).await {
@@ -185,12 +236,12 @@ async fn reclaim(tx: &mut PgConnection, hold: Hold, event: &PaymentEvent) -> App
     };
     if taken != hold.unit_ids.len() as u64 {
         sqlx::query("ROLLBACK TO SAVEPOINT reclaim").execute(&mut *tx).await?;
-        let why = if !allowed {
-            "the hold expired and re-claiming it would pass the buyer's limit"
+        let (reason, why) = if !allowed {
+            (Refund::LimitExceeded, "the hold expired and re-claiming it would pass the buyer's limit")
         } else {
-            "the hold expired and its units were sold to someone else"
+            (Refund::UnitsSold, "the hold expired and its units were sold to someone else")
         };
-        return refund(tx, &hold, event, why).await;
+        return refund(tx, &hold, event, reason, why).await;
     }
     sqlx::query("RELEASE SAVEPOINT reclaim").execute(&mut *tx).await?;
     sqlx::query("UPDATE holds SET state = 'active', updated_at = now() WHERE id = $1")
@@ -200,7 +251,30 @@ async fn reclaim(tx: &mut PgConnection, hold: Hold, event: &PaymentEvent) -> App
     confirm(tx, hold, event).await
 }
 
-async fn refund(tx: &mut PgConnection, hold: &Hold, event: &PaymentEvent, why: &str) -> AppResult<Processed> {
+crate::text_enum! {
+    /// Why a payment must be refunded (`reason` of `payment.refund_required`).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Refund {
+        /// The amount or currency captured is not the hold's total.
+        AmountMismatch => "amount_mismatch",
+        /// The hold was confirmed by another payment.
+        AlreadyPaid => "already_paid",
+        /// Late: the hold expired and the sale has closed.
+        SaleClosed => "hold_expired_sale_closed",
+        /// Late: the hold expired and its units were sold to someone else.
+        UnitsSold => "hold_expired_units_sold",
+        /// Late: re-claiming the units would pass the buyer's limit.
+        LimitExceeded => "hold_expired_limit_exceeded",
+    }
+}
+
+async fn refund(
+    tx: &mut PgConnection,
+    hold: &Hold,
+    event: &PaymentEvent,
+    reason: Refund,
+    why: &str,
+) -> AppResult<Processed> {
     events::record(
         tx,
         events::kind::PAYMENT_REFUND_REQUIRED,
@@ -208,7 +282,8 @@ async fn refund(tx: &mut PgConnection, hold: &Hold, event: &PaymentEvent, why: &
         &hold.id.to_string(),
         json!({
             "hold_id": hold.id, "sale_id": hold.sale_id, "visitor_id": hold.visitor_id,
-            "payment_reference": event.payment_reference, "event_id": event.event_id, "reason": why,
+            "payment_reference": event.payment_reference, "event_id": event.event_id,
+            "amount": event.amount, "currency": event.currency, "reason": reason.as_str(), "message": why,
         }),
     )
     .await?;
@@ -244,8 +319,8 @@ async fn confirm(tx: &mut PgConnection, hold: Hold, event: &PaymentEvent) -> App
         ));
     }
     sqlx::query(
-        "INSERT INTO orders (id, sale_id, hold_id, visitor_id, payment_reference, quantity, unit_ids, state) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 'confirmed')",
+        "INSERT INTO orders (id, sale_id, hold_id, visitor_id, payment_reference, quantity, unit_ids, state, \
+         amount, currency) VALUES ($1, $2, $3, $4, $5, $6, $7, 'confirmed', $8, $9)",
     )
     .bind(order_id)
     .bind(&hold.sale_id)
@@ -254,6 +329,8 @@ async fn confirm(tx: &mut PgConnection, hold: Hold, event: &PaymentEvent) -> App
     .bind(&event.payment_reference)
     .bind(hold.quantity)
     .bind(&hold.unit_ids)
+    .bind(hold.amount)
+    .bind(hold.currency.as_deref())
     .execute(&mut *tx)
     .await?;
     sqlx::query("UPDATE holds SET state = 'confirmed', updated_at = now() WHERE id = $1")
@@ -268,6 +345,7 @@ async fn confirm(tx: &mut PgConnection, hold: Hold, event: &PaymentEvent) -> App
         json!({
             "order_id": order_id, "hold_id": hold.id, "sale_id": hold.sale_id, "visitor_id": hold.visitor_id,
             "payment_reference": event.payment_reference, "quantity": hold.quantity, "unit_ids": hold.unit_ids,
+            "amount": hold.amount, "currency": hold.currency,
         }),
     )
     .await?;

@@ -4,7 +4,7 @@ use actix_web::{post, web, HttpRequest, HttpResponse};
 use chrono::Utc;
 use secrecy::ExposeSecret;
 
-use super::{process, PaymentEvent};
+use super::{dev_payment, process, PaymentEvent};
 use crate::error::{AppError, AppResult};
 use crate::extractor::HoldBearer;
 use crate::extractor::RawBody;
@@ -93,12 +93,7 @@ pub async fn dev_checkout(
         return Err(AppError::NotFound("dev checkout"));
     }
     let hold_id = hold_of(&claims, &path)?;
-    let event = PaymentEvent {
-        event_id: format!("dev_{}", uuid::Uuid::new_v4().simple()),
-        hold_id: hold_id.to_string(),
-        payment_reference: format!("dev_{}", hold_id.simple()),
-        status: "succeeded".into(),
-    };
+    let event = dev_payment(&state.db, hold_id).await?;
     apply(&state, event).await
 }
 

@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 
 use super::{state, AdmissionMode, Sale, SaleAccess, SaleMode, Seating, SALE_COLUMNS};
 use crate::error::{AppError, AppResult};
+use crate::prices::{self, ValidPrices};
 
 /// Largest sale floodgate accepts in one definition.
 const MAX_UNITS: i64 = 5_000_000;
@@ -55,6 +56,9 @@ pub struct NewSale {
     /// `public` (default) or `invite`: only signed-in users whose login
     /// token names this sale in a `sale` claim, one place each.
     pub access: Option<SaleAccess>,
+    /// Price categories (SPEC §3); none: the units have no price.
+    #[serde(default, deserialize_with = "crate::extractor::objects::optional")]
+    pub prices: Option<crate::prices::PricesSpec>,
 }
 
 /// Proof-of-work settings of a sale.
@@ -190,6 +194,7 @@ struct ValidSale {
     admission: ValidAdmission,
     challenge: (i16, i16),
     access: SaleAccess,
+    prices: Option<ValidPrices>,
 }
 
 /// Admission settings after validation.
@@ -345,6 +350,7 @@ fn validate(new: NewSale) -> AppResult<ValidSale> {
     if access == SaleAccess::Invite && !waiting_room {
         return Err(AppError::Invalid("an invite-only sale gives its places through the waiting room".into()));
     }
+    let prices = new.prices.map(|spec| validate_prices(spec, total as i32, &sections, &stages)).transpose()?;
     Ok(ValidSale {
         name,
         mode,
@@ -361,7 +367,28 @@ fn validate(new: NewSale) -> AppResult<ValidSale> {
         admission,
         challenge,
         access,
+        prices,
     })
+}
+
+/// Price categories resolved against the sale's sections and stages.
+fn validate_prices(
+    spec: prices::PricesSpec,
+    total: i32,
+    sections: &[Section],
+    stages: &[StagePlan],
+) -> AppResult<ValidPrices> {
+    let mut first = 1;
+    let sections: Vec<(String, i32, i32)> = sections
+        .iter()
+        .map(|(name, rows, seats)| {
+            let range = (name.clone(), first, first + rows * seats - 1);
+            first += rows * seats;
+            range
+        })
+        .collect();
+    let stages: Vec<(i32, i32)> = stages.iter().map(|s| (s.first, s.last)).collect();
+    prices::validate(spec, &prices::Layout { total, sections: &sections, stages: &stages })
 }
 
 /// A validated section: name, rows, seats per row.
@@ -464,6 +491,9 @@ pub async fn create_sale(db: &PgPool, new: NewSale) -> AppResult<Sale> {
     sqlx::query("SET LOCAL statement_timeout = '300s'").execute(&mut *tx).await?;
     let row = insert_sale(&mut tx, &id, &sale, (&seed, &commitment), initial_state).await?;
     insert_stages(&mut tx, &id, &sale).await?;
+    if let Some(prices) = &sale.prices {
+        prices::insert(&mut tx, &id, prices).await?;
+    }
     insert_units(&mut tx, &id, &sale).await?;
     tx.commit().await?;
     // Fresh statistics right away: planning the claim on the stale ones of
@@ -485,8 +515,8 @@ async fn insert_sale(
         "INSERT INTO sales (id, name, mode, state, starts_at, ends_at, seating, total_units, per_user_limit, \
          hold_ttl_seconds, shuffle_prequeue, released_upto, released_stages, waiting_room, admit_per_second, \
          max_active, admission_ttl_seconds, abandon_after_seconds, seed, seed_commitment, admission_mode, \
-         admit_ceiling, hold_p99_target_ms, challenge_bits, challenge_max_bits, access) \
-         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,1,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25) \
+         admit_ceiling, hold_p99_target_ms, challenge_bits, challenge_max_bits, access, currency) \
+         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,1,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26) \
          RETURNING {SALE_COLUMNS}"
     )))
     .bind(id)
@@ -514,6 +544,7 @@ async fn insert_sale(
     .bind(sale.challenge.0)
     .bind(sale.challenge.1)
     .bind(sale.access.as_str())
+    .bind(sale.prices.as_ref().map(|p| p.currency.as_str()))
     .fetch_one(tx)
     .await?)
 }
@@ -544,25 +575,31 @@ async fn insert_stages(tx: &mut PgConnection, id: &str, sale: &ValidSale) -> App
 /// One row per unit, in a statement per section (or one for general
 /// admission).
 async fn insert_units(tx: &mut PgConnection, id: &str, sale: &ValidSale) -> AppResult<()> {
-    // width_bucket(id, first ids of the stages) is the stage of a unit id, so
-    // each bulk insert assigns stages without a per-row subquery.
+    // width_bucket(id, first ids of the stages) is the stage of a unit id,
+    // and likewise of the price ranges its category, so each bulk insert
+    // assigns both without a per-row subquery.
     let stage_starts: Vec<i32> = sale.stages.iter().map(|s| s.first).collect();
+    let (price_starts, categories) = prices::unit_categories(sale.prices.as_ref());
     if sale.sections.is_empty() {
         sqlx::query(
-            "INSERT INTO units (sale_id, id, stage, status) \
-             SELECT $1, g, width_bucket(g, $2::int[]), 'available' FROM generate_series(1, $3) g",
+            "INSERT INTO units (sale_id, id, stage, status, category) \
+             SELECT $1, g, width_bucket(g, $2::int[]), 'available', ($4::smallint[])[width_bucket(g, $5::int[])] \
+             FROM generate_series(1, $3) g",
         )
         .bind(id)
         .bind(&stage_starts)
         .bind(sale.total)
+        .bind(&categories)
+        .bind(&price_starts)
         .execute(&mut *tx)
         .await?;
     } else {
         let mut offset = 0i32;
         for (name, rows, seats) in &sale.sections {
             sqlx::query(
-                "INSERT INTO units (sale_id, id, stage, label, status) \
-                 SELECT $1, u, width_bucket(u, $2::int[]), $3 || '/' || r || '/' || s, 'available' \
+                "INSERT INTO units (sale_id, id, stage, label, status, category) \
+                 SELECT $1, u, width_bucket(u, $2::int[]), $3 || '/' || r || '/' || s, 'available', \
+                        ($7::smallint[])[width_bucket(u, $8::int[])] \
                  FROM generate_series(1, $4) r, generate_series(1, $5) s, \
                       LATERAL (SELECT $6 + (r - 1) * $5 + s AS u) ids",
             )
@@ -572,6 +609,8 @@ async fn insert_units(tx: &mut PgConnection, id: &str, sale: &ValidSale) -> AppR
             .bind(rows)
             .bind(seats)
             .bind(offset)
+            .bind(&categories)
+            .bind(&price_starts)
             .execute(&mut *tx)
             .await?;
             offset += rows * seats;

@@ -95,6 +95,8 @@ pub struct Sale {
     /// Who may join.
     #[sqlx(try_from = "String")]
     pub access: SaleAccess,
+    /// ISO 4217 code of the sale's prices (`None`: no prices).
+    pub currency: Option<String>,
 }
 
 crate::text_enum! {
@@ -187,7 +189,7 @@ pub const SALE_COLUMNS: &str = "id, name, mode, state, starts_at, ends_at, seati
     per_user_limit, hold_ttl_seconds, shuffle_prequeue, released_upto, released_stages, waiting_room, \
     admit_per_second, max_active, admission_ttl_seconds, abandon_after_seconds, seed, seed_commitment, \
     seed_revealed, lottery_drawn_at, lottery_winners, created_at, updated_at, queue_seq_saved, queue_serving_saved, \
-    queue_prequeue_saved, admission_mode, admit_ceiling, hold_p99_target_ms, challenge_bits, challenge_max_bits, access";
+    queue_prequeue_saved, admission_mode, admit_ceiling, hold_p99_target_ms, challenge_bits, challenge_max_bits, access, currency";
 
 /// One stage of a sale.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -303,6 +305,7 @@ impl Sale {
             challenge_bits: 0,
             challenge_max_bits: 0,
             access: SaleAccess::Public,
+            currency: None,
         }
     }
 }
@@ -488,17 +491,36 @@ pub struct Availability {
     pub counts: UnitCounts,
     /// Per stage.
     pub stages: Vec<StageAvailability>,
+    /// Per price category, in the sale's order (empty: no prices).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub categories: Vec<CategoryAvailability>,
     /// When these counts were taken.
     pub as_of: DateTime<Utc>,
+}
+
+/// Live availability of one price category.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CategoryAvailability {
+    /// Name (what a hold's `category` names).
+    pub name: String,
+    /// Price of one unit, in minor units of the sale's currency.
+    pub amount: i64,
+    /// Units in it.
+    pub units: i64,
+    /// Counts by state.
+    #[serde(flatten)]
+    pub counts: UnitCounts,
 }
 
 /// Counts units of a sale by stage and state. One grouped index scan, so the
 /// read path caches it (see [`AvailabilityCache`]) instead of running it per
 /// request.
 pub async fn count_units(db: &PgPool, sale: &Sale) -> AppResult<Availability> {
-    let count = sqlx::query_as("SELECT stage, status, count(*) FROM units WHERE sale_id = $1 GROUP BY stage, status")
-        .bind(&sale.id);
-    let rows: Vec<(i16, String, i64)> =
+    let count = sqlx::query_as(
+        "SELECT stage, category, status, count(*) FROM units WHERE sale_id = $1 GROUP BY stage, category, status",
+    )
+    .bind(&sale.id);
+    let rows: Vec<(i16, Option<i16>, String, i64)> =
         crate::store::with_pg(db, "count_units", async |conn| count.fetch_all(conn).await.map_err(AppError::from))
             .await?;
     let stages = Sale::stages(db, &sale.id).await?;
@@ -514,15 +536,24 @@ pub async fn count_units(db: &PgPool, sale: &Sale) -> AppResult<Availability> {
             counts: UnitCounts::default(),
         })
         .collect();
-    for (stage, status, count) in rows {
+    let mut categories: Vec<CategoryAvailability> = match sale.currency {
+        Some(_) => crate::prices::categories(db, &sale.id)
+            .await?
+            .into_iter()
+            .map(|c| CategoryAvailability { name: c.name, amount: c.amount, units: 0, counts: UnitCounts::default() })
+            .collect(),
+        None => Vec::new(),
+    };
+    for (stage, category, status, count) in rows {
         let Some(entry) = per_stage.iter_mut().find(|s| s.stage == i32::from(stage)) else {
             continue;
         };
-        match (status.as_str(), entry.released) {
-            ("available", true) => entry.counts.available += count,
-            ("available", false) => entry.counts.unreleased += count,
-            ("held", _) => entry.counts.held += count,
-            _ => entry.counts.sold += count,
+        let released = entry.released;
+        entry.counts.add(&status, released, count);
+        let slot = category.and_then(|c| usize::try_from(c - 1).ok()).and_then(|i| categories.get_mut(i));
+        if let Some(category) = slot {
+            category.units += count;
+            category.counts.add(&status, released, count);
         }
     }
     let mut totals = UnitCounts::default();
@@ -541,8 +572,21 @@ pub async fn count_units(db: &PgPool, sale: &Sale) -> AppResult<Availability> {
         released,
         counts: totals,
         stages: per_stage,
+        categories,
         as_of: Utc::now(),
     })
+}
+
+impl UnitCounts {
+    /// Adds `count` units in `status` (of a released stage or not).
+    fn add(&mut self, status: &str, released: bool, count: i64) {
+        match (status, released) {
+            ("available", true) => self.available += count,
+            ("available", false) => self.unreleased += count,
+            ("held", _) => self.held += count,
+            _ => self.sold += count,
+        }
+    }
 }
 
 /// Availability per sale, recounted in the background

@@ -72,7 +72,10 @@ pub struct SaleView {
     pub challenge: ChallengeSettings,
     /// `public` or `invite`.
     pub access: SaleAccess,
-    /// Units by state, total and per stage.
+    /// ISO 4217 code of the sale's prices (`null`: no prices); the
+    /// categories and their prices are in `availability.categories`.
+    pub currency: Option<String>,
+    /// Units by state: total, per stage and per price category.
     pub availability: Availability,
     /// Queue figures; `null` while Redis cannot be reached.
     pub queue: Option<QueueSummary>,
@@ -106,6 +109,7 @@ async fn view(state: &AppState, sale: &Sale, fresh: bool) -> AppResult<SaleView>
         None
     };
     Ok(SaleView {
+        currency: sale.currency.clone(),
         id: sale.id.clone(),
         name: sale.name.clone(),
         state: sale.state,
