@@ -200,9 +200,12 @@ pub async fn free_admission(db: &PgPool, waiting_room: &crate::waiting_room::Wai
     }
 }
 
+/// A unit's id, label, price category and price.
+type UnitRow = (i32, Option<String>, Option<String>, Option<i64>);
+
 /// Labels (and prices) of units by id.
 pub async fn unit_views(conn: &mut PgConnection, sale_id: &str, ids: &[i32]) -> AppResult<Vec<UnitView>> {
-    let rows: Vec<(i32, Option<String>, Option<String>, Option<i64>)> = sqlx::query_as(
+    let rows: Vec<UnitRow> = sqlx::query_as(
         "SELECT u.id, u.label, c.name, c.amount FROM units u \
          LEFT JOIN price_categories c ON c.sale_id = u.sale_id AND c.code = u.category \
          WHERE u.sale_id = $1 AND u.id = ANY($2) ORDER BY u.id",
