@@ -37,7 +37,7 @@ pub struct AuditReport {
     pub checked_at: DateTime<Utc>,
     /// Units by state; their sum equals `total`.
     pub units: UnitTotals,
-    /// The checks of invariants I1–I3.
+    /// The checks of invariants I1–I3, and of prices.
     pub checks: Vec<Check>,
     /// How the waiting room in Redis compares with Postgres (repairable
     /// drift, not an invariant; see `reconcile`).
@@ -76,7 +76,7 @@ async fn examples(db: &PgPool, sale: &str, sql: &'static str) -> AppResult<(i64,
 
 /// The row-level checks: name, invariant, what holds, and a query listing
 /// what breaks it (`$1` is the sale).
-const CHECKS: [(&str, &str, &str, &str); 6] = [
+const CHECKS: [(&str, &str, &str, &str); 8] = [
     (
         "held_units_in_active_holds",
         "I1",
@@ -136,6 +136,27 @@ const CHECKS: [(&str, &str, &str, &str); 6] = [
                  SELECT visitor_id, quantity FROM orders WHERE sale_id = $1 AND state = 'confirmed') y \
              GROUP BY visitor_id) x ON x.visitor_id = p.visitor_id \
          WHERE coalesce(p.units, 0) <> coalesce(x.q, 0)",
+    ),
+    (
+        "prices_complete",
+        "prices",
+        "in a sale with prices every unit has a price category of the sale",
+        "SELECT 'unit ' || u.id FROM units u JOIN sales s ON s.id = u.sale_id \
+         LEFT JOIN price_categories c ON c.sale_id = u.sale_id AND c.code = u.category \
+         WHERE u.sale_id = $1 AND s.currency IS NOT NULL AND c.code IS NULL",
+    ),
+    (
+        "orders_paid_their_price",
+        "prices",
+        "every order of a sale with prices was confirmed for the sum of its units' prices, in the sale's currency",
+        "SELECT 'order ' || o.id || ': ' || coalesce(o.amount::text, 'no amount') || ' ' || coalesce(o.currency, '') \
+                || ', units cost ' || coalesce(sum(c.amount)::text, '?') \
+         FROM orders o JOIN sales s ON s.id = o.sale_id \
+         LEFT JOIN units u ON u.sale_id = o.sale_id AND u.id = ANY(o.unit_ids) \
+         LEFT JOIN price_categories c ON c.sale_id = u.sale_id AND c.code = u.category \
+         WHERE o.sale_id = $1 AND s.currency IS NOT NULL \
+         GROUP BY o.id, o.amount, o.currency, s.currency \
+         HAVING o.amount IS DISTINCT FROM sum(c.amount) OR o.currency IS DISTINCT FROM s.currency",
     ),
 ];
 

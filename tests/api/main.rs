@@ -10,6 +10,7 @@ mod holds;
 mod lottery;
 mod operations;
 mod payments;
+mod prices;
 mod recovery;
 mod sales;
 mod waiting_room;
