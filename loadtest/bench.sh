@@ -210,15 +210,39 @@ metric machine "$(python3 -c 'import json,sys; print(json.dumps(dict(zip(sys.arg
     commit "$(git rev-parse --short HEAD 2>/dev/null || echo '?')" stamp "$STAMP")"
 
 # wrk_run NAME URL SCRIPT [extra wrk args...] — runs wrk, records WRK_RESULT.
+# CPU seconds used so far by floodgate, Redis and every postgres process
+# ("fg redis pg"): read before and after a load, they give each component's
+# CPU time per request, what docs/scaling.md sizes the deployment from.
+cpu_seconds() {
+    local tck fg pg redis
+    tck="$(getconf CLK_TCK)"
+    fg="$(awk -v t="$tck" '{print ($14 + $15) / t}' "/proc/${FG_PID:-0}/stat" 2>/dev/null || echo 0)"
+    pg="$(for f in /proc/[0-9]*/stat; do read -r line <"$f" 2>/dev/null && echo "$line"; done \
+        | awk -v t="$tck" '$2 == "(postgres)" {n += $14 + $15} END {print n / t}')"
+    redis="$(rcli info cpu | awk -F: '/^used_cpu_(sys|user):/ {n += $2} END {print n}')"
+    echo "$fg $redis $pg"
+}
+
 wrk_run() {
     local name="$1" url="$2" script="$3"; shift 3
-    local file="$OUT/wrk-$name.txt"
+    local file="$OUT/wrk-$name.txt" cpu_before
+    cpu_before="$(cpu_seconds)"
     FG_WRK_THREADS="$WRK_THREADS" wrk -t"$WRK_THREADS" -c"$CONC" -d"${DURATION}s" --timeout 10s \
         -s "loadtest/wrk/$script" "$@" "$url" >"$file" 2>&1 || { cat "$file"; die "wrk $name failed"; }
     local line
     line="$(sed -n 's/^WRK_RESULT //p' "$file")"
     [[ -n "$line" ]] || { cat "$file"; die "wrk $name printed no result"; }
     metric "$name" "$line"
+    python3 - "$name" "$line" "$cpu_before" "$(cpu_seconds)" <<'PY' >>"$METRICS"
+import json, sys
+name, r = sys.argv[1], json.loads(sys.argv[2])
+before, after = (list(map(float, a.split())) for a in sys.argv[3:5])
+n = r["requests"] or 1
+us = {k: round((a - b) * 1e6 / n, 2) for k, b, a in zip(("floodgate", "redis", "postgres"), before, after)}
+print(json.dumps({"name": f"{name}_cpu", "data": {"requests": r["requests"], "us_per_request": us}}))
+print(f"{name:<22} CPU per request: floodgate {us['floodgate']} us, redis {us['redis']} us, "
+      f"postgres {us['postgres']} us", file=sys.stderr)
+PY
     python3 - "$name" "$line" <<'PY'
 import json, sys
 r = json.loads(sys.argv[2])
