@@ -69,6 +69,7 @@ pub async fn seed(state: &AppState) -> AppResult<()> {
                     }),
                     access: None,
                     prices: Some(demo_prices()),
+                    sessions: None,
                 },
             )
             .await?;

@@ -171,6 +171,8 @@ pub const ERROR_CODES: &[&str] = &[
     "prequeue_not_ready",
     "request_in_progress",
     "sale_not_started",
+    "session_overlap",
+    "session_paused",
     "sale_paused",
     "seat_not_released",
     "seat_taken",
@@ -186,6 +188,7 @@ pub const ERROR_CODES: &[&str] = &[
     "hold_expired",
     "lottery_drawn",
     "sale_closed",
+    "session_closed",
     "sold_out",
     // a payment that cannot be honoured (the webhook's answer)
     "refund_required",

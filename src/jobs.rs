@@ -271,6 +271,7 @@ async fn sale_clock(state: Arc<AppState>, live: LiveSales, mut stopped: watch::R
 pub async fn clock_tick(state: &AppState) -> AppResult<Vec<String>> {
     let db = &state.db;
     lifecycle::start_and_end(db).await?;
+    crate::sessions::close_ended(db).await?;
     for sale in crate::release::due(db).await? {
         release_next_stage(db, &sale, true).await?;
         state.claim_hints.returned(&sale);

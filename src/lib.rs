@@ -28,6 +28,8 @@
 //! - [`sales`]: sale definitions, stages, availability; admin CRUD;
 //!   `sales::lifecycle` makes every change of a sale's state.
 //! - [`release`]: staged releases.
+//! - [`sessions`]: timed entry and event series: a sale's sessions, their
+//!   recurrence, calendar and life cycle.
 //! - [`waiting_room`]: the Redis queue, admission control, status polling
 //!   (scripts in `lua/`), batched joins and per-instance line snapshots; the
 //!   only code that knows Redis keys and scripts. Its `reconcile` repairs
@@ -80,6 +82,7 @@ pub mod prices;
 pub mod rate_limit;
 pub mod release;
 pub mod sales;
+pub mod sessions;
 pub mod signature;
 pub mod startup;
 pub mod state;

@@ -27,6 +27,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
         crate::gate::routes::Api::openapi(),
         crate::ops::Api::openapi(),
         crate::sales::routes::Api::openapi(),
+        crate::sessions::routes::Api::openapi(),
         crate::lottery::routes::Api::openapi(),
         crate::events::routes::Api::openapi(),
         crate::payments::routes::Api::openapi(),

@@ -24,7 +24,7 @@ use crate::state::AppState;
 use crate::store::{self, Redis};
 use crate::tokens::{LoginVerifier, TokenSigner};
 use crate::waiting_room::WaitingRoom;
-use crate::{events, gate, inventory, jobs, lottery, ops, orders, payments, sales, waiting_room, web_pages};
+use crate::{events, gate, inventory, jobs, lottery, ops, orders, payments, sales, sessions, waiting_room, web_pages};
 
 /// A built application, bound to its port, not yet serving.
 pub struct Application {
@@ -147,6 +147,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .configure(gate::routes::configure)
         .configure(ops::configure)
         .configure(sales::routes::configure)
+        .configure(sessions::routes::configure)
         .configure(lottery::routes::configure)
         .configure(events::routes::configure)
         .configure(payments::routes::configure)

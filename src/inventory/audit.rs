@@ -66,6 +66,8 @@ pub struct UnitTotals {
     pub sold: i64,
     /// Not yet released.
     pub unreleased: i64,
+    /// Out of stock for good (units of closed or cancelled sessions).
+    pub withdrawn: i64,
 }
 
 async fn examples(db: &PgPool, sale: &str, sql: &'static str) -> AppResult<(i64, Vec<String>)> {
@@ -76,7 +78,7 @@ async fn examples(db: &PgPool, sale: &str, sql: &'static str) -> AppResult<(i64,
 
 /// The row-level checks: name, invariant, what holds, and a query listing
 /// what breaks it (`$1` is the sale).
-const CHECKS: [(&str, &str, &str, &str); 8] = [
+const CHECKS: [(&str, &str, &str, &str); 10] = [
     (
         "held_units_in_active_holds",
         "I1",
@@ -115,12 +117,14 @@ const CHECKS: [(&str, &str, &str, &str); 8] = [
     (
         "per_user_limit",
         "I3",
-        "no buyer holds or owns more units than the per-user limit",
-        "SELECT x.visitor_id || ' has ' || sum(x.q) FROM ( \
-             SELECT visitor_id, quantity AS q FROM holds WHERE sale_id = $1 AND state = 'active' \
+        "no buyer holds or owns more units than the per-user limit (per session where it counts per session)",
+        "SELECT x.key || ' has ' || sum(x.q) FROM ( \
+             SELECT coalesce(allowance_key, visitor_id) AS key, quantity AS q FROM holds \
+             WHERE sale_id = $1 AND state = 'active' \
              UNION ALL \
-             SELECT visitor_id, quantity FROM orders WHERE sale_id = $1 AND state = 'confirmed') x \
-         GROUP BY x.visitor_id HAVING sum(x.q) > (SELECT per_user_limit FROM sales WHERE id = $1)",
+             SELECT coalesce(h.allowance_key, o.visitor_id), o.quantity FROM orders o JOIN holds h ON h.id = o.hold_id \
+             WHERE o.sale_id = $1 AND o.state = 'confirmed') x \
+         GROUP BY x.key HAVING sum(x.q) > (SELECT per_user_limit FROM sales WHERE id = $1)",
     ),
     (
         "purchase_counts_match",
@@ -130,12 +134,38 @@ const CHECKS: [(&str, &str, &str, &str); 8] = [
                 || ', actual ' || coalesce(x.q, 0) \
          FROM (SELECT visitor_id, units FROM user_purchases WHERE sale_id = $1) p \
          FULL JOIN ( \
-             SELECT visitor_id, sum(q)::int AS q FROM ( \
-                 SELECT visitor_id, quantity AS q FROM holds WHERE sale_id = $1 AND state = 'active' \
+             SELECT key AS visitor_id, sum(q)::int AS q FROM ( \
+                 SELECT coalesce(allowance_key, visitor_id) AS key, quantity AS q FROM holds \
+                 WHERE sale_id = $1 AND state = 'active' \
                  UNION ALL \
-                 SELECT visitor_id, quantity FROM orders WHERE sale_id = $1 AND state = 'confirmed') y \
-             GROUP BY visitor_id) x ON x.visitor_id = p.visitor_id \
+                 SELECT coalesce(h.allowance_key, o.visitor_id), o.quantity FROM orders o \
+                 JOIN holds h ON h.id = o.hold_id WHERE o.sale_id = $1 AND o.state = 'confirmed') y \
+             GROUP BY key) x ON x.visitor_id = p.visitor_id \
          WHERE coalesce(p.units, 0) <> coalesce(x.q, 0)",
+    ),
+    (
+        "units_in_their_session",
+        "I1",
+        "every held or sold unit is in the session its hold was placed in",
+        "SELECT 'unit ' || u.id || ' of session ' || coalesce(u.session::text, '-') || ' in a hold for ' \
+                || coalesce(h.session::text, '-') \
+         FROM units u JOIN holds h ON h.id = u.hold_id \
+         WHERE u.sale_id = $1 AND u.status IN ('held', 'sold') AND u.session IS DISTINCT FROM h.session",
+    ),
+    (
+        "no_overlapping_sessions",
+        "sessions",
+        "where the sale refuses overlapping sessions, no buyer holds or owns two sessions that overlap",
+        "SELECT a.visitor_id || ': sessions ' || a.session || ' and ' || b.session \
+         FROM sales s \
+         JOIN holds a ON a.sale_id = s.id AND a.session IS NOT NULL \
+         JOIN holds b ON b.sale_id = s.id AND b.visitor_id = a.visitor_id AND b.session > a.session \
+         JOIN sale_sessions sa ON sa.sale_id = s.id AND sa.code = a.session \
+         JOIN sale_sessions sb ON sb.sale_id = s.id AND sb.code = b.session \
+         WHERE s.id = $1 AND s.no_overlap \
+           AND (a.state = 'active' OR EXISTS (SELECT 1 FROM orders o WHERE o.hold_id = a.id AND o.state = 'confirmed')) \
+           AND (b.state = 'active' OR EXISTS (SELECT 1 FROM orders o WHERE o.hold_id = b.id AND o.state = 'confirmed')) \
+           AND tstzrange(sa.starts_at, sa.ends_at) && tstzrange(sb.starts_at, sb.ends_at)",
     ),
     (
         "prices_complete",
@@ -162,32 +192,33 @@ const CHECKS: [(&str, &str, &str, &str); 8] = [
 
 /// Counts the sale's units by state and checks they add up (I1).
 async fn balance(db: &PgPool, sale: &Sale) -> AppResult<(UnitTotals, Check)> {
-    let (total, available, held, sold, unreleased): (i64, i64, i64, i64, i64) = sqlx::query_as(
+    let (total, available, held, sold, unreleased, withdrawn): (i64, i64, i64, i64, i64, i64) = sqlx::query_as(
         "SELECT count(*), \
                 count(*) FILTER (WHERE u.status = 'available' AND u.id <= s.released_upto), \
                 count(*) FILTER (WHERE u.status = 'held'), \
                 count(*) FILTER (WHERE u.status = 'sold'), \
-                count(*) FILTER (WHERE u.status = 'available' AND u.id > s.released_upto) \
+                count(*) FILTER (WHERE u.status = 'available' AND u.id > s.released_upto), \
+                count(*) FILTER (WHERE u.status = 'withdrawn') \
          FROM units u JOIN sales s ON s.id = u.sale_id WHERE u.sale_id = $1 GROUP BY s.released_upto",
     )
     .bind(&sale.id)
     .fetch_optional(db)
     .await?
-    .unwrap_or((0, 0, 0, 0, 0));
-    let ok = total == i64::from(sale.total_units) && available + held + sold + unreleased == total;
+    .unwrap_or((0, 0, 0, 0, 0, 0));
+    let ok = total == i64::from(sale.total_units) && available + held + sold + unreleased + withdrawn == total;
     let check = Check {
         name: "units_balance",
         invariant: "I1",
-        description: "available + held + sold + unreleased = total units of the sale",
+        description: "available + held + sold + unreleased + withdrawn = total units of the sale",
         ok,
         violations: i64::from(!ok),
         examples: if ok {
             Vec::new()
         } else {
-            vec![format!("{available} + {held} + {sold} + {unreleased} vs total {}", sale.total_units)]
+            vec![format!("{available} + {held} + {sold} + {unreleased} + {withdrawn} vs total {}", sale.total_units)]
         },
     };
-    Ok((UnitTotals { total, available, held, sold, unreleased }, check))
+    Ok((UnitTotals { total, available, held, sold, unreleased, withdrawn }, check))
 }
 
 /// Runs every check on `sale`. Each check is one statement, so it reads one

@@ -46,9 +46,19 @@ pub struct Hold {
     pub amount: Option<i64>,
     /// Its currency.
     pub currency: Option<String>,
+    /// The session it is in (`None`: the sale has none).
+    pub session: Option<i32>,
+    /// What its units count against in `user_purchases` when not the
+    /// visitor (a per-session limit: `<visitor>@<session>`).
+    pub allowance_key: Option<String>,
 }
 
 impl Hold {
+    /// The key the hold's units count against for the per-user limit.
+    pub fn allowance_key(&self) -> &str {
+        self.allowance_key.as_deref().unwrap_or(&self.visitor_id)
+    }
+
     /// The total the hold quoted, if the sale has prices.
     pub fn total(&self) -> Option<Money> {
         Some(Money { amount: self.amount?, currency: self.currency.clone()? })
@@ -72,7 +82,8 @@ crate::text_enum! {
 
 /// Column list matching [`Hold`].
 pub const HOLD_COLUMNS: &str =
-    "id, sale_id, visitor_id, queue_number, quantity, unit_ids, state, expires_at, created_at, amount, currency";
+    "id, sale_id, visitor_id, queue_number, quantity, unit_ids, state, expires_at, created_at, amount, currency, \
+     session, allowance_key";
 
 /// A unit in an answer.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, ToSchema)]
@@ -117,6 +128,9 @@ pub struct HoldView {
     /// prices).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub total: Option<Money>,
+    /// The session held in (when the sale has sessions).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
     /// Bearer token to see, release or pay this hold and see its order
     /// (only in the answer that created it).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -163,6 +177,7 @@ impl Hold {
             created_at: self.created_at,
             order_id: order_id.map(|(id,)| id.to_string()),
             total: self.total(),
+            session: self.session.map(|s| s.to_string()),
             hold_token: None,
         })
     }
@@ -252,7 +267,7 @@ impl Want {
 pub async fn reserve_allowance(
     conn: &mut PgConnection,
     sale_id: &str,
-    visitor_id: &str,
+    key: &str,
     quantity: i32,
     limit: i32,
 ) -> AppResult<()> {
@@ -265,7 +280,7 @@ pub async fn reserve_allowance(
          WHERE p.units + EXCLUDED.units <= $4 RETURNING units",
     )
     .bind(sale_id)
-    .bind(visitor_id)
+    .bind(key)
     .bind(quantity)
     .bind(limit)
     .fetch_optional(conn)
@@ -331,11 +346,15 @@ pub async fn shortage_error(db: &PgPool, sale_id: &str, want: &Want, got: usize)
 /// Puts an active hold's units back on sale and gives the buyer their
 /// allowance back, ending the hold as `new_state` (`released`/`expired`).
 pub async fn return_hold(conn: &mut PgConnection, hold: &Hold, new_state: HoldState, event: &str) -> AppResult<()> {
-    sqlx::query("UPDATE units SET status = 'available', hold_id = NULL WHERE hold_id = $1 AND status = 'held'")
-        .bind(hold.id)
-        .execute(&mut *conn)
-        .await?;
-    give_back_allowance(conn, &hold.sale_id, &hold.visitor_id, hold.quantity).await?;
+    sqlx::query(
+        "UPDATE units SET status = unit_return_status(sale_id, session), hold_id = NULL \
+         WHERE hold_id = $1 AND status = 'held'",
+    )
+    .bind(hold.id)
+    .execute(&mut *conn)
+    .await?;
+    give_back_allowance(conn, &hold.sale_id, hold.allowance_key(), hold.quantity).await?;
+    sqlx::query("DELETE FROM session_bookings WHERE hold_id = $1").bind(hold.id).execute(&mut *conn).await?;
     sqlx::query("UPDATE holds SET state = $2, updated_at = now() WHERE id = $1")
         .bind(hold.id)
         .bind(new_state.as_str())
@@ -345,16 +364,12 @@ pub async fn return_hold(conn: &mut PgConnection, hold: &Hold, new_state: HoldSt
     Ok(())
 }
 
-/// Lowers a visitor's held-or-bought count.
-pub async fn give_back_allowance(
-    conn: &mut PgConnection,
-    sale_id: &str,
-    visitor_id: &str,
-    quantity: i32,
-) -> AppResult<()> {
+/// Lowers a visitor's held-or-bought count (`key`: the visitor, or their
+/// key in a session, see [`Hold::allowance_key`]).
+pub async fn give_back_allowance(conn: &mut PgConnection, sale_id: &str, key: &str, quantity: i32) -> AppResult<()> {
     sqlx::query("UPDATE user_purchases SET units = units - $3 WHERE sale_id = $1 AND visitor_id = $2")
         .bind(sale_id)
-        .bind(visitor_id)
+        .bind(key)
         .bind(quantity)
         .execute(conn)
         .await?;
@@ -386,12 +401,15 @@ pub async fn expire_due_holds(db: &PgPool, batch: i64) -> AppResult<Vec<ExpiredH
              UPDATE holds SET state = 'expired', updated_at = now() FROM due WHERE holds.id = due.id \
              RETURNING holds.*), \
          freed AS ( \
-             UPDATE units SET status = 'available', hold_id = NULL FROM h \
+             UPDATE units SET status = unit_return_status(units.sale_id, units.session), hold_id = NULL FROM h \
              WHERE units.hold_id = h.id AND units.status = 'held'), \
          allowance AS ( \
              UPDATE user_purchases p SET units = p.units - agg.quantity \
-             FROM (SELECT sale_id, visitor_id, sum(quantity)::int AS quantity FROM h GROUP BY 1, 2) agg \
-             WHERE p.sale_id = agg.sale_id AND p.visitor_id = agg.visitor_id), \
+             FROM (SELECT sale_id, coalesce(allowance_key, visitor_id) AS key, sum(quantity)::int AS quantity \
+                   FROM h GROUP BY 1, 2) agg \
+             WHERE p.sale_id = agg.sale_id AND p.visitor_id = agg.key), \
+         unbooked AS ( \
+             DELETE FROM session_bookings b USING h WHERE b.hold_id = h.id), \
          outbox AS ( \
              INSERT INTO outbox_events (id, event_type, sale_id, subject_id, payload) \
              SELECT gen_random_uuid(), 'hold.expired', h.sale_id, h.id::text, hold_event_payload(h::holds) \

@@ -131,6 +131,8 @@ pub struct HoldAsk<'a> {
     pub buyer: &'a Claims,
     /// `Idempotency-Key`, if sent.
     pub key: Option<String>,
+    /// The session to hold in (a sale with sessions needs one).
+    pub session: Option<i32>,
 }
 
 /// Places a hold for an admitted buyer (all or nothing), or answers why not.
@@ -159,7 +161,7 @@ pub async fn place_hold(
     };
     match outcome.as_str() {
         "created" => {
-            if let (Want::Best(_), Some(lowest)) = (&attempt.want, lowest) {
+            if let (Want::Best(_), Some(lowest), None) = (&attempt.want, lowest, attempt.session) {
                 hints.taken(&sale.id, lowest);
             }
             let body = body.ok_or_else(|| AppError::Internal(anyhow::anyhow!("place_hold answered no body")))?;
@@ -184,6 +186,7 @@ struct Attempt<'a> {
     sale: &'a Sale,
     buyer: &'a Claims,
     want: Want,
+    session: Option<i32>,
     key: Option<String>,
     scope: String,
     request_hash: String,
@@ -191,9 +194,9 @@ struct Attempt<'a> {
 
 impl<'a> Attempt<'a> {
     fn new(sale: &'a Sale, ask: HoldAsk<'a>) -> Self {
-        let HoldAsk { want, buyer, key } = ask;
-        let request_hash = idempotency::fingerprint(&[&sale.id, &format!("{want:?}")]);
-        Attempt { sale, buyer, want, key, scope: format!("hold:{}", buyer.sub), request_hash }
+        let HoldAsk { want, buyer, key, session } = ask;
+        let request_hash = idempotency::fingerprint(&[&sale.id, &format!("{want:?}"), &format!("{session:?}")]);
+        Attempt { sale, buyer, want, session, key, scope: format!("hold:{}", buyer.sub), request_hash }
     }
 
     /// The first answer to this key, if one was recorded.
@@ -210,7 +213,8 @@ impl<'a> Attempt<'a> {
     /// request that succeeded still gets its first answer back.
     async fn refused_early(&self, db: &PgPool, hints: &ClaimHints) -> AppResult<Option<HoldOutcome>> {
         let known_empty = match self.want {
-            Want::Best(n) => hints.empty(&self.sale.id, n),
+            Want::Best(n) if self.session.is_none() => hints.empty(&self.sale.id, n),
+            Want::Best(_) => None,
             Want::InCategory(..) | Want::Seats(_) => None,
         };
         let Some(refused) = self.sale.ensure_on_sale().err().or(known_empty) else {
@@ -250,6 +254,7 @@ impl<'a> Attempt<'a> {
             order_id: None,
             // place_hold adds the total, from the units it took.
             total: None,
+            session: self.session.map(|s| s.to_string()),
             hold_token: Some(hold_token),
         };
         serde_json::to_value(&answer).map_err(|e| AppError::Internal(e.into()))
@@ -272,7 +277,7 @@ impl<'a> Attempt<'a> {
         };
         let statement = sqlx::query_as(
             "SELECT outcome, lowest, status, body \
-             FROM place_hold($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+             FROM place_hold($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
         )
         .bind(&self.sale.id)
         .bind(&self.buyer.sub)
@@ -288,7 +293,8 @@ impl<'a> Attempt<'a> {
         .bind(self.key.as_deref())
         .bind(&self.request_hash)
         .bind(body)
-        .bind(category);
+        .bind(category)
+        .bind(self.session);
         crate::store::with_pg(db, "place_hold", async |conn| statement.fetch_one(conn).await).await
     }
 
@@ -307,10 +313,18 @@ impl<'a> Attempt<'a> {
             }
         }
         let (refused, found) = refusal(db, self.sale, &self.want, error).await;
-        if let (Want::Best(_), Some(0)) = (&self.want, found) {
+        if let (Want::Best(_), Some(0), None) = (&self.want, found, self.session) {
             hints.found_none(&self.sale.id, &refused);
         }
         Err(refused)
+    }
+}
+
+/// A hold in a session that is not on sale.
+fn session_not_on_sale(state: &str) -> AppError {
+    match state {
+        "paused" => AppError::conflict("session_paused", "this session is paused; try again later"),
+        _ => AppError::gone("session_closed", "this session is over"),
     }
 }
 
@@ -328,6 +342,15 @@ async fn refusal(db: &PgPool, sale: &Sale, want: &Want, error: sqlx::Error) -> (
     match pg.code() {
         "FG001" => (super::limit_exceeded(sale.per_user_limit), None),
         "FG003" => (AppError::Invalid("no such price category in this sale".into()), None),
+        "FG004" => (AppError::NotFound("session"), None),
+        "FG005" if pg.message() == "session_required" => {
+            (AppError::Invalid("this sale has sessions: name the session to hold in".into()), None)
+        }
+        "FG005" => (AppError::Invalid("this sale has no sessions: hold without one".into()), None),
+        "FG006" => (session_not_on_sale(pg.detail().unwrap_or("")), None),
+        "23P01" => {
+            (AppError::conflict("session_overlap", "you hold or own another session at an overlapping time"), None)
+        }
         "FG002" => {
             let found = pg.detail().and_then(|d| d.parse().ok()).unwrap_or(0);
             match shortage_error(db, &sale.id, want, found).await {

@@ -26,6 +26,8 @@ pub struct HoldRequest {
     pub seats: Option<Vec<String>>,
     /// With `quantity`: the best available of this price category only.
     pub category: Option<String>,
+    /// The session to hold in (a sale with sessions needs one).
+    pub session: Option<String>,
 }
 
 /// What to hold: best available units, or named seats.
@@ -50,6 +52,9 @@ pub struct BestUnits {
     /// Only units of this price category (its name).
     #[schema(min_length = 1, max_length = 32)]
     category: Option<String>,
+    /// The session to hold in (its id), for a sale with sessions.
+    #[schema(pattern = "^[0-9]{1,9}$")]
+    session: Option<String>,
 }
 
 /// These seats, all or nothing.
@@ -60,6 +65,16 @@ pub struct NamedSeats {
     /// Labels `section/row/seat`, each once.
     #[schema(min_items = 1, max_items = 1000)]
     seats: Vec<String>,
+}
+
+/// A session id: its number in the sale.
+fn parse_session(session: Option<&str>) -> AppResult<Option<i32>> {
+    session
+        .map(|s| match s.trim().parse::<i32>() {
+            Ok(n) if n >= 1 => Ok(n),
+            _ => Err(AppError::Invalid("session must be a session id of this sale".into())),
+        })
+        .transpose()
 }
 
 fn parse_want(body: HoldRequest) -> AppResult<Want> {
@@ -132,13 +147,14 @@ pub async fn create_hold(
     JsonBody(body): JsonBody<HoldRequest>,
 ) -> AppResult<HttpResponse> {
     let key = idempotency::key(&req)?;
+    let session = parse_session(body.session.as_deref())?;
     let want = parse_want(body)?;
     let started = Instant::now();
     let sale = state.sales.get(&state.db, &claims.sale).await?;
     if sale.waiting_room && state.waiting_room.is_removed(&sale.id, &claims.sub).await? {
         return Err(AppError::forbidden("place_removed", "an admin removed your place in this sale's line"));
     }
-    let ask = HoldAsk { want, buyer: &claims, key };
+    let ask = HoldAsk { want, buyer: &claims, key, session };
     let result = place_hold(&state.db, &state.claim_hints, &state.tokens, &sale, ask).await;
     let outcome = match &result {
         Ok(HoldOutcome::Created(..)) => "created",
@@ -234,16 +250,22 @@ mod tests {
             quantity,
             seats: seats.map(|s| s.iter().map(|s| s.to_string()).collect()),
             category: None,
+            session: None,
         })
     }
 
     #[test]
     fn a_hold_asks_for_a_quantity_or_for_seats() {
         assert!(matches!(want(Some(2), None), Ok(Want::Best(2))));
-        let in_category = parse_want(HoldRequest { quantity: Some(2), seats: None, category: Some("A".into()) });
+        let in_category =
+            parse_want(HoldRequest { quantity: Some(2), seats: None, category: Some("A".into()), session: None });
         assert!(matches!(in_category, Ok(Want::InCategory(2, c)) if c == "A"));
-        let seats_in_category =
-            parse_want(HoldRequest { quantity: None, seats: Some(vec!["A/1/1".into()]), category: Some("A".into()) });
+        let seats_in_category = parse_want(HoldRequest {
+            quantity: None,
+            seats: Some(vec!["A/1/1".into()]),
+            category: Some("A".into()),
+            session: None,
+        });
         assert!(matches!(seats_in_category, Err(AppError::Invalid(_))));
         assert!(matches!(want(None, Some(&["A/1/1", "A/1/2"])), Ok(Want::Seats(s)) if s.len() == 2));
         for refused in [

@@ -42,6 +42,8 @@ pub struct Order {
     pub amount: Option<i64>,
     /// Its currency.
     pub currency: Option<String>,
+    /// The session it is for (`None`: the sale has none).
+    pub session: Option<i32>,
 }
 
 impl Order {
@@ -65,7 +67,7 @@ crate::text_enum! {
 
 const ORDER_COLUMNS: &str =
     "id, sale_id, hold_id, visitor_id, payment_reference, quantity, unit_ids, state, created_at, cancelled_at, \
-     amount, currency";
+     amount, currency, session";
 
 /// An order in an answer.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -91,6 +93,9 @@ pub struct OrderView {
     /// What it was confirmed for (when the sale has prices); never changes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub total: Option<Money>,
+    /// The session it is for (when the sale has sessions).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
 }
 
 impl Order {
@@ -130,6 +135,7 @@ impl Order {
             created_at: self.created_at,
             cancelled_at: self.cancelled_at,
             total: self.total(),
+            session: self.session.map(|s| s.to_string()),
         })
     }
 }
@@ -145,58 +151,71 @@ impl Order {
     }
 }
 
-/// Cancels an order of the buyer `claims` names: its units go back on sale,
-/// the buyer's allowance is given back and `order.cancelled` and
-/// `order.refund_due` (with the amount paid) written, in one transaction.
-/// Cancelling twice changes nothing.
+/// Cancels an order of the buyer `claims` names, in one transaction (see
+/// [`cancel_in`]). Cancelling twice changes nothing.
 #[tracing::instrument(name = "cancel order", skip_all, fields(order = %id))]
 pub async fn cancel(db: &sqlx::PgPool, id: Uuid, claims: &Claims) -> AppResult<OrderView> {
     let mut tx = db.begin().await?;
     let order = Order::owned(&mut tx, id, claims, true).await?;
-    if order.state == OrderState::Confirmed {
-        sqlx::query(
-            "UPDATE units SET status = 'available', hold_id = NULL, order_id = NULL \
-             WHERE order_id = $1 AND status = 'sold'",
-        )
-        .bind(order.id)
-        .execute(&mut *tx)
-        .await?;
-        give_back_allowance(&mut tx, &order.sale_id, &order.visitor_id, order.quantity).await?;
-        sqlx::query("UPDATE orders SET state = 'cancelled', cancelled_at = now() WHERE id = $1")
-            .bind(order.id)
-            .execute(&mut *tx)
-            .await?;
-        events::record(
-            &mut tx,
-            events::kind::ORDER_CANCELLED,
-            &order.sale_id,
-            &order.id.to_string(),
-            serde_json::json!({
-                "order_id": order.id, "hold_id": order.hold_id, "sale_id": order.sale_id,
-                "visitor_id": order.visitor_id, "payment_reference": order.payment_reference,
-                "quantity": order.quantity, "unit_ids": order.unit_ids,
-            }),
-        )
-        .await?;
-        events::record(
-            &mut tx,
-            events::kind::ORDER_REFUND_DUE,
-            &order.sale_id,
-            &order.id.to_string(),
-            serde_json::json!({
-                "order_id": order.id, "sale_id": order.sale_id, "visitor_id": order.visitor_id,
-                "payment_reference": order.payment_reference, "amount": order.amount, "currency": order.currency,
-                "reason": "order_cancelled",
-            }),
-        )
-        .await?;
-        ::metrics::counter!(crate::metrics::ORDERS, "sale" => order.sale_id.clone(), "outcome" => "cancelled")
-            .increment(1);
-    }
+    cancel_in(&mut tx, order.id, "order_cancelled").await?;
     let order = Order::load(&mut tx, order.id, false).await?;
     let view = order.view(&mut tx).await?;
     tx.commit().await?;
     Ok(view)
+}
+
+/// Cancels a confirmed order inside `tx`: its units go back on sale (or are
+/// withdrawn, when its session is over), the buyer's allowance is given
+/// back, and `order.cancelled` and `order.refund_due` (with the amount paid
+/// and `reason`) are written. An order cancelled already is left alone.
+pub async fn cancel_in(tx: &mut PgConnection, id: Uuid, reason: &str) -> AppResult<()> {
+    let order = Order::load(tx, id, true).await?;
+    if order.state != OrderState::Confirmed {
+        return Ok(());
+    }
+    sqlx::query(
+        "UPDATE units SET status = unit_return_status(sale_id, session), hold_id = NULL, order_id = NULL \
+         WHERE order_id = $1 AND status = 'sold'",
+    )
+    .bind(order.id)
+    .execute(&mut *tx)
+    .await?;
+    let (key,): (String,) = sqlx::query_as("SELECT coalesce(allowance_key, visitor_id) FROM holds WHERE id = $1")
+        .bind(order.hold_id)
+        .fetch_one(&mut *tx)
+        .await?;
+    give_back_allowance(tx, &order.sale_id, &key, order.quantity).await?;
+    sqlx::query("DELETE FROM session_bookings WHERE hold_id = $1").bind(order.hold_id).execute(&mut *tx).await?;
+    sqlx::query("UPDATE orders SET state = 'cancelled', cancelled_at = now() WHERE id = $1")
+        .bind(order.id)
+        .execute(&mut *tx)
+        .await?;
+    events::record(
+        tx,
+        events::kind::ORDER_CANCELLED,
+        &order.sale_id,
+        &order.id.to_string(),
+        serde_json::json!({
+            "order_id": order.id, "hold_id": order.hold_id, "sale_id": order.sale_id,
+            "visitor_id": order.visitor_id, "payment_reference": order.payment_reference,
+            "quantity": order.quantity, "unit_ids": order.unit_ids, "reason": reason,
+        }),
+    )
+    .await?;
+    events::record(
+        tx,
+        events::kind::ORDER_REFUND_DUE,
+        &order.sale_id,
+        &order.id.to_string(),
+        serde_json::json!({
+            "order_id": order.id, "sale_id": order.sale_id, "visitor_id": order.visitor_id,
+            "payment_reference": order.payment_reference, "amount": order.amount, "currency": order.currency,
+            "reason": reason,
+        }),
+    )
+    .await?;
+    ::metrics::counter!(crate::metrics::ORDERS, "sale" => order.sale_id.clone(), "outcome" => "cancelled").increment(1);
+    Ok(())
 }
 
 /// A sale's orders by state.

@@ -215,7 +215,7 @@ async fn reclaim(tx: &mut PgConnection, hold: Hold, event: &PaymentEvent) -> App
         return refund(tx, &hold, event, Refund::SaleClosed, "the hold expired and the sale is closed").await;
     }
     sqlx::query("SAVEPOINT reclaim").execute(&mut *tx).await?;
-    let allowed = match reserve_allowance(tx, &hold.sale_id, &hold.visitor_id, hold.quantity, sale.0).await {
+    let allowed = match reserve_allowance(tx, &hold.sale_id, hold.allowance_key(), hold.quantity, sale.0).await {
         Ok(()) => true,
         Err(AppError::Conflict { code: "limit_exceeded", .. }) => false,
         Err(other) => return Err(other),
@@ -234,12 +234,15 @@ async fn reclaim(tx: &mut PgConnection, hold: Hold, event: &PaymentEvent) -> App
     } else {
         0
     };
-    if taken != hold.unit_ids.len() as u64 {
+    let booked = taken == hold.unit_ids.len() as u64 && rebook(tx, &hold).await?;
+    if !booked {
         sqlx::query("ROLLBACK TO SAVEPOINT reclaim").execute(&mut *tx).await?;
         let (reason, why) = if !allowed {
             (Refund::LimitExceeded, "the hold expired and re-claiming it would pass the buyer's limit")
+        } else if taken == hold.unit_ids.len() as u64 {
+            (Refund::Overlap, "the hold expired and the buyer now holds an overlapping session")
         } else {
-            (Refund::UnitsSold, "the hold expired and its units were sold to someone else")
+            (Refund::UnitsSold, "the hold expired and its units were sold to someone else (or its session is over)")
         };
         return refund(tx, &hold, event, reason, why).await;
     }
@@ -249,6 +252,27 @@ async fn reclaim(tx: &mut PgConnection, hold: Hold, event: &PaymentEvent) -> App
         .execute(&mut *tx)
         .await?;
     confirm(tx, hold, event).await
+}
+
+/// Books a re-claimed hold's session again where the sale refuses
+/// overlapping sessions; `false` when Postgres refuses it (the buyer holds
+/// an overlapping session by now).
+async fn rebook(tx: &mut PgConnection, hold: &Hold) -> AppResult<bool> {
+    let booked = sqlx::query(
+        "INSERT INTO session_bookings (hold_id, sale_id, visitor_id, session, during) \
+         SELECT h.id, h.sale_id, h.visitor_id, h.session, tstzrange(ss.starts_at, ss.ends_at) \
+         FROM holds h JOIN sales s ON s.id = h.sale_id \
+         JOIN sale_sessions ss ON ss.sale_id = h.sale_id AND ss.code = h.session \
+         WHERE h.id = $1 AND s.no_overlap",
+    )
+    .bind(hold.id)
+    .execute(&mut *tx)
+    .await;
+    match booked {
+        Ok(_) => Ok(true),
+        Err(e) if e.as_database_error().and_then(|d| d.code()).as_deref() == Some("23P01") => Ok(false),
+        Err(e) => Err(e.into()),
+    }
 }
 
 crate::text_enum! {
@@ -265,6 +289,8 @@ crate::text_enum! {
         UnitsSold => "hold_expired_units_sold",
         /// Late: re-claiming the units would pass the buyer's limit.
         LimitExceeded => "hold_expired_limit_exceeded",
+        /// Late: the buyer holds an overlapping session by now.
+        Overlap => "hold_expired_session_overlap",
     }
 }
 
@@ -320,7 +346,7 @@ async fn confirm(tx: &mut PgConnection, hold: Hold, event: &PaymentEvent) -> App
     }
     sqlx::query(
         "INSERT INTO orders (id, sale_id, hold_id, visitor_id, payment_reference, quantity, unit_ids, state, \
-         amount, currency) VALUES ($1, $2, $3, $4, $5, $6, $7, 'confirmed', $8, $9)",
+         amount, currency, session) VALUES ($1, $2, $3, $4, $5, $6, $7, 'confirmed', $8, $9, $10)",
     )
     .bind(order_id)
     .bind(&hold.sale_id)
@@ -331,6 +357,7 @@ async fn confirm(tx: &mut PgConnection, hold: Hold, event: &PaymentEvent) -> App
     .bind(&hold.unit_ids)
     .bind(hold.amount)
     .bind(hold.currency.as_deref())
+    .bind(hold.session)
     .execute(&mut *tx)
     .await?;
     sqlx::query("UPDATE holds SET state = 'confirmed', updated_at = now() WHERE id = $1")

@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 use super::{state, AdmissionMode, Sale, SaleAccess, SaleMode, Seating, SALE_COLUMNS};
 use crate::error::{AppError, AppResult};
 use crate::prices::{self, ValidPrices};
+use crate::sessions::{self, SessionRange, ValidSessions};
 
 /// Largest sale floodgate accepts in one definition.
 const MAX_UNITS: i64 = 5_000_000;
@@ -59,6 +60,11 @@ pub struct NewSale {
     /// Price categories (SPEC §3); none: the units have no price.
     #[serde(default, deserialize_with = "crate::extractor::objects::optional")]
     pub prices: Option<crate::prices::PricesSpec>,
+    /// Sessions (timed entry, event series); `units.count` is then each
+    /// session's capacity unless a session says otherwise, and `stages`
+    /// split every session.
+    #[serde(default, deserialize_with = "crate::extractor::objects::optional")]
+    pub sessions: Option<crate::sessions::SessionsSpec>,
 }
 
 /// Proof-of-work settings of a sale.
@@ -195,6 +201,7 @@ struct ValidSale {
     challenge: (i16, i16),
     access: SaleAccess,
     prices: Option<ValidPrices>,
+    sessions: Option<(ValidSessions, Vec<SessionRange>)>,
 }
 
 /// Admission settings after validation.
@@ -335,8 +342,16 @@ fn validate(new: NewSale) -> AppResult<ValidSale> {
             return Err(AppError::Invalid("ends_at must be after starts_at".into()));
         }
     }
-    let (seating, total, sections) = validate_units(new.units)?;
-    let stages = validate_stages(total as i32, new.stages, new.stage_opens_at)?;
+    let (seating, mut total, sections) = validate_units(new.units)?;
+    let mut stages = validate_stages(total as i32, new.stages, new.stage_opens_at)?;
+    let sessions = match new.sessions {
+        None => None,
+        Some(spec) => {
+            let (valid, ranges, units) = validate_sessions(spec, seating, total, &mut stages)?;
+            total = units;
+            Some((valid, ranges))
+        }
+    };
     let waiting_room = new.waiting_room.unwrap_or(true);
     if mode == SaleMode::Lottery && !waiting_room {
         return Err(AppError::Invalid("a lottery takes its entries through the waiting room".into()));
@@ -368,7 +383,37 @@ fn validate(new: NewSale) -> AppResult<ValidSale> {
         challenge,
         access,
         prices,
+        sessions,
     })
+}
+
+/// Sessions of a general-admission sale (`capacity`: its `units.count`),
+/// with the stages re-cut to the sessions' layout; the sessions, their unit
+/// ranges and the sale's total.
+fn validate_sessions(
+    spec: sessions::SessionsSpec,
+    seating: Seating,
+    capacity: i64,
+    stages: &mut [StagePlan],
+) -> AppResult<(ValidSessions, Vec<SessionRange>, i64)> {
+    if seating != Seating::General {
+        return Err(AppError::Invalid(
+            "sessions are general admission: units.count is each session's capacity (no sections)".into(),
+        ));
+    }
+    let valid = sessions::validate(spec, capacity)?;
+    let total: i64 = valid.sessions.iter().map(|s| i64::from(s.capacity)).sum();
+    if total > MAX_UNITS {
+        return Err(AppError::Invalid(format!("a sale has at most {MAX_UNITS} units, its sessions have {total}")));
+    }
+    let percents: Vec<i32> = stages.iter().map(|s| s.percent).collect();
+    let (ranges, per_stage) = sessions::layout(&valid.sessions, &percents);
+    let mut next = 1;
+    for (plan, count) in stages.iter_mut().zip(per_stage) {
+        (plan.count, plan.first, plan.last) = (count, next, next + count - 1);
+        next += count;
+    }
+    Ok((valid, ranges, total))
 }
 
 /// Price categories resolved against the sale's sections and stages.
@@ -494,7 +539,13 @@ pub async fn create_sale(db: &PgPool, new: NewSale) -> AppResult<Sale> {
     if let Some(prices) = &sale.prices {
         prices::insert(&mut tx, &id, prices).await?;
     }
-    insert_units(&mut tx, &id, &sale).await?;
+    match &sale.sessions {
+        Some((valid, ranges)) => {
+            sessions::insert(&mut tx, &id, valid, ranges).await?;
+            insert_session_units(&mut tx, &id, &sale, ranges).await?;
+        }
+        None => insert_units(&mut tx, &id, &sale).await?,
+    }
     tx.commit().await?;
     // Fresh statistics right away: planning the claim on the stale ones of
     // an empty table (before autovacuum catches up) picked a plan that ran
@@ -515,8 +566,10 @@ async fn insert_sale(
         "INSERT INTO sales (id, name, mode, state, starts_at, ends_at, seating, total_units, per_user_limit, \
          hold_ttl_seconds, shuffle_prequeue, released_upto, released_stages, waiting_room, admit_per_second, \
          max_active, admission_ttl_seconds, abandon_after_seconds, seed, seed_commitment, admission_mode, \
-         admit_ceiling, hold_p99_target_ms, challenge_bits, challenge_max_bits, access, currency) \
-         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,1,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26) \
+         admit_ceiling, hold_p99_target_ms, challenge_bits, challenge_max_bits, access, currency, time_zone, \
+         session_count, limit_per_session, no_overlap) \
+         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,1,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,\
+         $27,$28,$29,$30) \
          RETURNING {SALE_COLUMNS}"
     )))
     .bind(id)
@@ -545,6 +598,10 @@ async fn insert_sale(
     .bind(sale.challenge.1)
     .bind(sale.access.as_str())
     .bind(sale.prices.as_ref().map(|p| p.currency.as_str()))
+    .bind(sale.sessions.as_ref().map(|(s, _)| s.time_zone.as_str()))
+    .bind(sale.sessions.as_ref().map_or(0, |(s, _)| s.sessions.len() as i32))
+    .bind(sale.sessions.as_ref().is_some_and(|(s, _)| s.limit_per_session))
+    .bind(sale.sessions.as_ref().is_some_and(|(s, _)| s.no_overlap))
     .fetch_one(tx)
     .await?)
 }
@@ -616,6 +673,36 @@ async fn insert_units(tx: &mut PgConnection, id: &str, sale: &ValidSale) -> AppR
             offset += rows * seats;
         }
     }
+    Ok(())
+}
+
+/// The units of a sale with sessions: one statement over the sessions'
+/// ranges (stage by stage, session by session).
+async fn insert_session_units(
+    tx: &mut PgConnection,
+    id: &str,
+    sale: &ValidSale,
+    ranges: &[SessionRange],
+) -> AppResult<()> {
+    let (price_starts, categories) = prices::unit_categories(sale.prices.as_ref());
+    let firsts: Vec<i32> = ranges.iter().map(|r| r.first).collect();
+    let counts: Vec<i32> = ranges.iter().map(|r| r.count).collect();
+    let stages: Vec<i16> = ranges.iter().map(|r| r.stage).collect();
+    let codes: Vec<i32> = ranges.iter().map(|r| r.session).collect();
+    sqlx::query(
+        "INSERT INTO units (sale_id, id, stage, status, category, session) \
+         SELECT $1, r.f + g - 1, r.st, 'available', ($6::smallint[])[width_bucket(r.f + g - 1, $7::int[])], r.se \
+         FROM unnest($2::int[], $3::int[], $4::smallint[], $5::int[]) AS r(f, n, st, se), generate_series(1, r.n) g",
+    )
+    .bind(id)
+    .bind(&firsts)
+    .bind(&counts)
+    .bind(&stages)
+    .bind(&codes)
+    .bind(&categories)
+    .bind(&price_starts)
+    .execute(tx)
+    .await?;
     Ok(())
 }
 

@@ -97,6 +97,14 @@ pub struct Sale {
     pub access: SaleAccess,
     /// ISO 4217 code of the sale's prices (`None`: no prices).
     pub currency: Option<String>,
+    /// IANA time zone of the sale's sessions (`None`: no sessions).
+    pub time_zone: Option<String>,
+    /// Sessions (0: a sale of one show, holds name none).
+    pub session_count: i32,
+    /// The per-user limit counts per session.
+    pub limit_per_session: bool,
+    /// A buyer cannot hold two sessions whose times overlap.
+    pub no_overlap: bool,
 }
 
 crate::text_enum! {
@@ -189,7 +197,8 @@ pub const SALE_COLUMNS: &str = "id, name, mode, state, starts_at, ends_at, seati
     per_user_limit, hold_ttl_seconds, shuffle_prequeue, released_upto, released_stages, waiting_room, \
     admit_per_second, max_active, admission_ttl_seconds, abandon_after_seconds, seed, seed_commitment, \
     seed_revealed, lottery_drawn_at, lottery_winners, created_at, updated_at, queue_seq_saved, queue_serving_saved, \
-    queue_prequeue_saved, admission_mode, admit_ceiling, hold_p99_target_ms, challenge_bits, challenge_max_bits, access, currency";
+    queue_prequeue_saved, admission_mode, admit_ceiling, hold_p99_target_ms, challenge_bits, challenge_max_bits, access, currency, \
+    time_zone, session_count, limit_per_session, no_overlap";
 
 /// One stage of a sale.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -306,6 +315,10 @@ impl Sale {
             challenge_max_bits: 0,
             access: SaleAccess::Public,
             currency: None,
+            time_zone: None,
+            session_count: 0,
+            limit_per_session: false,
+            no_overlap: false,
         }
     }
 }
@@ -457,6 +470,8 @@ pub struct UnitCounts {
     pub sold: i64,
     /// Not yet released (later stages).
     pub unreleased: i64,
+    /// Out of stock for good: units of a closed or cancelled session.
+    pub withdrawn: i64,
 }
 
 /// Live availability of one stage.
@@ -494,6 +509,9 @@ pub struct Availability {
     /// Per price category, in the sale's order (empty: no prices).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub categories: Vec<CategoryAvailability>,
+    /// Per session code (the calendar shows them a page at a time).
+    #[serde(skip)]
+    pub sessions: HashMap<i32, UnitCounts>,
     /// When these counts were taken.
     pub as_of: DateTime<Utc>,
 }
@@ -512,15 +530,19 @@ pub struct CategoryAvailability {
     pub counts: UnitCounts,
 }
 
+/// A count of units by stage, price category, session and state.
+type CountRow = (i16, Option<i16>, Option<i32>, String, i64);
+
 /// Counts units of a sale by stage and state. One grouped index scan, so the
 /// read path caches it (see [`AvailabilityCache`]) instead of running it per
 /// request.
 pub async fn count_units(db: &PgPool, sale: &Sale) -> AppResult<Availability> {
     let count = sqlx::query_as(
-        "SELECT stage, category, status, count(*) FROM units WHERE sale_id = $1 GROUP BY stage, category, status",
+        "SELECT stage, category, session, status, count(*) FROM units WHERE sale_id = $1 \
+         GROUP BY stage, category, session, status",
     )
     .bind(&sale.id);
-    let rows: Vec<(i16, Option<i16>, String, i64)> =
+    let rows: Vec<CountRow> =
         crate::store::with_pg(db, "count_units", async |conn| count.fetch_all(conn).await.map_err(AppError::from))
             .await?;
     let stages = Sale::stages(db, &sale.id).await?;
@@ -544,7 +566,8 @@ pub async fn count_units(db: &PgPool, sale: &Sale) -> AppResult<Availability> {
             .collect(),
         None => Vec::new(),
     };
-    for (stage, category, status, count) in rows {
+    let mut sessions = HashMap::<i32, UnitCounts>::new();
+    for (stage, category, session, status, count) in rows {
         let Some(entry) = per_stage.iter_mut().find(|s| s.stage == i32::from(stage)) else {
             continue;
         };
@@ -555,6 +578,9 @@ pub async fn count_units(db: &PgPool, sale: &Sale) -> AppResult<Availability> {
             category.units += count;
             category.counts.add(&status, released, count);
         }
+        if let Some(session) = session {
+            sessions.entry(session).or_default().add(&status, released, count);
+        }
     }
     let mut totals = UnitCounts::default();
     let mut released = 0;
@@ -563,6 +589,7 @@ pub async fn count_units(db: &PgPool, sale: &Sale) -> AppResult<Availability> {
         totals.held += s.counts.held;
         totals.sold += s.counts.sold;
         totals.unreleased += s.counts.unreleased;
+        totals.withdrawn += s.counts.withdrawn;
         if s.released {
             released += i64::from(s.units);
         }
@@ -573,6 +600,7 @@ pub async fn count_units(db: &PgPool, sale: &Sale) -> AppResult<Availability> {
         counts: totals,
         stages: per_stage,
         categories,
+        sessions,
         as_of: Utc::now(),
     })
 }
@@ -584,6 +612,7 @@ impl UnitCounts {
             ("available", true) => self.available += count,
             ("available", false) => self.unreleased += count,
             ("held", _) => self.held += count,
+            ("withdrawn", _) => self.withdrawn += count,
             _ => self.sold += count,
         }
     }
