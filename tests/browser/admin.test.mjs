@@ -11,7 +11,11 @@
 // - signs in (a wrong key first: the API's 401 is said next to the form;
 //   the key is in sessionStorage only, not in the URL or localStorage);
 // - creates a sale (an invalid form first: the API's 422 message shows next
-//   to the form and marks the field), with a confirmation step;
+//   to the form and marks the field), with a confirmation step, priced in
+//   EUR: two categories by stage, entered in euros (the API's 422 for a
+//   category naming a stage the sale lacks shows and marks that category's
+//   field first); the console shows the currency and each category's price
+//   and units by state, and follows a stage release;
 // - sees it live: three visitors join over HTTP and the queue length, the
 //   charts and the refresh counter follow;
 // - admits 2 by hand, releases the next stage, pauses and resumes, changes
@@ -24,6 +28,8 @@
 //   the commitment shows before the draw, the draw from the console reveals
 //   the seed, and the verify link opens /s/{sale}/verify, which finds that
 //   sha256(seed) matches the commitment.
+// - at 390×844, a reserved-seating sale priced in JPY by section (the
+//   sections typed as name:rows×seats), its prices in the console.
 // Every control goes through its confirmation dialog; one is cancelled to
 // see that cancelling changes nothing.
 
@@ -105,20 +111,55 @@ test('create a sale: the API’s 422 shows next to the form, then a valid sale i
   console.log(`    422: ${msg}`);
   await shot(page, 'admin-02-create-422.png');
 
-  // Cancelling the confirmation creates nothing.
+  // Prices: two categories by stage, in euros. Regular names stage 3 first,
+  // which a sale of two stages lacks: the API's 422 names the field.
   await page.getByLabel('Stages (percent)', { exact: true }).fill('50, 50');
+  await page.getByLabel('Currency', { exact: true }).fill('EUR');
+  await page.getByLabel('Category 1 Name', { exact: true }).fill('Early bird');
+  await page.getByLabel('Category 1 Price', { exact: true }).fill('25');
+  await page.getByLabel('Category 1 Covers', { exact: true }).selectOption('stages');
+  await page.getByLabel('Category 1 Stages', { exact: true }).fill('1');
+  await page.getByRole('button', { name: 'Add a price category' }).click();
+  await page.getByLabel('Category 2 Name', { exact: true }).fill('Regular');
+  await page.getByLabel('Category 2 Price', { exact: true }).fill('40.50');
+  await page.getByLabel('Category 2 Covers', { exact: true }).selectOption('stages');
+  await page.getByLabel('Category 2 Stages', { exact: true }).fill('3');
+  await confirmWith(page.getByRole('button', { name: 'Create sale…' }), 'Create sale');
+  await until(async () => /prices\.categories\[1\]\.stages/.test(await err.innerText()), 10_000, 'the prices 422 message');
+  const priceMsg = await err.innerText();
+  assert(/no stage 3/.test(priceMsg), `the API's message about the stage: ${priceMsg}`);
+  assert((await page.getByLabel('Category 2 Stages', { exact: true }).getAttribute('aria-invalid')) === 'true', 'category 2’s stages should be marked');
+  console.log(`    422: ${priceMsg}`);
+  await checkAxe(page, 'create form with prices');
+  await shot(page, 'admin-02b-create-prices-422.png');
+  await page.getByLabel('Category 2 Stages', { exact: true }).fill('2');
+
+  // Cancelling the confirmation creates nothing.
   await page.getByRole('button', { name: 'Create sale…' }).click();
   await page.getByRole('dialog').getByRole('button', { name: 'Cancel' }).click();
   await page.getByRole('dialog').waitFor({ state: 'hidden' });
   const before = await http('GET', '/admin/v1/sales', { admin: true });
   assert(!before.data.some((s) => s.name === 'Console test sale'), 'a cancelled creation must create nothing');
 
-  await confirmWith(page.getByRole('button', { name: 'Create sale…' }), 'Create sale');
+  await page.getByRole('button', { name: 'Create sale…' }).click();
+  const confirmText = await page.getByRole('dialog').innerText();
+  assert(/Prices in EUR: Early bird €25\.00 \(stage 1\), Regular €40\.50 \(stage 2\)/.test(confirmText), `the confirmation lists the prices: ${confirmText}`);
+  await page.getByRole('dialog').getByRole('button', { name: 'Create sale' }).click();
   await until(async () => (await page.locator('#sale-title').innerText()) === 'Console test sale', 10_000, 'the new sale selected');
   run.saleId = await page.locator('#sale-id').innerText();
   const s = await saleView(run.saleId);
   assert(s.state === 'on_sale' && s.availability.total === 20 && s.availability.stages.length === 2, `sale as created: ${JSON.stringify(s.availability)}`);
-  console.log(`    created ${run.saleId}`);
+  assert(s.currency === 'EUR' && JSON.stringify(s.availability.categories.map((c) => [c.name, c.amount, c.units])) === '[["Early bird",2500,10],["Regular",4050,10]]',
+    `prices as created: ${s.currency} ${JSON.stringify(s.availability.categories)}`);
+  // The console: the currency, and each category with its price and units by state.
+  await until(async () => /Prices \(EUR\)/.test(await page.locator('#price-caption').innerText()), 10_000, 'the price table');
+  assert(/prices in EUR/.test(await page.locator('#sale-sub').innerText()), 'the sale line names the currency');
+  assert(/EUR/.test(await page.locator(`button[data-sale="${run.saleId}"]`).innerText()), 'the sale list names the currency');
+  const rows = await page.locator('#price-table tbody tr').allInnerTexts();
+  const cells = rows.map((r) => r.split('\t').map((c) => c.trim()));
+  assert(JSON.stringify(cells) === JSON.stringify([['Early bird', '€25.00', '10', '10', '0', '0', '0'], ['Regular', '€40.50', '10', '0', '0', '0', '10']]),
+    `the price table: ${JSON.stringify(cells)}`);
+  console.log(`    created ${run.saleId}; prices: ${rows.map((r) => r.replace(/\t/g, ' | ')).join('; ')}`);
 }, { stopOnFailure: true });
 
 test('the sale is live: visitors who join show in the queue length, the charts fill', async () => {
@@ -144,6 +185,11 @@ test('admit 2 by hand, release the next stage, pause and resume', async () => {
   await confirmWith(page.getByRole('button', { name: 'Release the next stage…' }), 'Release it');
   await actionStatus(/^Stage 2 released: 10 units; 20 on sale/);
   await until(async () => (await page.locator('#stage-table tbody tr:nth-child(2) td:nth-child(3)').innerText()) === 'yes', 10_000, 'stage 2 released in the table');
+  // Regular's units went on sale with their stage.
+  await until(async () => {
+    const r = (await page.locator('#price-table tbody tr[data-category="Regular"]').innerText()).split('\t').map((c) => c.trim());
+    return r[3] === '10' && r[6] === '0';
+  }, 10_000, 'Regular: 10 available, none unreleased');
   assert(await page.getByRole('button', { name: 'Release the next stage…' }).isDisabled(), 'no stage left to release');
 
   await confirmWith(page.getByRole('button', { name: 'Pause…' }), 'Pause the sale');
@@ -245,6 +291,11 @@ test('close the sale (a cancelled confirmation first changes nothing)', async ()
 test('a lottery from the console: commitment before, draw, seed after, verify link', async () => {
   await page.getByRole('button', { name: 'New sale' }).click();
   await page.getByLabel('Name', { exact: true }).fill('Console lottery');
+  // No prices this time: clear the currency and remove the categories.
+  await page.getByLabel('Currency', { exact: true }).fill('');
+  await page.getByRole('button', { name: 'Remove price category 2' }).click();
+  await page.getByRole('button', { name: 'Remove price category 1' }).click();
+  assert((await page.getByLabel('Category 1 Name', { exact: true }).inputValue()) === '', 'removing the last category leaves one empty');
   await page.getByLabel('Mode', { exact: true }).selectOption('lottery');
   await page.getByLabel('Units', { exact: true }).fill('4');
   await page.getByLabel('Stages (percent)', { exact: true }).fill('100');
@@ -254,6 +305,8 @@ test('a lottery from the console: commitment before, draw, seed after, verify li
   await confirmWith(page.getByRole('button', { name: 'Create sale…' }), 'Create sale');
   await until(async () => (await page.locator('#sale-title').innerText()) === 'Console lottery', 10_000, 'the lottery selected');
   run.lotteryId = await page.locator('#sale-id').innerText();
+  assert((await saleView(run.lotteryId)).currency == null, 'the lottery has no prices');
+  assert(await page.locator('#price-box').isHidden(), 'no price table for a sale without prices');
   const entries = [];
   for (let i = 0; i < 4; i++) entries.push(await joinPlain(run.lotteryId));
 
@@ -284,6 +337,59 @@ test('a lottery from the console: commitment before, draw, seed after, verify li
   assert((await page.locator('#seed').innerText()) === after.seed, 'the verify page shows the seed');
   assert((await page.locator('#order-table tbody tr').count()) === 4, 'four places listed');
   await shot(page, 'admin-07-verify.png');
+});
+
+test('at 390×844: a reserved-seating sale priced by section, created from the console', async () => {
+  const phone = await browser.newContext(PHONE);
+  const small = await phone.newPage();
+  small.setDefaultTimeout(15_000);
+  watchErrors(small, errors);
+  try {
+    await small.goto(`${BASE_URL}/admin`);
+    await small.getByLabel('Admin key').fill(ADMIN_KEY);
+    await small.getByRole('button', { name: 'Sign in' }).click();
+    await small.waitForSelector('body[data-refreshes]');
+    await small.getByRole('button', { name: 'New sale' }).click();
+    await small.getByLabel('Name', { exact: true }).fill('Console seats');
+    await small.getByLabel('Seating', { exact: true }).selectOption('reserved');
+    assert(await small.getByLabel('Units', { exact: true }).isHidden(), 'no unit count for reserved seating');
+    await small.getByLabel('Sections', { exact: true }).fill('Stalls:2x5, Balcony:1x4');
+    await small.getByLabel('Currency', { exact: true }).fill('JPY');
+    await small.getByLabel('Category 1 Name', { exact: true }).fill('Stalls');
+    await small.getByLabel('Category 1 Price', { exact: true }).fill('8,800');
+    await small.getByLabel('Category 1 Covers', { exact: true }).selectOption('sections');
+    await small.getByLabel('Category 1 Sections', { exact: true }).fill('Stalls');
+    await small.getByRole('button', { name: 'Add a price category' }).click();
+    await small.getByLabel('Category 2 Name', { exact: true }).fill('Balcony');
+    await small.getByLabel('Category 2 Price', { exact: true }).fill('6800');
+    await small.getByLabel('Category 2 Covers', { exact: true }).selectOption('sections');
+    await small.getByLabel('Category 2 Sections', { exact: true }).fill('Balcony');
+    const hint = await small.locator('#c-categories .field[data-key="amount"] .hint').first().innerText();
+    assert(hint === 'In JPY, e.g. 6800', `the price hint follows the currency: ${hint}`);
+    const width = await small.evaluate(() => document.documentElement.scrollWidth);
+    assert(width <= 390, `the create form fits 390 px: scrollWidth ${width}`);
+    await checkAxe(small, 'create form with prices (phone)');
+    await shot(small, 'admin-08-create-seats-phone.png');
+    await small.getByRole('button', { name: 'Create sale…' }).click();
+    const dialog = await small.getByRole('dialog').innerText();
+    assert(/14 reserved seats in 2 sections/.test(dialog) && /Prices in JPY: Stalls ¥8,800 \(section Stalls\), Balcony ¥6,800 \(section Balcony\)/.test(dialog),
+      `the confirmation: ${dialog}`);
+    await small.getByRole('dialog').getByRole('button', { name: 'Create sale' }).click();
+    await until(async () => (await small.locator('#sale-title').innerText()) === 'Console seats', 10_000, 'the seats sale selected');
+    const id = await small.locator('#sale-id').innerText();
+    const s = await saleView(id);
+    assert(s.seating === 'reserved' && s.currency === 'JPY', `as created: ${s.seating} ${s.currency}`);
+    await until(async () => (await small.locator('#price-table tbody tr').count()) === 2, 10_000, 'the price table');
+    const rows = (await small.locator('#price-table tbody tr').allInnerTexts()).map((r) => r.split('\t').map((c) => c.trim()));
+    assert(JSON.stringify(rows) === JSON.stringify([['Stalls', '¥8,800', '10', '10', '0', '0', '0'], ['Balcony', '¥6,800', '4', '4', '0', '0', '0']]),
+      `the price table: ${JSON.stringify(rows)}`);
+    assert(/reserved seating/.test(await small.locator('#sale-sub').innerText()), 'the sale line says reserved seating');
+    await checkAxe(small, 'priced seats sale (phone)');
+    await shot(small, 'admin-09-seats-sale-phone.png');
+    console.log(`    created ${id}: ${rows.map((r) => r.join(' | ')).join('; ')}`);
+  } finally {
+    await phone.close();
+  }
 });
 
 test('no page errors or CSP refusals', async () => {

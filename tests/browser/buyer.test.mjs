@@ -28,8 +28,23 @@
 // ticker lets them in (axe on the waiting view; a reload there keeps the
 // place without a new challenge), holds 2, sees the hold's countdown (and
 // the hold again after a reload), pays with the dev checkout and sees the
-// confirmed order with its 2 units. Last, a second buyer, in a separate
+// confirmed order with its 2 units (a sale without prices: no price, no
+// category choice, no total anywhere). Then a second buyer, in a separate
 // browser context, opens the sale page and is told it is sold out.
+//
+// Prices (issue 16): a sale priced in EUR is created here through the admin
+// API (Early bird €30.00 in stage 1, Regular €45.00 in stage 2, Late €60.00
+// in stage 3, stage 3 not released). The list says "From €30.00"; a buyer
+// waits in line behind another visitor, is admitted, sees the three
+// categories with price and what is left (Late: on sale later, not
+// choosable), chooses Regular and 2 tickets ("2 × €45.00 = €90.00"), holds
+// them in Regular (the request names the category), sees each unit's
+// category and price and the total €90.00 (again after a reload), pays with
+// the dev checkout and sees the order's total paid, which the API agrees
+// with. axe finds nothing at 390×844 and at 1280×800 on the choice, the
+// hold and the order. A reserved-seating sale priced in KWD (three
+// decimals) shows its prices as a list beside the seat field, as before,
+// and the held seats with their category, price and total.
 //
 // Prints one line per test and then "<n> passed, <m> failed"; exits non-zero
 // when anything failed.
@@ -41,7 +56,7 @@ import { webcrypto } from 'node:crypto';
 import path from 'node:path';
 
 import { solve } from '../../web/js/pow.js';
-import { http, runTests } from './lib.mjs';
+import { DESKTOP, checkAxe as checkAxeStrict, http, runTests, until } from './lib.mjs';
 
 const BASE_URL = (process.env.BASE_URL || '').replace(/\/$/, '');
 const SALE_ID = process.env.SALE_ID || '';
@@ -519,6 +534,8 @@ test('buyer joins, is admitted by the ticker, holds 2, pays and sees the order',
     await page.waitForSelector('body[data-view="buy"]', { timeout: 30_000 });
     const options = await page.locator('#qty option').evaluateAll((os) => os.map((o) => o.value));
     assert(options.join(',') === '1,2', `quantity picker should offer 1..2, got ${options}`);
+    assert(!(await page.locator('#cat-field').isVisible()) && !(await page.locator('#buy-estimate').isVisible()),
+      'a sale without prices offers no category and no price');
     assert(/\d+:\d\d/.test(await page.locator('#buy-countdown').innerText()), 'admission countdown should show');
     await page.getByLabel('Number of tickets').selectOption('2');
     await shot(page, '03-admitted.png');
@@ -527,6 +544,7 @@ test('buyer joins, is admitted by the ticker, holds 2, pays and sees the order',
     await page.waitForSelector('body[data-view="hold"]');
     const held = await page.locator('#hold-units li').allInnerTexts();
     assert(held.length === 2, `2 units should be held, got ${held}`);
+    assert(!(await page.locator('#hold-total').isVisible()), 'a hold without prices shows no total');
     const c1 = await page.locator('#hold-countdown').innerText();
     assert(/^[0-5]:\d\d$/.test(c1), `hold countdown should be m:ss under 5 minutes, got ${c1}`);
     await page.waitForTimeout(2100);
@@ -548,6 +566,7 @@ test('buyer joins, is admitted by the ticker, holds 2, pays and sees the order',
     assert(title === 'Order confirmed', `order title: ${title}`);
     const units = await page.locator('#order-units li').allInnerTexts();
     assert(units.length === 2, `the order should have 2 units, got ${units}`);
+    assert(!(await page.locator('#order-total').isVisible()), 'an order without prices shows no total');
     assert(units.slice().sort().join() === held.slice().sort().join(), `order units ${units} should be the held ${held}`);
     await shot(page, '05-order.png');
     console.log(`    order ${await page.locator('#order-id').innerText()} confirmed: ${units.join(', ')}`);
@@ -593,6 +612,196 @@ test('a second buyer is told the sale is sold out', async () => {
     // The API agrees.
     const r = await joinWithChallenge();
     assert(r.status === 410 && r.data?.error?.code === 'sold_out', `joining now should be 410 sold_out, got ${r.status}`);
+    assert(errors.length === 0, errors.join('; '));
+  } finally {
+    await context.close();
+  }
+});
+
+// --- prices ------------------------------------------------------------------------
+
+/** Both sizes: axe (every violation fails) and a screenshot at 390×844 and at 1280×800. */
+async function bothSizes(page, label, file) {
+  await checkAxeStrict(page, `${label} (390×844)`);
+  await shot(page, `${file}-phone.png`);
+  await page.setViewportSize(DESKTOP.viewport);
+  await checkAxeStrict(page, `${label} (1280×800)`);
+  await shot(page, `${file}-desktop.png`);
+  await page.setViewportSize(PHONE.viewport);
+}
+
+test('a priced sale: the buyer chooses a category, sees each unit’s price and the total, pays, sees the total paid', async () => {
+  const created = await http('POST', '/admin/v1/sales', {
+    admin: true,
+    body: {
+      name: 'Browser test priced sale',
+      units: { count: 10 },
+      stages: [30, 30, 40],
+      per_user_limit: 2,
+      hold_ttl_seconds: 300,
+      shuffle_prequeue: false,
+      challenge: { difficulty_bits: 0 },
+      admission: { admit_per_second: 1, max_active: 3, admission_ttl_seconds: 120, abandon_after_seconds: 60 },
+      prices: {
+        currency: 'EUR',
+        categories: [
+          { name: 'Early bird', amount: 3000, stages: [1] },
+          { name: 'Regular', amount: 4500, stages: [2] },
+          { name: 'Late', amount: 6000, stages: [3] },
+        ],
+      },
+    },
+  });
+  assert(created.status === 201, `create the priced sale: ${created.status} ${JSON.stringify(created.data)}`);
+  const saleId = created.data.id;
+  assert(created.data.currency === 'EUR', `currency: ${created.data.currency}`);
+  const next = await http('POST', `/admin/v1/sales/${saleId}/stages/next`, { admin: true });
+  assert(next.status === 200, `release stage 2: ${next.status} ${JSON.stringify(next.data)}`);
+
+  const errors = [];
+  const { context, page } = await newPage(browser, errors);
+  const holdBodies = [];
+  page.on('request', (req) => {
+    if (req.method() === 'POST' && new URL(req.url()).pathname === `/api/v1/sales/${saleId}/holds`) holdBodies.push(JSON.parse(req.postData()));
+  });
+  try {
+    // The list: the lowest price on offer.
+    await page.goto(`${BASE_URL}/`);
+    const card = page.locator(`li[data-sale="${saleId}"]`);
+    await card.waitFor();
+    const price = await card.locator('.price-from').innerText();
+    assert(price === 'From €30.00', `the card should say From €30.00, got ${price}`);
+    await card.locator('h2 a').click();
+    await page.waitForURL(`**/s/${saleId}`);
+    const meta = await until(async () => {
+      const t = await page.locator('#sale-meta').innerText();
+      return t.trim() ? t : null;
+    }, 10_000, 'the sale’s header');
+    assert(/From €30\.00/.test(meta), `the sale's header should say From €30.00: ${meta}`);
+
+    // Another visitor first, so the buyer waits in line (1 admission a second).
+    const other = await http('POST', `/api/v1/sales/${saleId}/queue`);
+    assert(other.status === 201, `the other visitor joins: ${other.status}`);
+    await page.getByRole('button', { name: 'Join the queue' }).click();
+    await page.waitForSelector('body[data-view="queue"], body[data-view="buy"]');
+    console.log(`    joined: ${await view(page)} view`);
+    await page.waitForSelector('body[data-view="buy"]', { timeout: 30_000 });
+
+    // Three categories; Late is not released, so it cannot be chosen.
+    const group = page.getByRole('group', { name: 'Price category' });
+    await group.waitFor();
+    const early = group.getByRole('radio', { name: /Early bird/ });
+    const regular = group.getByRole('radio', { name: /Regular/ });
+    const late = group.getByRole('radio', { name: /Late/ });
+    // The view refreshes the sale once on admission: wait for its counts.
+    await until(async () => /3 left/.test(await page.locator('#cat-options label[data-category="Regular"]').innerText()), 10_000, 'Regular: 3 left');
+    const labels = await page.locator('#cat-options label').allInnerTexts();
+    console.log(`    categories: ${labels.map((l) => l.replace(/\s+/g, ' ')).join(' | ')}`);
+    assert(/Early bird\s*€30\.00\s*3 left/.test(labels[0]), `Early bird: ${labels[0]}`);
+    assert(/Regular\s*€45\.00\s*3 left/.test(labels[1]), `Regular: ${labels[1]}`);
+    assert(/Late\s*€60\.00\s*on sale later/.test(labels[2]), `Late: ${labels[2]}`);
+    assert(await early.isChecked(), 'the first category with tickets is chosen to start with');
+    assert(await late.isDisabled(), 'an unreleased category cannot be chosen');
+    assert(/€30\.00/.test(await page.locator('#buy-estimate').innerText()), 'the estimate follows the chosen category');
+
+    await regular.check();
+    await page.getByLabel('Number of tickets').selectOption('2');
+    const estimate = await page.locator('#buy-estimate').innerText();
+    assert(estimate === 'Regular: 2 × €45.00 = €90.00', `estimate: ${estimate}`);
+    assert(/\d+:\d\d/.test(await page.locator('#buy-countdown').innerText()), 'the admission countdown still shows');
+    await bothSizes(page, 'the category choice', '07-priced-choice');
+
+    // Hold 2 in Regular.
+    await page.getByRole('button', { name: 'Hold tickets' }).click();
+    await page.waitForSelector('body[data-view="hold"]');
+    assert(holdBodies.length === 1 && holdBodies[0].category === 'Regular' && holdBodies[0].quantity === 2,
+      `the hold should ask for 2 in Regular: ${JSON.stringify(holdBodies)}`);
+    const held = await page.locator('#hold-units li').allInnerTexts();
+    assert(held.length === 2, `2 units held: ${held}`);
+    for (const u of held) assert(/Regular · €45\.00/.test(u), `each unit shows its category and price: ${u}`);
+    const total = await page.locator('#hold-total').innerText();
+    assert(/^Total\s+€90\.00$/.test(total), `the hold's total: ${total}`);
+    assert(/^[0-5]:\d\d$/.test(await page.locator('#hold-countdown').innerText()), 'the hold countdown shows');
+    console.log(`    held ${held.map((u) => u.replace(/\s+/g, ' ')).join(', ')}; ${total.replace(/\s+/g, ' ')}`);
+    await bothSizes(page, 'the priced hold', '08-priced-hold');
+
+    // Units of stage 2 (ids 4..6), at the price the API quoted.
+    const stored = JSON.parse(await page.evaluate((id) => localStorage.getItem(`floodgate:sale:${id}`), saleId)).hold;
+    const fromApi = await http('GET', `/api/v1/holds/${stored.id}`, { token: stored.hold_token });
+    assert(fromApi.data.total.amount === 9000 && fromApi.data.total.currency === 'EUR', `API total: ${JSON.stringify(fromApi.data.total)}`);
+    assert(fromApi.data.units.every((u) => u.category === 'Regular' && u.price === 4500 && Number(u.id) >= 4 && Number(u.id) <= 6),
+      `API units: ${JSON.stringify(fromApi.data.units)}`);
+
+    // A reload shows the same hold with its prices.
+    await page.reload();
+    await page.waitForSelector('body[data-view="hold"]');
+    assert(/€90\.00/.test(await page.locator('#hold-total').innerText()), 'the total after a reload');
+    assert((await page.locator('#hold-units li').allInnerTexts()).join() === held.join(), 'the same units after a reload');
+
+    await page.getByRole('button', { name: 'Pay (dev checkout)' }).click();
+    await page.waitForSelector('#view-order[data-state="confirmed"]');
+    const paid = await page.locator('#order-total').innerText();
+    assert(/^Total paid\s+€90\.00$/.test(paid), `the order's total: ${paid}`);
+    const units = await page.locator('#order-units li').allInnerTexts();
+    assert(units.length === 2 && units.every((u) => /Regular · €45\.00/.test(u)), `order units: ${units}`);
+    const orderId = await page.locator('#order-id').innerText();
+    const order = await http('GET', `/api/v1/orders/${orderId}`, { token: stored.hold_token });
+    assert(order.data.total.amount === 9000 && order.data.total.currency === 'EUR', `API order total: ${JSON.stringify(order.data.total)}`);
+    console.log(`    order ${orderId}: ${paid.replace(/\s+/g, ' ')}`);
+    await bothSizes(page, 'the priced order', '09-priced-order');
+
+    await page.reload();
+    await page.waitForSelector('#view-order[data-state="confirmed"]');
+    assert(/Total paid\s+€90\.00/.test(await page.locator('#order-total').innerText()), 'the total paid after a reload');
+    assert(errors.length === 0, errors.join('; '));
+  } finally {
+    await context.close();
+  }
+});
+
+test('a reserved-seating sale priced in KWD (3 decimals): the price list, the seats’ categories and the total', async () => {
+  const created = await http('POST', '/admin/v1/sales', {
+    admin: true,
+    body: {
+      name: 'Browser test seats in KWD',
+      units: { sections: [{ name: 'A', rows: 2, seats_per_row: 3 }, { name: 'B', rows: 1, seats_per_row: 4 }] },
+      per_user_limit: 4,
+      challenge: { difficulty_bits: 0 },
+      admission: { admit_per_second: 5, max_active: 5, admission_ttl_seconds: 120, abandon_after_seconds: 60 },
+      prices: { currency: 'KWD', categories: [{ name: 'Front', amount: 12500, sections: ['A'] }, { name: 'Back', amount: 7250, sections: ['B'] }] },
+    },
+  });
+  assert(created.status === 201, `create the reserved sale: ${created.status} ${JSON.stringify(created.data)}`);
+  const saleId = created.data.id;
+  const errors = [];
+  const { context, page } = await newPage(browser, errors);
+  try {
+    await page.goto(`${BASE_URL}/s/${saleId}`);
+    await page.getByRole('button', { name: 'Join the queue' }).click();
+    await page.waitForSelector('body[data-view="buy"]', { timeout: 30_000 });
+    // The seats decide the category: a price list to read, no choice.
+    assert(!(await page.locator('#cat-field').isVisible()), 'no category choice for reserved seating');
+    assert(await page.getByLabel('Seats').isVisible(), 'the seat field as before');
+    const table = page.getByRole('table', { name: 'Prices' });
+    await table.waitFor();
+    const rows = (await table.locator('tbody tr').allInnerTexts()).map((r) => r.split('\t').map((c) => c.trim()));
+    console.log(`    price list: ${rows.map((r) => r.join(' | ')).join('; ')}`);
+    assert(rows.length === 2 && rows[0][0] === 'Front' && /^KWD\s1[2]\.500$/.test(rows[0][1]) && rows[0][2] === '6 left',
+      `Front: ${JSON.stringify(rows[0])}`);
+    assert(rows[1][0] === 'Back' && /^KWD\s7\.250$/.test(rows[1][1]) && rows[1][2] === '4 left', `Back: ${JSON.stringify(rows[1])}`);
+    await bothSizes(page, 'the reserved price list', '10-seats-prices');
+
+    await page.getByLabel('Seats').fill('A/1/1, B/1/2');
+    await page.getByRole('button', { name: 'Hold tickets' }).click();
+    await page.waitForSelector('body[data-view="hold"]');
+    const held = (await page.locator('#hold-units li').allInnerTexts()).map((u) => u.replace(/\s+/g, ' '));
+    assert(held.join(' | ') === 'A/1/1 Front · KWD 12.500 | B/1/2 Back · KWD 7.250', `held: ${held.join(' | ')}`);
+    const total = (await page.locator('#hold-total').innerText()).replace(/\s+/g, ' ');
+    assert(total === 'Total KWD 19.750', `total: ${total}`);
+    console.log(`    held ${held.join(', ')}; ${total}`);
+    await checkAxeStrict(page, 'the reserved hold');
+    await page.getByRole('button', { name: 'Release' }).click();
+    await page.waitForSelector('body[data-view="end"]');
     assert(errors.length === 0, errors.join('; '));
   } finally {
     await context.close();

@@ -5,9 +5,12 @@
 # from package-lock.json; never a downloaded browser), builds the server,
 # starts it on a free port against a fresh database, and runs:
 #   buyer.test.mjs   the buyer pages, on a sale with 2 units and proof of
-#                    work at the demo difficulty, created here
-#   admin.test.mjs   the admin console (/admin): a whole sale and a lottery
-#                    driven from it
+#                    work at the demo difficulty, created here; then on
+#                    priced sales it creates itself (EUR by stage, KWD by
+#                    section): category, unit prices, totals
+#   admin.test.mjs   the admin console (/admin): a whole sale (priced) and
+#                    a lottery driven from it, a priced reserved-seating
+#                    sale created at phone size
 #   verify.test.mjs  the draw verification page (/s/{sale}/verify) against
 #                    a real lottery draw and a real pre-queue shuffle
 # then stops the server again. The server's configuration is config/ plus

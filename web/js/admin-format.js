@@ -2,7 +2,7 @@
 // the create-sale form as the API's body, the audit's verdict. No DOM, no
 // network: everything here runs under `node --test` (admin-format.test.mjs).
 
-import { fmtNumber, fmtWait } from './format.js';
+import { currencyDigits, fmtMoney, fmtNumber, fmtWait, saleCategories, toMinorUnits } from './format.js';
 
 /** A number, or '–' when unknown. */
 export function num(n, locale) {
@@ -81,6 +81,8 @@ export function saleFigures(sale, detail, history, nowMs, locale) {
   const av = sale.availability || {};
   rows.push(['Available', num(av.available, locale) + ' of ' + num(av.total, locale)]);
   rows.push(['Held / sold', num(av.held, locale) + ' / ' + num(av.sold, locale)]);
+  const value = soldValue(sale);
+  if (value) rows.push(['Sold for', fmtMoney(value, locale), 'units sold × their category’s price']);
   rows.push(['Holds per minute', pm.holds == null ? '–' : fmtRate(pm.holds, '')]);
   rows.push(['Orders per minute', pm.orders == null ? '–' : fmtRate(pm.orders, '')]);
   rows.push(['Expiries per minute', pm.expired == null ? '–' : fmtRate(pm.expired, '')]);
@@ -112,9 +114,15 @@ function intOrUndefined(v) {
 export function saleBody(f) {
   const body = { name: String(f.name || '').trim(), mode: f.mode || 'fifo' };
   if (!body.name) return { error: 'Give the sale a name.', field: 'name' };
-  const units = intOrUndefined(f.units);
-  if (units === undefined) return { error: 'Say how many units the sale has.', field: 'units' };
-  body.units = { count: units };
+  if (f.seating === 'reserved') {
+    const parsed = parseSections(f.sections);
+    if (parsed.error) return { error: parsed.error, field: 'sections' };
+    body.units = { sections: parsed.sections };
+  } else {
+    const units = intOrUndefined(f.units);
+    if (units === undefined) return { error: 'Say how many units the sale has.', field: 'units' };
+    body.units = { count: units };
+  }
   const stages = parseStages(f.stages);
   if (f.stages && String(f.stages).trim() && !stages) return { error: 'Stages are whole percentages, like 30, 40, 30.', field: 'stages' };
   if (stages) body.stages = stages;
@@ -132,7 +140,117 @@ export function saleBody(f) {
   if (Object.keys(admission).length) body.admission = admission;
   const bits = intOrUndefined(f.difficulty_bits);
   if (bits !== undefined) body.challenge = { difficulty_bits: bits };
-  return { body };
+  const prices = pricesBody(f.prices);
+  if (prices.error) return { error: prices.error, field: prices.field, rows: prices.rows };
+  if (prices.prices) body.prices = prices.prices;
+  return { body, rows: prices.rows || [] };
+}
+
+/**
+ * Reserved seating typed as "A:10x20, B:5x12" (name:rows×seats per row) as
+ * the API's `units.sections`: `{sections}` or `{error}`.
+ */
+export function parseSections(input) {
+  const parts = String(input || '').split(/[,;\n]+/).map((p) => p.trim()).filter(Boolean);
+  if (!parts.length) return { error: 'List the sections as name:rows×seats, like A:10x20, B:5x12.' };
+  const sections = [];
+  for (const part of parts) {
+    const m = /^(.+?)\s*:\s*(\d+)\s*[x×*]\s*(\d+)$/i.exec(part);
+    if (!m) return { error: 'A section is name:rows×seats per row, like A:10x20; check “' + part + '”.' };
+    sections.push({ name: m[1].trim(), rows: Number(m[2]), seats_per_row: Number(m[3]) });
+  }
+  return { sections };
+}
+
+/** What a price category of the form covers, as the API names it. */
+const COVERS = { stages: 'stages', sections: 'sections', units: 'units' };
+
+/** "1-100, 201-300" (or "7") as `[{from, to}]`; null when not that. */
+export function parseUnitRanges(input) {
+  const parts = String(input || '').split(/[\s,;]+/).filter(Boolean);
+  if (!parts.length) return null;
+  const out = [];
+  for (const p of parts) {
+    const m = /^(\d+)(?:[-–‐]|\.\.)?(\d+)?$/.exec(p);
+    if (!m) return null;
+    out.push({ from: Number(m[1]), to: Number(m[2] || m[1]) });
+  }
+  return out;
+}
+
+/**
+ * The prices part of the create form as the API's `prices`:
+ * `p = {currency, categories: [{name, amount, covers, list}]}` with the
+ * amount in major units as typed ("45.00") and `covers` one of 'all',
+ * 'stages', 'sections', 'units' (`list`: "2, 3", "A, B" or "1-100").
+ * Blank category rows are left out. Answers `{}` when there are no prices,
+ * `{prices, rows}` (rows: the form's row of each category sent, so the
+ * API's "prices.categories[1]" can be found in the form), or
+ * `{error, field, rows}` with `field` named as the API would.
+ */
+export function pricesBody(p) {
+  const all = (p && Array.isArray(p.categories) ? p.categories : []);
+  const blank = (v) => v == null || String(v).trim() === '';
+  const used = [];
+  all.forEach((c, row) => { if (!(blank(c.name) && blank(c.amount) && blank(c.list))) used.push({ ...c, row }); });
+  const rows = used.map((c) => c.row);
+  const currency = String((p && p.currency) || '').trim().toUpperCase();
+  if (!used.length && !currency) return {};
+  if (!currency) return { error: 'Give the currency of the prices (three letters, like EUR), or leave the prices empty.', field: 'prices.currency', rows };
+  if (currencyDigits(currency) == null) return { error: 'The currency is an ISO 4217 code of three letters, like EUR or JPY.', field: 'prices.currency', rows };
+  if (!used.length) return { error: 'Add a price category, or clear the currency for a sale without prices.', field: 'prices.categories[0].name', rows: [0] };
+  const categories = [];
+  for (let i = 0; i < used.length; i++) {
+    const c = used[i];
+    const field = 'prices.categories[' + i + ']';
+    const label = 'Price category ' + (c.row + 1);
+    const name = String(c.name || '').trim();
+    if (!name) return { error: label + ' needs a name.', field: field + '.name', rows };
+    const amount = toMinorUnits(c.amount, currency);
+    if (amount.error) return { error: label + ' (' + name + '): ' + amount.error, field: field + '.amount', rows };
+    const out = { name, amount: amount.amount };
+    const key = COVERS[c.covers];
+    if (key === 'stages') {
+      const stages = parseStages(c.list);
+      if (!stages) return { error: label + ' (' + name + '): list its stages as numbers, like 2, 3.', field: field + '.stages', rows };
+      out.stages = stages;
+    } else if (key === 'sections') {
+      const sections = String(c.list || '').split(/[,;]+/).map((x) => x.trim()).filter(Boolean);
+      if (!sections.length) return { error: label + ' (' + name + '): list its sections by name, like A, B.', field: field + '.sections', rows };
+      out.sections = sections;
+    } else if (key === 'units') {
+      const units = parseUnitRanges(c.list);
+      if (!units) return { error: label + ' (' + name + '): list its unit ranges, like 1-100, 201-300.', field: field + '.units', rows };
+      out.units = units;
+    }
+    categories.push(out);
+  }
+  return { prices: { currency, categories }, rows };
+}
+
+/** "Early bird ¥6,800 (stage 1), Regular ¥8,800 (stages 2, 3)": the prices of a create body, for its confirmation. */
+export function pricesSummary(prices, locale) {
+  if (!prices) return '';
+  const what = (c) => {
+    if (c.stages) return (c.stages.length === 1 ? 'stage ' : 'stages ') + c.stages.join(', ');
+    if (c.sections) return (c.sections.length === 1 ? 'section ' : 'sections ') + c.sections.join(', ');
+    if (c.units) return 'units ' + c.units.map((r) => (r.from === r.to ? r.from : r.from + '–' + r.to)).join(', ');
+    return 'all units';
+  };
+  return prices.categories.map((c) => c.name + ' ' + fmtMoney({ amount: c.amount, currency: prices.currency }, locale) + ' (' + what(c) + ')').join(', ');
+}
+
+/** The worth of the units sold, by their categories' prices: `{amount, currency}`, or null without prices. */
+export function soldValue(sale) {
+  const cats = saleCategories(sale);
+  if (!cats.length) return null;
+  return { amount: cats.reduce((a, c) => a + (Number(c.sold) || 0) * (Number(c.amount) || 0), 0), currency: sale.currency };
+}
+
+/** One row of the console's price table: [name, price, units, available, held, sold, unreleased]. */
+export function categoryRow(cat, currency, locale) {
+  return [cat.name, fmtMoney({ amount: cat.amount, currency }, locale), num(cat.units, locale), num(cat.available, locale),
+    num(cat.held, locale), num(cat.sold, locale), num(cat.unreleased, locale)];
 }
 
 /** The admission fields of a form as the API's `admission` object (only those filled in). */

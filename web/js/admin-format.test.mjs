@@ -108,3 +108,63 @@ test('niceMax and chartGeometry', () => {
   assert.equal(g.area, 'M0 20 L50 0 L50 20 L0 20 Z M100 10 L100 20 L100 20 Z');
   assert.deepEqual(chartGeometry([], { width: 1, height: 1, now: 0, yMax: 1 }), { line: '', area: '' });
 });
+
+test('pricesBody: the create form’s prices as the API’s, in minor units', async () => {
+  const { pricesBody, pricesSummary, parseSections, parseUnitRanges, soldValue, categoryRow } = await import('./admin-format.js');
+  assert.deepEqual(pricesBody({ currency: '', categories: [{ name: '', amount: '', covers: 'all', list: '' }] }), {});
+  assert.deepEqual(pricesBody(undefined), {});
+  const p = pricesBody({
+    currency: 'eur',
+    categories: [
+      { name: ' Early bird ', amount: '30', covers: 'stages', list: '1' },
+      { name: '', amount: '', covers: 'all', list: '' },
+      { name: 'Regular', amount: '45.50', covers: 'stages', list: '2, 3' },
+    ],
+  });
+  assert.deepEqual(p, {
+    prices: { currency: 'EUR', categories: [{ name: 'Early bird', amount: 3000, stages: [1] }, { name: 'Regular', amount: 4550, stages: [2, 3] }] },
+    rows: [0, 2],
+  });
+  assert.equal(pricesSummary(p.prices, 'en'), 'Early bird €30.00 (stage 1), Regular €45.50 (stages 2, 3)');
+  assert.deepEqual(pricesBody({ currency: 'JPY', categories: [{ name: 'All', amount: '8,800', covers: 'all' }] }).prices,
+    { currency: 'JPY', categories: [{ name: 'All', amount: 8800 }] });
+  const seats = pricesBody({ currency: 'KWD', categories: [{ name: 'Front', amount: '12.5', covers: 'sections', list: 'A, B' }, { name: 'Back', amount: '7.25', covers: 'units', list: '1-100, 201-300' }] });
+  assert.deepEqual(seats.prices.categories, [
+    { name: 'Front', amount: 12500, sections: ['A', 'B'] },
+    { name: 'Back', amount: 7250, units: [{ from: 1, to: 100 }, { from: 201, to: 300 }] },
+  ]);
+  // What the form can tell, named as the API would name it.
+  assert.equal(pricesBody({ currency: '', categories: [{ name: 'x', amount: '1' }] }).field, 'prices.currency');
+  assert.equal(pricesBody({ currency: 'EU', categories: [] }).field, 'prices.currency');
+  assert.equal(pricesBody({ currency: 'EUR', categories: [] }).field, 'prices.categories[0].name');
+  const bad = pricesBody({ currency: 'JPY', categories: [{ name: '', amount: '', list: '' }, { name: 'R', amount: '88.5', covers: 'all' }] });
+  assert.equal(bad.field, 'prices.categories[0].amount');
+  assert.deepEqual(bad.rows, [1]);
+  assert.match(bad.error, /Price category 2 \(R\): JPY has no decimals/);
+  assert.equal(pricesBody({ currency: 'EUR', categories: [{ name: 'R', amount: '1', covers: 'stages', list: 'one' }] }).field, 'prices.categories[0].stages');
+  assert.equal(pricesBody({ currency: 'EUR', categories: [{ name: '', amount: '1', covers: 'all' }] }).field, 'prices.categories[0].name');
+  // Sections and unit ranges as typed.
+  assert.deepEqual(parseSections('A:10x20, Balcony : 5×12'), { sections: [{ name: 'A', rows: 10, seats_per_row: 20 }, { name: 'Balcony', rows: 5, seats_per_row: 12 }] });
+  assert.match(parseSections('A 10 20').error, /A:10x20/);
+  assert.match(parseSections('').error, /name:rows×seats/);
+  assert.deepEqual(parseUnitRanges('7, 10..12'), [{ from: 7, to: 7 }, { from: 10, to: 12 }]);
+  assert.equal(parseUnitRanges('a-b'), null);
+  // The console's figures of a priced sale.
+  const sale = { currency: 'EUR', availability: { categories: [{ name: 'A', amount: 3000, units: 5, available: 1, held: 1, sold: 3, unreleased: 0 }, { name: 'B', amount: 4550, units: 2, available: 0, held: 0, sold: 2, unreleased: 0 }] } };
+  assert.deepEqual(soldValue(sale), { amount: 18100, currency: 'EUR' });
+  assert.equal(soldValue({ currency: null, availability: {} }), null);
+  assert.deepEqual(categoryRow(sale.availability.categories[0], 'EUR', 'en'), ['A', '€30.00', '5', '1', '1', '3', '0']);
+});
+
+test('saleBody: reserved seating and prices', () => {
+  const parsed = saleBody({
+    name: 'Seats', mode: 'fifo', seating: 'reserved', sections: 'A:2x3, B:1x4', units: '100', stages: '100',
+    prices: { currency: 'EUR', categories: [{ name: 'Front', amount: '10', covers: 'sections', list: 'A' }, { name: 'Back', amount: '5', covers: 'sections', list: 'B' }] },
+  });
+  assert.deepEqual(parsed.body.units, { sections: [{ name: 'A', rows: 2, seats_per_row: 3 }, { name: 'B', rows: 1, seats_per_row: 4 }] });
+  assert.deepEqual(parsed.body.prices.categories.map((c) => [c.name, c.amount, c.sections]), [['Front', 1000, ['A']], ['Back', 500, ['B']]]);
+  assert.deepEqual(parsed.rows, [0, 1]);
+  assert.equal(saleBody({ name: 'Seats', seating: 'reserved', sections: '' }).field, 'sections');
+  assert.equal(saleBody({ name: 'x', units: '10', prices: { currency: 'EUR', categories: [{ name: 'A', amount: 'ten' }] } }).field, 'prices.categories[0].amount');
+  assert.equal(saleBody({ name: 'x', units: '10' }).body.prices, undefined);
+});

@@ -5,10 +5,10 @@
 // console to refresh at once so the figures follow.
 
 import { explain, path } from './api.js';
-import { fmtDate, fmtNumber } from './format.js';
+import { fmtDate, fmtNumber, saleCategories } from './format.js';
 import { $, badge, busy, clear, node, show, text } from './dom.js';
 import { adminApi } from './admin-api.js';
-import { admissionBody, auditVerdict, countsText, fmtRate, saleFigures } from './admin-format.js';
+import { admissionBody, auditVerdict, categoryRow, countsText, fmtRate, saleFigures } from './admin-format.js';
 import { drawChart } from './admin-chart.js';
 import { confirmStep } from './admin-confirm.js';
 
@@ -53,6 +53,27 @@ function renderStages(sale) {
   $('next-stage-btn').disabled = !next || sale.state === 'closed';
 }
 
+/** The price categories with their price and units by state; hidden for a sale without prices. */
+function renderPrices(sale) {
+  const cats = saleCategories(sale);
+  show($('price-box'), cats.length > 0);
+  document.body.dataset.salePriced = cats.length ? 'true' : 'false';
+  if (!cats.length) return;
+  text($('price-caption'), 'Prices (' + sale.currency + ')');
+  const body = $('price-table').querySelector('tbody');
+  clear(body);
+  for (const c of cats) {
+    const tr = node('tr');
+    tr.dataset.category = c.name;
+    categoryRow(c, sale.currency).forEach((v, i) => {
+      const cell = node(i === 0 ? 'th' : 'td', null, v);
+      if (i === 0) cell.setAttribute('scope', 'row');
+      tr.appendChild(cell);
+    });
+    body.appendChild(tr);
+  }
+}
+
 function renderCounts(detail) {
   if (!detail) return text($('counts-line'), '');
   const gate = detail.gate;
@@ -93,7 +114,9 @@ export function renderSale(sale, detail, hist, now) {
   sub.appendChild(document.createTextNode(' ' + (sale.mode === 'lottery' ? 'Lottery' : 'FIFO') +
     (sale.waiting_room === false ? ', no waiting room' : '') +
     (sale.mode !== 'lottery' && sale.shuffle_prequeue ? ', pre-queue shuffled' : '') +
-    ' · ' + fmtNumber((sale.availability && sale.availability.total) || 0) + ' units · starts ' + fmtDate(sale.starts_at)));
+    (sale.seating === 'reserved' ? ', reserved seating' : '') +
+    ' · ' + fmtNumber((sale.availability && sale.availability.total) || 0) + ' units · ' +
+    (sale.currency ? 'prices in ' + sale.currency : 'no prices') + ' · starts ' + fmtDate(sale.starts_at)));
   text($('sale-id'), sale.id);
   $('buyer-link').href = '/s' + path(sale.id);
   $('verify-link').href = '/s' + path(sale.id, 'verify');
@@ -102,6 +125,7 @@ export function renderSale(sale, detail, hist, now) {
   renderStats(sale, detail, hist, now);
   renderCharts(hist, now);
   renderStages(sale);
+  renderPrices(sale);
   renderCounts(detail);
   renderLottery(sale);
   $('pause-btn').disabled = sale.state === 'paused' || sale.state === 'closed';

@@ -249,6 +249,7 @@ function saleItem(sale) {
   if (sale.mode === 'lottery') bits.push('lottery');
   if (q) bits.push(fmtNumber(q.length) + ' waiting', fmtNumber(q.active) + '/' + fmtNumber(sale.admission.max_active) + ' active');
   if (sale.availability) bits.push(fmtNumber(sale.availability.sold) + '/' + fmtNumber(sale.availability.total) + ' sold');
+  if (sale.currency) bits.push(sale.currency);
   line.appendChild(document.createTextNode(' ' + bits.join(' · ')));
   btn.appendChild(line);
   btn.addEventListener('click', () => select(sale.id, true));

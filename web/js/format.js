@@ -1,7 +1,8 @@
 // Pure formatting for the buyer pages: numbers, durations, waits, dates,
-// labels and the plain words for API errors. No DOM, no network, no clock
-// except where a function takes one: everything here runs under `node --test`
-// (format.test.mjs).
+// labels, money (amounts in minor units, SPEC §3 "Prices") and the plain
+// words for API errors. No DOM, no network, no clock except where a
+// function takes one: everything here runs under `node --test`
+// (format.test.mjs; the money part in money.test.mjs).
 
 /** "1 ticket", "2 tickets". */
 export function plural(n, one, many) {
@@ -92,6 +93,8 @@ export function availabilityText(sale, locale) {
 /** The line under a sale's name on its page (after the state badge). */
 export function saleMetaText(sale, locale) {
   const bits = saleKinds(sale);
+  const price = priceFromText(sale, locale);
+  if (price) bits.push(price.charAt(0).toUpperCase() + price.slice(1));
   const av = availabilityText(sale, locale);
   if (av) bits.push(av);
   if (sale.per_user_limit) bits.push('up to ' + sale.per_user_limit + ' per person');
@@ -120,7 +123,7 @@ export function availablePercent(availability) {
 /**
  * Plain words for an API error. `error` is the `{code, message}` of the
  * error body (see api.js errorOf), `status` the HTTP status, `ctx.limit` the
- * sale's per-person limit when known.
+ * sale's per-person limit when known, `ctx.category` the price category asked for.
  */
 export function plainError(error, status, ctx) {
   const code = (error && error.code) || 'http_' + (status || 0);
@@ -132,7 +135,10 @@ export function plainError(error, status, ctx) {
     case 'limit_exceeded':
       return 'You have reached the limit' + (limit ? ' of ' + plural(limit, 'ticket', 'tickets') : '') +
         ' per person for this sale.';
-    case 'insufficient_stock': return 'There aren’t that many tickets left. Try a smaller number.';
+    case 'insufficient_stock':
+      return ctx && ctx.category
+        ? 'There aren’t that many ' + ctx.category + ' tickets left. Try a smaller number or another category.'
+        : 'There aren’t that many tickets left. Try a smaller number.';
     case 'hold_expired': return 'Your hold has expired, and the tickets went back on sale.';
     case 'sale_paused': return 'The sale is paused for a moment. Please try again shortly.';
     case 'seat_taken':
@@ -228,4 +234,120 @@ export function parseSeats(input, limit) {
 /** Progress of the browser check: "12,345 of about 16,384 checks". */
 export function checkProgressText(attempts, expected, locale) {
   return fmtNumber(attempts, locale) + ' of about ' + fmtNumber(expected, locale) + ' checks';
+}
+
+// ---------------------------------------------------------------------------
+// Money (SPEC §3 "Prices"): amounts are integers in the currency's minor
+// units (cents for EUR, whole yen for JPY, fils for KWD), one ISO 4217
+// currency per sale. Tested in money.test.mjs.
+// ---------------------------------------------------------------------------
+
+/** The currency's decimals (2 for EUR, 0 for JPY, 3 for KWD); null when the code is not one. */
+export function currencyDigits(currency) {
+  if (typeof currency !== 'string' || !/^[A-Za-z]{3}$/.test(currency)) return null;
+  try {
+    return new Intl.NumberFormat('en', { style: 'currency', currency }).resolvedOptions().maximumFractionDigits;
+  } catch {
+    return null;
+  }
+}
+
+/** An integer amount of minor units as an exact decimal string of major units: 4500, 2 -> "45.00". */
+export function minorToDecimal(amount, digits) {
+  const neg = amount < 0;
+  let s = String(Math.abs(Math.trunc(amount)));
+  if (digits > 0) {
+    s = s.padStart(digits + 1, '0');
+    s = s.slice(0, -digits) + '.' + s.slice(-digits);
+  }
+  return (neg ? '-' : '') + s;
+}
+
+/**
+ * `{amount, currency}` (amount in minor units) in the locale's words:
+ * "€45.00", "¥6,800". '' for anything unpriced (null, no currency, no
+ * amount), so a caller can print the result or leave the place empty.
+ */
+export function fmtMoney(money, locale) {
+  if (!money || money.amount == null || money.amount === '' || !money.currency) return '';
+  const amount = Number(money.amount);
+  if (!Number.isFinite(amount)) return '';
+  const currency = String(money.currency).toUpperCase();
+  const digits = currencyDigits(currency);
+  if (digits == null) return fmtNumber(amount, locale) + ' ' + currency;
+  // An exact decimal string: Intl formats it without a detour through a
+  // binary fraction (an engine without string support reads it as a Number).
+  const value = minorToDecimal(amount, digits);
+  const opts = { style: 'currency', currency, minimumFractionDigits: digits, maximumFractionDigits: digits };
+  try {
+    return new Intl.NumberFormat(locale, opts).format(value);
+  } catch {
+    return new Intl.NumberFormat(undefined, opts).format(value);
+  }
+}
+
+/**
+ * A price typed in major units ("45", "45.5", "45,50", "6800", "8,800") as
+ * an integer of minor units: `{amount}` or `{error}` in words.
+ */
+export function toMinorUnits(input, currency) {
+  const digits = currencyDigits(currency);
+  if (digits == null) return { error: 'Give the currency first (three letters, like EUR).' };
+  let s = String(input == null ? '' : input).trim().replace(/[\s\u00a0_]/g, '');
+  // "8,800" and "1,234.50" group thousands; otherwise a comma is the decimal point ("45,50").
+  if (/^\d{1,3}(,\d{3})+(\.\d*)?$/.test(s)) s = s.replace(/,/g, '');
+  const m = /^(\d+)(?:[.,](\d*))?$/.exec(s);
+  if (!m) return { error: 'A price is a number like ' + (digits ? '45.00' : '6800') + '.' };
+  const frac = m[2] || '';
+  if (frac.length > digits) {
+    return { error: String(currency).toUpperCase() + (digits ? ' has ' + plural(digits, 'decimal', 'decimals') : ' has no decimals') + ': ' + s + '.' };
+  }
+  const amount = Number(m[1] + frac.padEnd(digits, '0'));
+  if (!Number.isSafeInteger(amount)) return { error: 'That price is too large.' };
+  return { amount };
+}
+
+/** The price categories of a sale's view (`availability.categories`), or [] when it has no prices. */
+export function saleCategories(sale) {
+  const cats = sale && sale.currency && sale.availability && sale.availability.categories;
+  return Array.isArray(cats) ? cats : [];
+}
+
+/**
+ * What the sales list says of a sale's prices: "¥6,800" for one price,
+ * "from ¥6,800" for several (the lowest of those with tickets available,
+ * else of all); '' without prices.
+ */
+export function priceFromText(sale, locale) {
+  const cats = saleCategories(sale);
+  if (!cats.length) return '';
+  const open = cats.filter((c) => c.available > 0);
+  const amounts = (open.length ? open : cats).map((c) => Number(c.amount));
+  const low = Math.min(...amounts);
+  const text = fmtMoney({ amount: low, currency: sale.currency }, locale);
+  const one = cats.every((c) => Number(c.amount) === Number(cats[0].amount));
+  return one ? text : 'from ' + text;
+}
+
+/** Why a category has nothing to offer, or how many are left: "12 left", "sold out", "on sale later". */
+export function categoryAvailabilityText(cat, locale) {
+  if (cat.available > 0) return fmtNumber(cat.available, locale) + ' left';
+  if (cat.unreleased > 0) return 'on sale later';
+  if (cat.held > 0) return 'none left right now';
+  return 'sold out';
+}
+
+/** One held or sold unit's category and price: "Early bird · ¥6,800"; '' for an unpriced unit. */
+export function unitPriceText(unit, currency, locale) {
+  if (!unit || unit.price == null || !currency) return '';
+  const price = fmtMoney({ amount: unit.price, currency }, locale);
+  return unit.category ? unit.category + ' · ' + price : price;
+}
+
+/** "2 × ¥6,800 = ¥13,600" for a quantity of one category; '' without a price. */
+export function estimateText(quantity, amount, currency, locale) {
+  if (!(quantity >= 1) || amount == null || !currency) return '';
+  const each = fmtMoney({ amount, currency }, locale);
+  const sum = fmtMoney({ amount: Number(amount) * quantity, currency }, locale);
+  return quantity === 1 ? each : quantity + ' × ' + each + ' = ' + sum;
 }

@@ -2,7 +2,7 @@
 // refreshed every 15 seconds (backing off while the service is busy or away).
 
 import { api, explain, retryAfterSeconds, path } from './api.js';
-import { availabilityText, availablePercent, saleKinds, saleListExtras } from './format.js';
+import { availabilityText, availablePercent, priceFromText, saleKinds, saleListExtras } from './format.js';
 import { $, badge, clear, node, show, text } from './dom.js';
 
 const REFRESH_MS = 15000;
@@ -21,6 +21,9 @@ function saleCard(sale) {
   const kinds = saleKinds(sale);
   if (kinds.length) p.appendChild(document.createTextNode(' ' + kinds.join(' · ')));
   li.appendChild(p);
+
+  const price = priceFromText(sale);
+  if (price) li.appendChild(node('p', 'price-from', price.charAt(0).toUpperCase() + price.slice(1)));
 
   const av = sale.availability;
   if (av && av.total > 0) {

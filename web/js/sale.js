@@ -9,8 +9,9 @@
 
 import { api, errorOf, explain, now, path, randomKey, retryAfterSeconds } from './api.js';
 import {
-  aheadText, checkProgressText, fmtCountdown, fmtDate, fmtNumber, fmtWait, heldTitle, parseSeats,
-  plainError, plural, queueTitle, saleMetaText, waitingLiveText,
+  aheadText, categoryAvailabilityText, checkProgressText, estimateText, fmtCountdown, fmtDate, fmtMoney, fmtNumber,
+  fmtWait, heldTitle, parseSeats, plainError, plural, queueTitle, saleCategories, saleMetaText, unitPriceText,
+  waitingLiveText,
 } from './format.js';
 import { $, badge, busy, clear, node, show, text } from './dom.js';
 import { expectedAttempts } from './pow.js';
@@ -31,11 +32,12 @@ const state = {
   // Kept in localStorage under `floodgate:sale:<id>`:
   queueToken: null, // the place in line
   startAhead: null, // people ahead at the start, for the progress bar
-  hold: null, // { id, hold_token, expires_at, units, quantity }
+  hold: null, // { id, hold_token, expires_at, units, quantity, total } (total: {amount, currency} when priced)
   order: null, // { id, hold_token }
   // This page only:
   admission: null, // { token, expiresAt } while admitted
   pendingHold: null, // { key, body } of a hold whose answer was lost
+  category: null, // the price category chosen in the buy form (sales with several)
   polling: false,
   pollTimer: null,
   pollBackoff: 2000,
@@ -643,32 +645,126 @@ function renderAdmitted(v) {
 // Choosing and holding tickets
 // ---------------------------------------------------------------------------
 
+/** The price category chosen in the form (a sale with several), or null. */
+function chosenCategory() {
+  const cats = saleCategories(state.sale);
+  if (cats.length < 2) return null;
+  return cats.find((c) => c.name === state.category) || null;
+}
+
+/**
+ * The price categories of a sale with several, as radio buttons (name,
+ * price, what is left), updated in place when the same categories come
+ * back so a focused button keeps its focus. The choice stays while it has
+ * tickets; otherwise the first category that has some is chosen.
+ */
+function renderCategoryChoice(cats, currency) {
+  const box = $('cat-options');
+  const same = box.children.length === cats.length &&
+    cats.every((c, i) => box.children[i].dataset.category === c.name);
+  if (!same) {
+    clear(box);
+    cats.forEach((c, i) => {
+      const label = node('label', 'choice');
+      label.dataset.category = c.name;
+      const input = node('input');
+      input.type = 'radio';
+      input.name = 'category';
+      input.value = c.name;
+      input.id = 'cat-' + i;
+      input.addEventListener('change', () => {
+        state.category = c.name;
+        buildBuyForm();
+      });
+      label.appendChild(input);
+      label.appendChild(node('span', 'choice-name', c.name));
+      label.appendChild(node('span', 'choice-price'));
+      label.appendChild(node('span', 'choice-left'));
+      box.appendChild(label);
+    });
+  }
+  let chosen = cats.find((c) => c.name === state.category && c.available > 0);
+  if (!chosen) chosen = cats.find((c) => c.available > 0);
+  state.category = chosen ? chosen.name : null;
+  cats.forEach((c, i) => {
+    const label = box.children[i];
+    const input = label.querySelector('input');
+    text(label.querySelector('.choice-price'), fmtMoney({ amount: c.amount, currency }));
+    text(label.querySelector('.choice-left'), categoryAvailabilityText(c));
+    input.disabled = !(c.available > 0);
+    input.checked = c.name === state.category;
+    label.classList.toggle('unavailable', input.disabled);
+  });
+}
+
+/** The price list of a reserved-seating sale (the seat decides the category). */
+function renderPriceList(cats, currency) {
+  const body = $('price-list').querySelector('tbody');
+  clear(body);
+  for (const c of cats) {
+    const tr = node('tr');
+    tr.appendChild(node('th', null, c.name)).setAttribute('scope', 'row');
+    tr.appendChild(node('td', null, fmtMoney({ amount: c.amount, currency })));
+    tr.appendChild(node('td', null, categoryAvailabilityText(c)));
+    body.appendChild(tr);
+  }
+}
+
+/** "2 × ¥6,800 = ¥13,600" under the quantity, for a priced general-admission sale. */
+function renderEstimate() {
+  const sale = state.sale;
+  const cats = saleCategories(sale);
+  const reserved = !!(sale && sale.seating === 'reserved');
+  const cat = cats.length === 1 ? cats[0] : chosenCategory();
+  const words = !reserved && cat ? estimateText(Number($('qty').value) || 1, cat.amount, sale.currency) : '';
+  const el = $('buy-estimate');
+  text(el, words ? (cats.length > 1 ? cat.name + ': ' : 'Price: ') + words : '');
+  show(el, !!words);
+}
+
 function buildBuyForm(refresh) {
   const sale = state.sale;
   const limit = Math.max(1, (sale && sale.per_user_limit) || 1);
-  const available = sale && sale.availability ? sale.availability.available : null;
+  const cats = saleCategories(sale);
   const reserved = !!(sale && sale.seating === 'reserved');
   show($('qty-field'), !reserved);
   show($('seats-field'), reserved);
+  // Several categories: the buyer chooses one (best available within it).
+  // Reserved seating: the seats decide, so the prices are a list to read.
+  const choose = !reserved && cats.length > 1;
+  show($('cat-field'), choose);
+  show($('price-list-box'), reserved && cats.length > 0);
+  document.body.dataset.priced = cats.length ? 'true' : 'false';
+  if (choose) renderCategoryChoice(cats, sale.currency);
   if (reserved) {
+    if (cats.length) renderPriceList(cats, sale.currency);
     text($('seats-hint'), 'Type seat labels as section/row/seat, separated by commas, e.g. A/1/3, A/1/4. Up to ' +
       plural(limit, 'seat', 'seats') + ' per person.');
+    renderEstimate();
     return;
   }
+  const cat = choose ? chosenCategory() : null;
+  let available = sale && sale.availability ? sale.availability.available : null;
+  if (choose) available = cat ? cat.available : 0;
   let max = limit;
   if (available != null && available > 0) max = Math.min(limit, available);
   const select = $('qty');
   const previous = Number(select.value) || 1;
-  if (refresh && select.options.length === max) return;
-  clear(select);
-  for (let i = 1; i <= max; i++) {
-    const opt = node('option', null, plural(i, 'ticket', 'tickets'));
-    opt.value = String(i);
-    select.appendChild(opt);
+  if (!(refresh && select.options.length === max)) {
+    clear(select);
+    for (let i = 1; i <= max; i++) {
+      const opt = node('option', null, plural(i, 'ticket', 'tickets'));
+      opt.value = String(i);
+      select.appendChild(opt);
+    }
+    select.value = String(Math.min(previous, max));
   }
-  select.value = String(Math.min(previous, max));
   text($('qty-hint'), 'Up to ' + plural(limit, 'ticket', 'tickets') + ' per person.' +
-    (available != null && available < limit ? ' ' + fmtNumber(available) + ' left right now.' : ''));
+    (available != null && available < limit
+      ? ' ' + (available > 0 ? fmtNumber(available) + ' left' + (cat ? ' in ' + cat.name : '') + ' right now.'
+        : (choose ? 'No category has tickets right now.' : ''))
+      : ''));
+  renderEstimate();
 }
 
 function holdRequestBody() {
@@ -679,7 +775,8 @@ function holdRequestBody() {
   }
   const q = Number($('qty').value);
   if (!(q >= 1)) return { error: 'Choose how many tickets you want.' };
-  return { body: { quantity: q } };
+  const cat = chosenCategory();
+  return { body: cat ? { quantity: q, category: cat.name } : { quantity: q } };
 }
 
 async function hold(event) {
@@ -722,7 +819,7 @@ async function hold(event) {
   if (r.status === 201 || r.status === 200) {
     state.pendingHold = null;
     const h = r.data;
-    remember({ hold: { id: h.id, hold_token: h.hold_token, expires_at: h.expires_at, units: h.units, quantity: h.quantity } });
+    remember({ hold: { id: h.id, hold_token: h.hold_token, expires_at: h.expires_at, units: h.units, quantity: h.quantity, total: h.total } });
     stopPolling();
     // Counts are cached for about a second: refresh the header after.
     refreshSaleSoon(1500);
@@ -738,7 +835,7 @@ async function hold(event) {
     showAlert('Your turn ran out before the tickets were held. Checking your place…', 'info');
     return schedulePoll(null, 0);
   }
-  let msg = explain(r, { limit: sale && sale.per_user_limit });
+  let msg = explain(r, { limit: sale && sale.per_user_limit, category: req.body.category });
   if (r.status === 429 || r.status === 503) {
     const wait = retryAfterSeconds(r.res);
     if (wait) msg += ' (try again in ' + plural(wait, 'second', 'seconds') + ')';
@@ -751,11 +848,33 @@ async function hold(event) {
 // The hold: countdown, pay, release
 // ---------------------------------------------------------------------------
 
+/** Units as list items: the label, and the category and price of a priced one. */
+function renderUnits(list, units, currency) {
+  clear(list);
+  for (const u of units || []) {
+    const li = node('li');
+    li.appendChild(node('span', 'unit-label', u.label));
+    const price = unitPriceText(u, currency);
+    if (price) {
+      li.appendChild(document.createTextNode(' '));
+      li.appendChild(node('span', 'unit-price', price));
+    }
+    list.appendChild(li);
+  }
+}
+
+/** A total line (`{amount, currency}`), hidden for an unpriced hold or order. */
+function renderTotal(box, amountEl, total) {
+  const words = fmtMoney(total);
+  text(amountEl, words);
+  show(box, !!words);
+}
+
 function showHold(h) {
   clearAlert();
-  const list = $('hold-units');
-  clear(list);
-  for (const u of h.units || []) list.appendChild(node('li', null, u.label));
+  const currency = (h.total && h.total.currency) || (state.sale && state.sale.currency);
+  renderUnits($('hold-units'), h.units, currency);
+  renderTotal($('hold-total'), $('hold-total-amount'), h.total);
   text($('hold-title'), heldTitle(h.quantity, (h.units || []).length));
   const ttl = (state.sale && state.sale.hold_ttl_seconds) || Math.max(1, (Date.parse(h.expires_at) - now()) / 1000);
   setTimer('hold', h.expires_at, $('hold-countdown'), () => holdEnded(), $('hold-progress'), ttl,
@@ -830,9 +949,10 @@ async function release() {
 // ---------------------------------------------------------------------------
 
 function showOrder(order, fresh) {
-  const list = $('order-units');
-  clear(list);
-  for (const u of order.units || []) list.appendChild(node('li', null, u.label));
+  const currency = (order.total && order.total.currency) || (state.sale && state.sale.currency);
+  renderUnits($('order-units'), order.units, currency);
+  renderTotal($('order-total'), $('order-total-amount'), order.total);
+  text($('order-total-label'), order.state === 'cancelled' ? 'Order total' : 'Total paid');
   const n = order.quantity || (order.units || []).length;
   text($('order-id'), order.id);
   if (order.state === 'cancelled') {
@@ -887,7 +1007,7 @@ async function restoreHold() {
   if (r.ok && r.data) {
     const h = r.data;
     if (h.state === 'held' || h.state === 'active') {
-      return showHold({ id: h.id, hold_token: stored.hold_token, expires_at: h.expires_at, units: h.units, quantity: h.quantity });
+      return showHold({ id: h.id, hold_token: stored.hold_token, expires_at: h.expires_at, units: h.units, quantity: h.quantity, total: h.total });
     }
     if (h.state === 'confirmed' && h.order_id) {
       remember({ order: { id: h.order_id, hold_token: stored.hold_token }, hold: null });
@@ -934,6 +1054,7 @@ export function salePage() {
   $('pay-btn').addEventListener('click', pay);
   $('release-btn').addEventListener('click', release);
   $('seats').addEventListener('input', (e) => e.target.removeAttribute('aria-invalid'));
+  $('qty').addEventListener('change', renderEstimate);
 
   // Four times a second, so the shown second changes on time; text is only
   // written when it changes.
