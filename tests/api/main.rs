@@ -13,4 +13,5 @@ mod payments;
 mod prices;
 mod recovery;
 mod sales;
+mod sessions;
 mod waiting_room;
