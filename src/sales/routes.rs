@@ -72,6 +72,11 @@ pub struct SaleView {
     pub challenge: ChallengeSettings,
     /// `public` or `invite`.
     pub access: SaleAccess,
+    /// Sessions of the sale (0: one show; the calendar lists them at
+    /// `/api/v1/sales/{sale}/sessions`).
+    pub session_count: i32,
+    /// IANA time zone of its sessions (`null`: no sessions).
+    pub time_zone: Option<String>,
     /// ISO 4217 code of the sale's prices (`null`: no prices); the
     /// categories and their prices are in `availability.categories`.
     pub currency: Option<String>,
@@ -109,6 +114,8 @@ async fn view(state: &AppState, sale: &Sale, fresh: bool) -> AppResult<SaleView>
         None
     };
     Ok(SaleView {
+        session_count: sale.session_count,
+        time_zone: sale.time_zone.clone(),
         currency: sale.currency.clone(),
         id: sale.id.clone(),
         name: sale.name.clone(),
