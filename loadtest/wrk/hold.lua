@@ -8,10 +8,11 @@
 -- the answer is 409 limit_exceeded. Counts answers by status.
 --   FG_TOKENS=admission.txt wrk -t2 -c64 -d20s -s loadtest/wrk/hold.lua \
 --       http://127.0.0.1:18080/api/v1/sales/SALE/holds
+-- With FG_SESSIONS=N (a sale with N sessions) each hold names a random one.
 local dir = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
 dofile(dir .. "common.lua")
 
-local tokens, n, nthreads, slice
+local tokens, n, nthreads, slice, sessions
 statuses = {}
 
 function init(args)
@@ -20,6 +21,7 @@ function init(args)
   -- This thread's tokens: tid, tid + nthreads, tid + 2 * nthreads, ...
   slice = math.max(1, math.floor(#tokens / nthreads))
   n = 0
+  sessions = tonumber(os.getenv("FG_SESSIONS") or "0")
   math.randomseed(os.time() + (tid or 0) * 7919)
 end
 
@@ -31,7 +33,11 @@ function request()
     ["Content-Type"] = "application/json",
     ["Idempotency-Key"] = string.format("wrk-%d-%d-%d", tid or 0, n, math.random(1, 1000000000)),
   }
-  return wrk.format("POST", nil, headers, '{"quantity":1}')
+  local body = '{"quantity":1}'
+  if sessions > 0 then
+    body = string.format('{"quantity":1,"session":"%d"}', math.random(1, sessions))
+  end
+  return wrk.format("POST", nil, headers, body)
 end
 
 function response(status, headers, body)
