@@ -100,18 +100,23 @@ LANGUAGE sql STABLE AS $$
         || CASE WHEN h.session IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('session', h.session::text) END
 $$;
 
--- place_hold (migrations/0004, 0007) gains a session: as documented there,
--- and new here:
+-- place_hold (migrations/0004) gains price categories and sessions. As
+-- documented there, and new here:
+--   p_category   a category name: best available within its ranges only
+--                (NULL: any unit); an unknown name raises FG003
 --   p_session    the session to hold in (NULL: the sale has none); best
 --                available scans the session's ranges (cut to p_category's);
 --                refusals FG004 unknown_session, FG005 session_required |
 --                no_sessions, FG006 session_not_on_sale (DETAIL: its state)
+--   the answer's units carry `category` and `price`, and the answer a
+--   `total` {amount, currency}, when the sale has prices (migrations/0007);
+--   the hold row keeps the total;
 --   the per-user allowance counts under "<visitor>@<session>" when the sale
 --   limits per session (holds.allowance_key keeps it), and with no_overlap a
 --   session_bookings row makes Postgres refuse an overlapping other session
 --   (exclusion_violation, 23P01).
 DROP FUNCTION place_hold(text, text, bigint, uuid, integer, text[], integer, integer, timestamptz, timestamptz,
-                         text, text, text, jsonb, text);
+                         text, text, text, jsonb);
 
 CREATE FUNCTION place_hold(
     p_sale text, p_visitor text, p_queue_number bigint, p_hold uuid,
