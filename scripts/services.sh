@@ -7,6 +7,9 @@
 #   up      start (or reuse) Postgres on 127.0.0.1:$FLOODGATE_PG_PORT (54329)
 #           and Redis on 127.0.0.1:$FLOODGATE_REDIS_PORT (63799), data under
 #           <repo>/.data/, and make sure the `floodgate` database exists.
+#           Installs what is missing with apt-get: postgresql, redis-server,
+#           and nginx, which tests/api/balancer.rs runs (an nginx of its own
+#           on a free port; this script never starts nginx).
 #           With --redis-cluster (or FLOODGATE_REDIS_CLUSTER=1) also a Redis
 #           Cluster of 3 masters and 3 replicas on 127.0.0.1 ports
 #           $FLOODGATE_REDIS_CLUSTER_PORT (46379) to +5 (cluster bus: +10000), under
@@ -232,12 +235,19 @@ ensure_binaries() {
     elif ! command -v redis-cli >/dev/null 2>&1; then
         pkgs+=(redis-tools)
     fi
+    # nginx for the API tests' load balancer (tests/api/balancer.rs runs its
+    # own from a temp dir); Debian keeps it in /usr/sbin, outside a non-root
+    # PATH.
+    if ! command -v nginx >/dev/null 2>&1 && [[ ! -x /usr/sbin/nginx ]]; then
+        pkgs+=(nginx)
+    fi
 
     if ((${#pkgs[@]})); then
         apt_install "${pkgs[@]}"
         # Note: the Debian packages may start their own system-wide cluster /
-        # service on the default ports (5432 / 6379). That is harmless: we
-        # use different ports and never touch them.
+        # service on the default ports (5432 / 6379, nginx on 80). That is
+        # harmless: we use different ports and never touch them
+        # (`systemctl disable --now nginx` if you do not want that one).
         if ((need_pg_server)); then
             find_pg_bindir || die "PostgreSQL server binaries still not found after installing 'postgresql'"
         fi
@@ -246,6 +256,7 @@ ensure_binaries() {
         if ((need_redis)); then
             command -v redis-server >/dev/null 2>&1 || die "redis-server still not found after installing 'redis-server'"
         fi
+        command -v nginx >/dev/null 2>&1 || [[ -x /usr/sbin/nginx ]] || die "nginx still not found after installing 'nginx'"
     fi
 }
 

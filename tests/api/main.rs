@@ -2,6 +2,7 @@
 
 mod helpers;
 
+mod balancer;
 mod cluster;
 mod errors;
 mod events;
