@@ -229,6 +229,7 @@ pub fn set_units(sale: &str, counts: &crate::sales::UnitCounts) {
         ("held", counts.held),
         ("sold", counts.sold),
         ("unreleased", counts.unreleased),
+        ("withdrawn", counts.withdrawn),
     ] {
         ::metrics::gauge!(UNITS, "sale" => sale.to_owned(), "state" => state).set(count as f64);
     }
