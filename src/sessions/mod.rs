@@ -390,10 +390,15 @@ pub fn next_state(state: SessionState, action: SessionAction) -> AppResult<Sessi
         (SessionAction::Resume, OnSale | Paused) => Ok(OnSale),
         (SessionAction::Close, OnSale | Paused | Closed) => Ok(Closed),
         (SessionAction::Cancel, _) => Ok(Cancelled),
-        (action, state) => Err(AppError::conflict(
-            "invalid_transition",
-            format!("a {} session cannot be {}d", state.as_str(), format!("{action:?}").to_lowercase()),
-        )),
+        (action, state) => {
+            let done = match action {
+                SessionAction::Pause => "paused",
+                SessionAction::Resume => "resumed",
+                SessionAction::Close => "closed",
+                SessionAction::Cancel => "cancelled",
+            };
+            Err(AppError::conflict("invalid_transition", format!("a {} session cannot be {done}", state.as_str())))
+        }
     }
 }
 
