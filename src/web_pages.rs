@@ -51,6 +51,9 @@ pub const JS_MODULES: &[(&str, &str)] = &[
     ("admin-sale.js", include_str!("../web/js/admin-sale.js")),
     ("admin-create.js", include_str!("../web/js/admin-create.js")),
     ("admin-dead.js", include_str!("../web/js/admin-dead.js")),
+    ("calendar.js", include_str!("../web/js/calendar.js")),
+    ("sale-sessions.js", include_str!("../web/js/sale-sessions.js")),
+    ("admin-sessions.js", include_str!("../web/js/admin-sessions.js")),
 ];
 
 const HTML: &str = "text/html; charset=utf-8";

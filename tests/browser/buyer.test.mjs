@@ -46,6 +46,19 @@
 // decimals) shows its prices as a list beside the seat field, as before,
 // and the held seats with their category, price and total.
 //
+// Sessions (issue 16): a sale of 60 sessions (30 days from tomorrow, 10:00
+// and 11:00 in Europe/Amsterdam, 5 tickets each at €25.00) is created
+// through the admin API. A buyer whose browser is in Honolulu waits in line,
+// is admitted, sees the month of the first session (days with times marked
+// with the tickets left, days without them not choosable, no earlier
+// month), goes to the next month and back, moves with the arrow key to the
+// second day and chooses it with Enter, sees its times in Amsterdam time,
+// chooses 11:00–12:00 and 2 tickets (2 × €25.00 = €50.00), holds them (the
+// request names the session), sees the day and time on the hold (after a
+// reload too, and looked up again once the copy in localStorage is gone),
+// pays and sees the order with its day and time. axe finds nothing at
+// 390×844 and 1280×800 on the month view, the hold and the order.
+//
 // Prints one line per test and then "<n> passed, <m> failed"; exits non-zero
 // when anything failed.
 
@@ -56,6 +69,7 @@ import { webcrypto } from 'node:crypto';
 import path from 'node:path';
 
 import { solve } from '../../web/js/pow.js';
+import { addDays, addMonths, dayLabel, monthKey, monthLabel, monthOf, monthRange } from '../../web/js/calendar.js';
 import { DESKTOP, checkAxe as checkAxeStrict, http, runTests, until } from './lib.mjs';
 
 const BASE_URL = (process.env.BASE_URL || '').replace(/\/$/, '');
@@ -802,6 +816,210 @@ test('a reserved-seating sale priced in KWD (3 decimals): the price list, the se
     await checkAxeStrict(page, 'the reserved hold');
     await page.getByRole('button', { name: 'Release' }).click();
     await page.waitForSelector('body[data-view="end"]');
+    assert(errors.length === 0, errors.join('; '));
+  } finally {
+    await context.close();
+  }
+});
+
+// --- sessions (timed entry) --------------------------------------------------------
+
+test('a sale with sessions: the buyer picks a day in the month view and a time, holds 2, pays, sees the time on the hold and the order', async () => {
+  // 30 days from tomorrow, 10:00–11:00 and 11:00–12:00 in Amsterdam, 5 tickets each at €25.00.
+  const first = addDays(new Date().toISOString().slice(0, 10), 1);
+  const last = addDays(first, 29);
+  const created = await http('POST', '/admin/v1/sales', {
+    admin: true,
+    body: {
+      name: 'Browser test timed entry',
+      units: { count: 5 },
+      per_user_limit: 4,
+      hold_ttl_seconds: 300,
+      shuffle_prequeue: false,
+      challenge: { difficulty_bits: 0 },
+      admission: { admit_per_second: 1, max_active: 3, admission_ttl_seconds: 300, abandon_after_seconds: 60 },
+      prices: { currency: 'EUR', categories: [{ name: 'Standard', amount: 2500 }] },
+      sessions: { time_zone: 'Europe/Amsterdam', recurrence: { from: first, to: last, start: '10:00', end: '12:00', every_minutes: 60 } },
+    },
+  });
+  assert(created.status === 201, `create the sale with sessions: ${created.status} ${JSON.stringify(created.data)}`);
+  const saleId = created.data.id;
+  assert(created.data.session_count === 60 && created.data.availability.total === 300 && created.data.time_zone === 'Europe/Amsterdam',
+    `60 sessions of 5: ${created.data.session_count}, ${created.data.availability.total}, ${created.data.time_zone}`);
+  // The day the buyer picks (one step right of the first with the keyboard) and its 11:00 session.
+  const day = addDays(first, 1);
+  const { from, to } = monthRange(monthOf(day));
+  const cal = await http('GET', `/api/v1/sales/${saleId}/sessions?from=${from}&to=${to}&limit=500`);
+  const slot = cal.data.sessions.find((x) => x.starts_at_local.startsWith(`${day}T11:00`));
+  assert(slot, `the 11:00 session of ${day}: ${JSON.stringify(cal.data.sessions.slice(0, 3))}`);
+
+  const errors = [];
+  // Far from Amsterdam (10:00 there is 23:00 the day before in Honolulu): the page shows the sale's dates and times.
+  const context = await browser.newContext({ ...PHONE, timezoneId: 'Pacific/Honolulu' });
+  const page = await context.newPage();
+  page.setDefaultTimeout(20_000);
+  watchErrors(page, errors);
+  const holdBodies = [];
+  page.on('request', (req) => {
+    if (req.method() === 'POST' && new URL(req.url()).pathname === `/api/v1/sales/${saleId}/holds`) holdBodies.push(JSON.parse(req.postData()));
+  });
+  try {
+    // Another visitor first, so the buyer waits in line (1 admission a second).
+    const other = await http('POST', `/api/v1/sales/${saleId}/queue`);
+    assert(other.status === 201, `the other visitor joins: ${other.status}`);
+    await page.goto(`${BASE_URL}/s/${saleId}`);
+    const meta = await until(async () => {
+      const t = await page.locator('#sale-meta').innerText();
+      return t.trim() ? t : null;
+    }, 10_000, 'the sale’s header');
+    assert(/60 time slots/.test(meta) && /€25\.00/.test(meta), `the header says the time slots and the price: ${meta}`);
+    await page.getByRole('button', { name: 'Join the queue' }).click();
+    await page.waitForSelector('body[data-view="buy"]', { timeout: 30_000 });
+
+    // The month of the first session, its days marked.
+    const firstMonth = monthOf(first);
+    await page.waitForSelector(`body[data-calendar="${monthKey(firstMonth)}"]`);
+    const grid = page.getByRole('grid', { name: monthLabel(firstMonth, 'en-US') });
+    await grid.waitFor();
+    const firstBtn = grid.locator(`button[data-date="${first}"]`);
+    await until(async () => /2 times, 10 left$/.test(await firstBtn.getAttribute('aria-label')), 10_000, 'the first day: 2 times, 10 left');
+    assert((await firstBtn.getAttribute('aria-label')).startsWith(dayLabel(first, 'en-US')), `the day's name: ${await firstBtn.getAttribute('aria-label')}`);
+    assert((await firstBtn.innerText()).trim() === String(Number(first.slice(8))) && (await firstBtn.getAttribute('data-mark')) === '10',
+      `the day shows its number and the tickets left: ${await firstBtn.innerText()} ${await firstBtn.getAttribute('data-mark')}`);
+    assert(await page.getByRole('button', { name: 'Previous month' }).isDisabled(), 'no earlier month with times');
+    const closedDay = grid.locator('button.cal-day[aria-disabled="true"]').first();
+    if (await closedDay.count()) {
+      const label = await closedDay.getAttribute('aria-label');
+      assert(/no times$/.test(label), `a day without times: ${label}`);
+      assert(await closedDay.isDisabled(), 'a day without times cannot be chosen');
+      await closedDay.click({ force: true });
+      assert((await closedDay.getAttribute('aria-pressed')) === 'false' && await page.locator('#slot-field').isHidden(), 'clicking it chooses nothing');
+    }
+    // The next month and back.
+    await page.getByRole('button', { name: 'Next month' }).click();
+    await page.waitForSelector(`body[data-calendar="${monthKey(addMonths(firstMonth, 1))}"]`);
+    await page.getByRole('grid', { name: monthLabel(addMonths(firstMonth, 1), 'en-US') }).waitFor();
+    await page.getByRole('button', { name: 'Previous month' }).click();
+    await page.waitForSelector(`body[data-calendar="${monthKey(firstMonth)}"]`);
+
+    // Keyboard: the grid is one tab stop (the first day with times); the arrow moves, Enter chooses.
+    const stop = page.locator('#cal-grid button[tabindex="0"]');
+    assert((await stop.count()) === 1 && (await stop.getAttribute('data-date')) === first, `one tab stop, on ${first}`);
+    await stop.focus();
+    await page.keyboard.press('ArrowRight');
+    await until(async () => (await page.evaluate(() => document.activeElement && document.activeElement.dataset.date)) === day, 10_000, `focus on ${day}`);
+    await page.keyboard.press('Enter');
+    const dayBtn = page.locator(`#cal-grid button[data-date="${day}"]`);
+    await until(async () => (await dayBtn.getAttribute('aria-pressed')) === 'true', 10_000, `${day} chosen`);
+
+    // Its times, in Amsterdam time.
+    const times = page.getByRole('group', { name: `Times on ${dayLabel(day, 'en-US')}` });
+    await times.waitFor();
+    const labels = (await times.locator('label').allInnerTexts()).map((t) => t.replace(/\s+/g, ' ').trim());
+    assert(JSON.stringify(labels) === JSON.stringify(['10:00–11:00 5 left', '11:00–12:00 5 left']), `the day's times: ${JSON.stringify(labels)}`);
+    assert(/Europe\/Amsterdam/.test(await page.locator('#cal-tz').innerText()), 'the time zone is said');
+    await times.getByRole('radio', { name: /11:00–12:00/ }).check();
+    await page.getByLabel('Number of tickets').selectOption('2');
+    const estimate = await page.locator('#buy-estimate').innerText();
+    assert(estimate === 'Price: 2 × €25.00 = €50.00', `estimate: ${estimate}`);
+    await bothSizes(page, 'the month view with a time chosen', '11-sessions-month');
+
+    await page.getByRole('button', { name: 'Hold tickets' }).click();
+    await page.waitForSelector('body[data-view="hold"]');
+    assert(holdBodies.length === 1 && holdBodies[0].session === slot.id && holdBodies[0].quantity === 2,
+      `the hold names the session: ${JSON.stringify(holdBodies)}`);
+    const when = `${dayLabel(day, 'en-US')}, 11:00–12:00 (Europe/Amsterdam time)`;
+    assert((await page.locator('#hold-session').innerText()) === when, `the hold's time: ${await page.locator('#hold-session').innerText()}`);
+    const total = await page.locator('#hold-total').innerText();
+    assert(/^Total\s+€50\.00$/.test(total), `the hold's total: ${total}`);
+    const held = await page.locator('#hold-units li').allInnerTexts();
+    assert(held.length === 2 && held.every((u) => /Standard · €25\.00/.test(u)), `held: ${held}`);
+    console.log(`    held 2 on ${when}: ${total.replace(/\s+/g, ' ')}`);
+    const stored = JSON.parse(await page.evaluate((id) => localStorage.getItem(`floodgate:sale:${id}`), saleId)).hold;
+    const apiHold = await http('GET', `/api/v1/holds/${stored.id}`, { token: stored.hold_token });
+    assert(apiHold.data.session === slot.id && apiHold.data.total.amount === 5000, `the API's hold: ${JSON.stringify(apiHold.data)}`);
+    await until(async () => {
+      const c = await http('GET', `/api/v1/sales/${saleId}/sessions?after=${Number(slot.id) - 1}&limit=1`);
+      return c.data.sessions[0].id === slot.id && c.data.sessions[0].held === 2 && c.data.sessions[0].available === 3;
+    }, 10_000, 'the calendar: 2 held, 3 left in that session');
+    await bothSizes(page, 'the hold with its time', '12-sessions-hold');
+
+    // A reload shows the same hold and time; so does one after the local copy of the time is gone.
+    await page.reload();
+    await page.waitForSelector('body[data-view="hold"]');
+    assert((await page.locator('#hold-session').innerText()) === when, 'the time after a reload');
+    await page.evaluate((id) => {
+      const key = `floodgate:sale:${id}`;
+      const st = JSON.parse(localStorage.getItem(key));
+      delete st.hold.session;
+      localStorage.setItem(key, JSON.stringify(st));
+    }, saleId);
+    await page.reload();
+    await page.waitForSelector('body[data-view="hold"]');
+    await until(async () => (await page.locator('#hold-session').innerText()) === when, 10_000, 'the time looked up again');
+
+    await page.getByRole('button', { name: 'Pay (dev checkout)' }).click();
+    await page.waitForSelector('#view-order[data-state="confirmed"]');
+    assert((await page.locator('#order-session').innerText()) === when, `the order's time: ${await page.locator('#order-session').innerText()}`);
+    const paid = await page.locator('#order-total').innerText();
+    assert(/^Total paid\s+€50\.00$/.test(paid), `the order's total: ${paid}`);
+    const orderId = await page.locator('#order-id').innerText();
+    const order = await http('GET', `/api/v1/orders/${orderId}`, { token: stored.hold_token });
+    assert(order.data.session === slot.id && order.data.total.amount === 5000, `the API's order: ${JSON.stringify(order.data)}`);
+    console.log(`    order ${orderId}: ${paid.replace(/\s+/g, ' ')}, ${when}`);
+    await bothSizes(page, 'the order with its time', '13-sessions-order');
+    await page.reload();
+    await page.waitForSelector('#view-order[data-state="confirmed"]');
+    assert((await page.locator('#order-session').innerText()) === when, 'the order’s time after a reload');
+    assert(errors.length === 0, errors.join('; '));
+  } finally {
+    await context.close();
+  }
+});
+
+test('a month of more than 500 sessions is read a page at a time, every day complete', async () => {
+  // Every 5 minutes from 08:00 to 20:00 (144 a day) for 41 days: the month after the first has 10 days or more, 1,440 sessions or more.
+  const first = addDays(new Date().toISOString().slice(0, 10), 1);
+  const last = addDays(first, 40);
+  const created = await http('POST', '/admin/v1/sales', {
+    admin: true,
+    body: {
+      name: 'Browser test every five minutes', units: { count: 1 }, per_user_limit: 1, challenge: { difficulty_bits: 0 },
+      admission: { admit_per_second: 5, max_active: 5, admission_ttl_seconds: 300, abandon_after_seconds: 60 },
+      sessions: { time_zone: 'Asia/Tokyo', recurrence: { from: first, to: last, start: '08:00', end: '20:00', every_minutes: 5 } },
+    },
+  });
+  assert(created.status === 201 && created.data.session_count === 41 * 144, `create: ${created.status} ${JSON.stringify(created.data).slice(0, 300)}`);
+  const saleId = created.data.id;
+  const errors = [];
+  const { context, page } = await newPage(browser, errors);
+  const pages = [];
+  page.on('request', (req) => {
+    const url = new URL(req.url());
+    if (url.pathname === `/api/v1/sales/${saleId}/sessions` && url.searchParams.get('to')) pages.push(url.searchParams);
+  });
+  try {
+    await page.goto(`${BASE_URL}/s/${saleId}`);
+    await page.getByRole('button', { name: 'Join the queue' }).click();
+    await page.waitForSelector('body[data-view="buy"]', { timeout: 30_000 });
+    const next = addMonths(monthOf(first), 1);
+    await page.waitForSelector(`body[data-calendar="${monthKey(monthOf(first))}"]`);
+    pages.length = 0;
+    await page.getByRole('button', { name: 'Next month' }).click();
+    await page.waitForSelector(`body[data-calendar="${monthKey(next)}"]`);
+    const days = [];
+    for (let d = `${monthKey(next)}-01`; d <= last && d.startsWith(monthKey(next)); d = addDays(d, 1)) days.push(d);
+    const labels = await page.locator('#cal-grid button.cal-day').evaluateAll((bs) => bs.map((b) => [b.dataset.date, b.getAttribute('aria-label')]));
+    for (const [date, label] of labels) {
+      const want = days.includes(date) ? /: 144 times, 144 left$/ : /: no times$/;
+      assert(want.test(label), `${date}: ${label}`);
+    }
+    const asked = pages.filter((p) => p.get('from') === monthRange(next).from);
+    // (The month's range holds a few sessions of the day before too.)
+    assert(asked.length >= Math.ceil(days.length * 144 / 500) && asked.length >= 2, `pages asked for ${monthKey(next)}: ${asked.length}`);
+    const followed = asked.filter((p) => p.get('after')).length;
+    assert(followed >= Math.ceil(days.length * 144 / 500) - 1, `later pages follow next: ${asked.map((p) => p.toString()).join(' | ')}`);
+    console.log(`    ${monthKey(next)}: ${days.length} days × 144 sessions in ${asked.length} pages of up to 500`);
     assert(errors.length === 0, errors.join('; '));
   } finally {
     await context.close();

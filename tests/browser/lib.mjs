@@ -99,9 +99,14 @@ export async function until(fn, ms, what) {
 /**
  * Runs `tests` ([{name, fn}]) one after the other, each with a timeout;
  * prints one line per test and "<n> passed, <m> failed"; exits non-zero
- * when anything failed. `setup()` and `teardown()` run around them.
+ * when anything failed. `setup()` and `teardown()` run around them. With
+ * BROWSER_TEST_ONLY set (a regular expression), only the tests whose names
+ * match it run.
  */
 export async function runTests(tests, { timeoutMs = 90_000, setup, teardown } = {}) {
+  // BROWSER_TEST_ONLY: a regular expression; only the tests whose names match run.
+  const only = process.env.BROWSER_TEST_ONLY ? new RegExp(process.env.BROWSER_TEST_ONLY, 'i') : null;
+  if (only) tests = tests.filter((t) => only.test(t.name));
   let passed = 0;
   let failed = 0;
   const t0 = Date.now();

@@ -7,10 +7,14 @@
 #   buyer.test.mjs   the buyer pages, on a sale with 2 units and proof of
 #                    work at the demo difficulty, created here; then on
 #                    priced sales it creates itself (EUR by stage, KWD by
-#                    section): category, unit prices, totals
+#                    section): category, unit prices, totals; and a sale
+#                    with sessions: a day in the month view, a time, the
+#                    time on the hold and the order
 #   admin.test.mjs   the admin console (/admin): a whole sale (priced) and
 #                    a lottery driven from it, a priced reserved-seating
-#                    sale created at phone size
+#                    sale created at phone size, a sale with sessions
+#                    created from a recurrence, its sessions paged,
+#                    paused, resumed and closed
 #   verify.test.mjs  the draw verification page (/s/{sale}/verify) against
 #                    a real lottery draw and a real pre-queue shuffle
 # then stops the server again. The server's configuration is config/ plus
@@ -25,6 +29,7 @@
 #   FLOODGATE__DATABASE__URL / FLOODGATE__REDIS__URL   the services to use
 #   BROWSER_TEST_KEEP_DB=1   keep the test database afterwards
 #   BROWSER_TESTS="buyer admin verify"   which of the tests to run
+#   BROWSER_TEST_ONLY=<regexp>   only the tests (of each file) whose names match
 
 set -euo pipefail
 

@@ -7,7 +7,7 @@
 import { currencyDigits, fmtNumber } from './format.js';
 import { $, busy, node, show, text } from './dom.js';
 import { adminApi } from './admin-api.js';
-import { pricesSummary, saleBody } from './admin-format.js';
+import { pricesSummary, saleBody, sessionsSummary } from './admin-format.js';
 import { confirmStep } from './admin-confirm.js';
 import { errorWords, say } from './admin-sale.js';
 
@@ -17,6 +17,9 @@ const FIELDS = {
   per_user_limit: 'c-limit', hold_ttl_seconds: 'c-hold-ttl', admit_per_second: 'c-aps', max_active: 'c-max-active',
   admission_ttl_seconds: 'c-adm-ttl', abandon_after_seconds: 'c-abandon', difficulty_bits: 'c-pow',
   seating: 'c-seating', sections: 'c-sections', rows: 'c-sections', seats_per_row: 'c-sections', currency: 'c-currency',
+  // sessions.time_zone, sessions.recurrence.*
+  time_zone: 'c-tz', from: 'c-s-from', to: 'c-s-to', start: 'c-s-start', end: 'c-s-end', every_minutes: 'c-s-every',
+  duration_minutes: 'c-s-length', except: 'c-s-except', weekdays: 'c-s-wd-1',
 };
 
 // --- price categories ----------------------------------------------------------------
@@ -199,6 +202,12 @@ function formValues(form) {
   const f = Object.fromEntries(new FormData(form).entries());
   f.shuffle_prequeue = $('c-shuffle').checked;
   f.prices = { currency: $('c-currency').value, categories: categoryValues() };
+  f.sessions = {
+    time_zone: $('c-tz').value, from: $('c-s-from').value, to: $('c-s-to').value, start: $('c-s-start').value,
+    end: $('c-s-end').value, every: $('c-s-every').value, length: $('c-s-length').value, except: $('c-s-except').value,
+    weekdays: Array.from($('c-s-weekdays').querySelectorAll('input:checked'), (i) => Number(i.value)),
+    scope: $('c-s-scope').value, no_overlap: $('c-s-no-overlap').checked,
+  };
   return f;
 }
 
@@ -243,13 +252,14 @@ export function wireCreate(ctx) {
     const units = b.units.sections
       ? fmtNumber(b.units.sections.reduce((a, x) => a + x.rows * x.seats_per_row, 0)) + ' reserved seats in ' +
         b.units.sections.length + (b.units.sections.length === 1 ? ' section' : ' sections')
-      : fmtNumber(b.units.count) + ' units';
+      : fmtNumber(b.units.count) + (b.sessions ? ' units per session' : ' units');
     const ok = await confirmStep({
       title: 'Create “' + b.name + '”?',
       body: (b.mode === 'lottery' ? 'A lottery' : 'A first-come sale') + ' of ' + units +
         (b.stages ? ' in stages ' + b.stages.join('/') + ' %' : '') + ', ' +
         (b.starts_at ? 'starting ' + b.starts_at : 'on sale now') + '. ' +
         (b.prices ? 'Prices in ' + b.prices.currency + ': ' + pricesSummary(b.prices) + '. ' : 'No prices. ') +
+        (b.sessions ? 'Sessions: ' + sessionsSummary(b.sessions) + '. ' : '') +
         'Its units are written to the database at once.',
       confirmLabel: 'Create sale',
     });

@@ -3,6 +3,7 @@
 // network: everything here runs under `node --test` (admin-format.test.mjs).
 
 import { currencyDigits, fmtMoney, fmtNumber, fmtWait, saleCategories, toMinorUnits } from './format.js';
+import { addDays, isDate, weekday } from './calendar.js';
 
 /** A number, or '–' when unknown. */
 export function num(n, locale) {
@@ -143,6 +144,12 @@ export function saleBody(f) {
   const prices = pricesBody(f.prices);
   if (prices.error) return { error: prices.error, field: prices.field, rows: prices.rows };
   if (prices.prices) body.prices = prices.prices;
+  const sessions = sessionsBody(f.sessions);
+  if (sessions.error) return { error: sessions.error, field: sessions.field, rows: prices.rows || [] };
+  if (sessions.sessions) {
+    if (body.units.sections) return { error: 'Sessions are general admission: choose a unit count (each session’s capacity), not sections.', field: 'seating', rows: prices.rows || [] };
+    body.sessions = sessions.sessions;
+  }
   return { body, rows: prices.rows || [] };
 }
 
@@ -282,4 +289,90 @@ export function auditVerdict(report) {
     title: ok ? `Audit OK: all ${n} checks passed.` : `Audit FAILED: ${failed.length} of ${n} checks failed.`,
     failed,
   };
+}
+
+// --- sessions (SPEC §3): a simple recurrence from the create form -----------------------
+
+const WEEKDAY_NAMES = ['Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat', 'Sun'];
+
+/**
+ * The sessions part of the create form as the API's `sessions`: `s =
+ * {time_zone, from, to, start, end, every, length, except, weekdays: [1..7],
+ * scope: 'sale'|'session', no_overlap}` (strings as typed; `from`/`to`
+ * YYYY-MM-DD, `start`/`end` HH:MM). Answers `{}` when no recurrence is
+ * filled in (a time zone alone is not one), `{sessions}`, or `{error,
+ * field}` with `field` named as the API would.
+ */
+export function sessionsBody(s) {
+  if (!s) return {};
+  const blank = (v) => v == null || String(v).trim() === '';
+  if (['from', 'to', 'start', 'end', 'every', 'length', 'except'].every((k) => blank(s[k]))) return {};
+  const f = (k) => 'sessions.recurrence.' + k;
+  const timeZone = String(s.time_zone || '').trim();
+  if (!timeZone) return { error: 'Give the time zone of the sessions, an IANA name like Europe/Amsterdam.', field: 'sessions.time_zone' };
+  const from = String(s.from || '').trim();
+  const to = String(s.to || '').trim();
+  if (!isDate(from)) return { error: 'The first day of the sessions is a date (YYYY-MM-DD).', field: f('from') };
+  if (!isDate(to)) return { error: 'The last day of the sessions is a date (YYYY-MM-DD).', field: f('to') };
+  if (to < from) return { error: 'The last day of the sessions comes on or after the first.', field: f('to') };
+  const time = (v) => /^\d{2}:\d{2}$/.test(String(v || '').trim());
+  if (!time(s.start)) return { error: 'Give the daily start of the sessions as a time (HH:MM).', field: f('start') };
+  if (!time(s.end)) return { error: 'Give the time by which the day’s last session ends (HH:MM).', field: f('end') };
+  const every = intOrUndefined(s.every);
+  if (!Number.isInteger(every)) return { error: 'Say every how many minutes a session starts (a whole number, 5 to 1440).', field: f('every_minutes') };
+  const recurrence = { from, to, start: String(s.start).trim(), end: String(s.end).trim(), every_minutes: every };
+  const length = intOrUndefined(s.length);
+  if (length !== undefined) {
+    if (!Number.isInteger(length)) return { error: 'The length of a session is a whole number of minutes.', field: f('duration_minutes') };
+    recurrence.duration_minutes = length;
+  }
+  const days = Array.isArray(s.weekdays) ? s.weekdays.map(Number).filter((d) => d >= 1 && d <= 7) : [1, 2, 3, 4, 5, 6, 7];
+  if (!days.length) return { error: 'Choose at least one weekday for the sessions.', field: f('weekdays') };
+  if (days.length < 7) recurrence.weekdays = Array.from(new Set(days)).sort((a, b) => a - b);
+  if (!blank(s.except)) {
+    const except = String(s.except).split(/[\s,;]+/).filter(Boolean);
+    const bad = except.find((d) => !isDate(d));
+    if (bad) return { error: 'Days without sessions are dates (YYYY-MM-DD); check “' + bad + '”.', field: f('except') };
+    recurrence.except = except;
+  }
+  const sessions = { time_zone: timeZone, recurrence };
+  if (s.scope === 'session') sessions.per_user_limit = 'session';
+  if (s.no_overlap) sessions.no_overlap = true;
+  return { sessions };
+}
+
+/**
+ * How many sessions a recurrence makes (a local hour skipped when clocks go
+ * forward may make a few less): days that count × starts per day.
+ */
+export function recurrenceCount(r) {
+  if (!r || !isDate(r.from) || !isDate(r.to) || r.to < r.from) return 0;
+  const mins = (t) => { const [h, m] = String(t).split(':').map(Number); return h * 60 + m; };
+  const every = Number(r.every_minutes);
+  const length = Number(r.duration_minutes || r.every_minutes);
+  const span = mins(r.end) - mins(r.start);
+  if (!(every > 0) || !(length > 0) || span < length) return 0;
+  const perDay = Math.floor((span - length) / every) + 1;
+  const except = new Set(r.except || []);
+  let days = 0;
+  for (let d = r.from; d <= r.to; d = addDays(d, 1)) {
+    if (except.has(d) || (r.weekdays && !r.weekdays.includes(weekday(d)))) continue;
+    days++;
+    if (days > 4000) break;
+  }
+  return days * perDay;
+}
+
+/** "about 480 sessions: every 30 min from 10:00 to 18:00, 2027-01-15 to 2027-04-14, Mon, Wed (except 2027-02-01), Europe/Amsterdam", for the confirmation. */
+export function sessionsSummary(sessions, locale) {
+  if (!sessions || !sessions.recurrence) return '';
+  const r = sessions.recurrence;
+  const n = recurrenceCount(r);
+  const length = r.duration_minutes && r.duration_minutes !== r.every_minutes ? ' (' + r.duration_minutes + ' min each)' : '';
+  const days = r.weekdays ? ', ' + r.weekdays.map((d) => WEEKDAY_NAMES[d - 1]).join(', ') : ', every day';
+  const except = r.except && r.except.length ? ' except ' + r.except.join(', ') : '';
+  return 'about ' + fmtNumber(n, locale) + (n === 1 ? ' session' : ' sessions') + ': every ' + r.every_minutes + ' min from ' + r.start + ' to ' + r.end +
+    length + ', ' + r.from + ' to ' + r.to + days + except + ', in ' + sessions.time_zone +
+    (sessions.per_user_limit === 'session' ? '; the per-person limit counts in each session' : '') +
+    (sessions.no_overlap ? '; no overlapping sessions for one buyer' : '');
 }

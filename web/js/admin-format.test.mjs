@@ -168,3 +168,35 @@ test('saleBody: reserved seating and prices', () => {
   assert.equal(saleBody({ name: 'x', units: '10', prices: { currency: 'EUR', categories: [{ name: 'A', amount: 'ten' }] } }).field, 'prices.categories[0].amount');
   assert.equal(saleBody({ name: 'x', units: '10' }).body.prices, undefined);
 });
+
+test('sessionsBody: a recurrence from the create form, or nothing, or the field that is wrong', async () => {
+  const { sessionsBody, sessionsSummary, recurrenceCount } = await import('./admin-format.js');
+  const f = { time_zone: 'Europe/Amsterdam', from: '2027-01-15', to: '2027-04-14', start: '10:00', end: '18:00', every: '30', length: '', except: '', weekdays: [1, 2, 3, 4, 5, 6, 7], scope: 'sale', no_overlap: false };
+  assert.deepEqual(sessionsBody(f), { sessions: { time_zone: 'Europe/Amsterdam', recurrence: { from: '2027-01-15', to: '2027-04-14', start: '10:00', end: '18:00', every_minutes: 30 } } });
+  assert.deepEqual(sessionsBody({ time_zone: 'Europe/Amsterdam', weekdays: [1, 2, 3, 4, 5, 6, 7] }), {}, 'a time zone alone is no recurrence');
+  assert.deepEqual(sessionsBody(null), {});
+  const week = sessionsBody({ ...f, weekdays: [5, 1, 3], except: '2027-02-01, 2027-02-03', length: '20', scope: 'session', no_overlap: true }).sessions;
+  assert.deepEqual(week.recurrence.weekdays, [1, 3, 5]);
+  assert.deepEqual(week.recurrence.except, ['2027-02-01', '2027-02-03']);
+  assert.equal(week.recurrence.duration_minutes, 20);
+  assert.equal(week.per_user_limit, 'session');
+  assert.equal(week.no_overlap, true);
+  assert.equal(sessionsBody({ ...f, time_zone: ' ' }).field, 'sessions.time_zone');
+  assert.equal(sessionsBody({ ...f, from: '2027-02-30' }).field, 'sessions.recurrence.from');
+  assert.equal(sessionsBody({ ...f, to: '2027-01-14' }).field, 'sessions.recurrence.to');
+  assert.equal(sessionsBody({ ...f, start: '' }).field, 'sessions.recurrence.start');
+  assert.equal(sessionsBody({ ...f, every: 'half an hour' }).field, 'sessions.recurrence.every_minutes');
+  assert.equal(sessionsBody({ ...f, weekdays: [] }).field, 'sessions.recurrence.weekdays');
+  assert.equal(sessionsBody({ ...f, except: '2027-02-01, soon' }).field, 'sessions.recurrence.except');
+  // 90 days × 16 half hours, as the API makes them (tests/api/sessions.rs).
+  assert.equal(recurrenceCount(sessionsBody(f).sessions.recurrence), 1440);
+  // Mondays, Wednesdays and Fridays of 15 January to 14 April 2027 but two, 20-minute sessions every 30: 16 a day.
+  assert.equal(recurrenceCount(week.recurrence), (39 - 2) * 16);
+  assert.equal(sessionsSummary(sessionsBody(f).sessions, 'en-US'),
+    'about 1,440 sessions: every 30 min from 10:00 to 18:00, 2027-01-15 to 2027-04-14, every day, in Europe/Amsterdam');
+  assert.match(sessionsSummary(week, 'en-US'), /\(20 min each\), 2027-01-15 to 2027-04-14, Mon, Wed, Fri except 2027-02-01, 2027-02-03, in Europe\/Amsterdam; the per-person limit counts in each session; no overlapping sessions/);
+  // saleBody carries them, general admission only.
+  const sale = { name: 'Museum', mode: 'fifo', units: '5', stages: '', per_user_limit: '4', shuffle_prequeue: false, sessions: f };
+  assert.deepEqual(saleBody(sale).body.sessions, sessionsBody(f).sessions);
+  assert.equal(saleBody({ ...sale, seating: 'reserved', sections: 'A:1x2' }).field, 'seating');
+});

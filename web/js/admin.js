@@ -16,6 +16,7 @@ import { total } from './admin-format.js';
 import { fillAdmissionForm, renderSale, resetSalePanel, say, wireControls, errorWords } from './admin-sale.js';
 import { wireCreate } from './admin-create.js';
 import { loadDead, wireDead } from './admin-dead.js';
+import { renderSessions, wireSessions } from './admin-sessions.js';
 
 const REFRESH_MS = 1500;
 /** A tab nobody looks at refreshes this seldom (at once again on return). */
@@ -272,6 +273,7 @@ function render(t) {
   show($('no-selection'), !sale);
   show($('sale-detail'), !!sale);
   if (sale) renderSale(sale, state.detail, state.history.get(sale.id), t || Date.now());
+  renderSessions(sale || null);
 }
 
 async function select(id, focus) {
@@ -306,6 +308,7 @@ export function adminPage() {
   wireControls(ctx);
   wireCreate(ctx);
   wireDead(ctx);
+  wireSessions(ctx);
   document.addEventListener('visibilitychange', () => { if (!document.hidden) schedule(0); });
   if (adminKey()) showConsole();
   else showSignIn('');

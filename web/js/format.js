@@ -95,6 +95,7 @@ export function saleMetaText(sale, locale) {
   const bits = saleKinds(sale);
   const price = priceFromText(sale, locale);
   if (price) bits.push(price.charAt(0).toUpperCase() + price.slice(1));
+  if (sale.session_count > 0) bits.push(fmtNumber(sale.session_count, locale) + (sale.session_count === 1 ? ' time slot' : ' time slots'));
   const av = availabilityText(sale, locale);
   if (av) bits.push(av);
   if (sale.per_user_limit) bits.push('up to ' + sale.per_user_limit + ' per person');
@@ -136,9 +137,17 @@ export function plainError(error, status, ctx) {
       return 'You have reached the limit' + (limit ? ' of ' + plural(limit, 'ticket', 'tickets') : '') +
         ' per person for this sale.';
     case 'insufficient_stock':
+      if (ctx && ctx.session) {
+        return 'There aren’t that many ' + (ctx.category ? ctx.category + ' ' : '') +
+          'tickets left at this time. Try a smaller number or another time.';
+      }
       return ctx && ctx.category
         ? 'There aren’t that many ' + ctx.category + ' tickets left. Try a smaller number or another category.'
         : 'There aren’t that many tickets left. Try a smaller number.';
+    case 'session_paused': return 'Sales for this time are paused for a moment. Choose another time, or try again shortly.';
+    case 'session_closed': return 'This time is no longer on sale. Please choose another time.';
+    case 'session_overlap':
+      return 'You already hold or have tickets for a time that overlaps this one, and this sale does not allow both. Choose a time that doesn’t overlap.';
     case 'hold_expired': return 'Your hold has expired, and the tickets went back on sale.';
     case 'sale_paused': return 'The sale is paused for a moment. Please try again shortly.';
     case 'seat_taken':
@@ -161,6 +170,9 @@ export function plainError(error, status, ctx) {
     case 'challenge_reused':
       return 'Your browser could not be checked. Please reload the page and try again.';
     case 'invalid_request': return message ? 'That didn’t work: ' + message + '.' : 'That request was not valid.';
+    case 'not_found':
+      if (ctx && ctx.session) return 'This time is no longer on offer. Please choose another time.';
+      // falls through: the message says what was not found
     default:
       if (status >= 500) return 'Something went wrong on our side. Please try again.';
       return message ? message.charAt(0).toUpperCase() + message.slice(1) + '.' : 'Something went wrong (' + code + ').';

@@ -93,6 +93,8 @@ test('availability, kinds and the meta line', () => {
   assert.deepEqual(saleKinds({ mode: 'fifo', seating: 'general' }), []);
   assert.equal(saleMetaText(sale, 'en-US'),
     'Lottery · Reserved seating · 1,234 of 20,000 available · 5,000 released later · up to 4 per person');
+  assert.equal(saleMetaText({ mode: 'fifo', per_user_limit: 2, session_count: 1440, availability: { total: 7200, available: 7200, unreleased: 0 } }, 'en-US'),
+    '1,440 time slots · 7,200 of 7,200 available · up to 2 per person');
   assert.equal(availablePercent({ total: 3, available: 1 }), 33);
   assert.equal(availablePercent({ total: 0, available: 0 }), 0);
   assert.equal(availablePercent(null), 0);
@@ -117,6 +119,17 @@ test('plainError: known codes in words, unknown ones from the message', () => {
   assert.equal(plainError({ code: 'something_else', message: 'the thing broke' }, 400), 'The thing broke.');
   assert.equal(plainError({ code: 'something_else' }, 400), 'Something went wrong (something_else).');
   assert.equal(plainError(null, 502), 'Something went wrong on our side. Please try again.');
+  // Sessions (SPEC §3): the time chosen is paused, over, overlapping, short or gone.
+  assert.match(plainError({ code: 'session_paused' }, 409), /paused/);
+  assert.match(plainError({ code: 'session_closed' }, 410), /no longer on sale/);
+  assert.match(plainError({ code: 'session_overlap' }, 409), /overlaps/);
+  assert.equal(plainError({ code: 'insufficient_stock' }, 409, { session: true }),
+    'There aren’t that many tickets left at this time. Try a smaller number or another time.');
+  assert.equal(plainError({ code: 'insufficient_stock' }, 409, { session: true, category: 'Standard' }),
+    'There aren’t that many Standard tickets left at this time. Try a smaller number or another time.');
+  assert.equal(plainError({ code: 'not_found', message: 'session not found' }, 404, { session: true }),
+    'This time is no longer on offer. Please choose another time.');
+  assert.equal(plainError({ code: 'not_found', message: 'hold not found' }, 404), 'Hold not found.');
   assert.equal(plainError(null, 0), 'Something went wrong (http_0).');
   assert.match(plainError({ code: 'access_denied' }, 403), /not possible from your network/);
   assert.match(plainError({ code: 'place_removed' }, 403), /organiser removed this place/);

@@ -16,6 +16,8 @@ import {
 import { $, badge, busy, clear, node, show, text } from './dom.js';
 import { expectedAttempts } from './pow.js';
 import { startSolving } from './pow-client.js';
+import { dayLabel, sessionDate, slotText } from './calendar.js';
+import { createSessionPicker, findSession, sessionSummary } from './sale-sessions.js';
 
 const VIEWS = ['loading', 'join', 'queue', 'buy', 'hold', 'order', 'end'];
 
@@ -32,12 +34,14 @@ const state = {
   // Kept in localStorage under `floodgate:sale:<id>`:
   queueToken: null, // the place in line
   startAhead: null, // people ahead at the start, for the progress bar
-  hold: null, // { id, hold_token, expires_at, units, quantity, total } (total: {amount, currency} when priced)
-  order: null, // { id, hold_token }
+  hold: null, // { id, hold_token, expires_at, units, quantity, total, session } (total: {amount, currency} when priced;
+  //              session: the session's id, times and time zone, for a sale with sessions)
+  order: null, // { id, hold_token, session }
   // This page only:
   admission: null, // { token, expiresAt } while admitted
   pendingHold: null, // { key, body } of a hold whose answer was lost
   category: null, // the price category chosen in the buy form (sales with several)
+  picker: null, // the date-and-time picker of a sale with sessions (sale-sessions.js)
   polling: false,
   pollTimer: null,
   pollBackoff: 2000,
@@ -102,6 +106,7 @@ function forgetPlace() {
 function setView(name) {
   if (name === state.phase) return;
   for (const v of VIEWS) show($('view-' + v), v === name);
+  if (name !== 'buy' && state.picker) state.picker.stop();
   state.phase = name;
   document.body.setAttribute('data-view', name);
   // Move focus to the new step's heading so keyboard and screen-reader users
@@ -722,11 +727,39 @@ function renderEstimate() {
   show(el, !!words);
 }
 
+/** Whether the sale has sessions (SPEC §3): the buyer chooses a date and a time to hold in. */
+function hasSessions() {
+  const sale = state.sale;
+  return !!(sale && sale.session_count > 0);
+}
+
+/** The date-and-time picker, made on first use. */
+function sessionPicker() {
+  if (!state.picker) {
+    state.picker = createSessionPicker({
+      saleId: state.saleId,
+      timeZone: state.sale && state.sale.time_zone,
+      onChange: () => buildBuyForm(true),
+      announce,
+    });
+  }
+  return state.picker;
+}
+
+/** The session chosen in the buy form, or null. */
+function chosenSlot() {
+  return hasSessions() && state.picker ? state.picker.chosen() : null;
+}
+
 function buildBuyForm(refresh) {
   const sale = state.sale;
   const limit = Math.max(1, (sale && sale.per_user_limit) || 1);
   const cats = saleCategories(sale);
   const reserved = !!(sale && sale.seating === 'reserved');
+  const sessions = hasSessions() && !reserved;
+  document.body.dataset.sessions = sessions ? 'true' : 'false';
+  show($('session-box'), sessions);
+  if (sessions) sessionPicker().start();
   show($('qty-field'), !reserved);
   show($('seats-field'), reserved);
   // Several categories: the buyer chooses one (best available within it).
@@ -746,6 +779,10 @@ function buildBuyForm(refresh) {
   const cat = choose ? chosenCategory() : null;
   let available = sale && sale.availability ? sale.availability.available : null;
   if (choose) available = cat ? cat.available : 0;
+  // With sessions, what is left at the chosen time (the sale's figure and
+  // a category's are across every time).
+  const slot = sessions ? chosenSlot() : null;
+  if (sessions) available = slot ? (choose ? Math.min(available, slot.available) : slot.available) : null;
   let max = limit;
   if (available != null && available > 0) max = Math.min(limit, available);
   const select = $('qty');
@@ -761,7 +798,7 @@ function buildBuyForm(refresh) {
   }
   text($('qty-hint'), 'Up to ' + plural(limit, 'ticket', 'tickets') + ' per person.' +
     (available != null && available < limit
-      ? ' ' + (available > 0 ? fmtNumber(available) + ' left' + (cat ? ' in ' + cat.name : '') + ' right now.'
+      ? ' ' + (available > 0 ? fmtNumber(available) + ' left' + (cat ? ' in ' + cat.name : '') + (slot ? ' at this time.' : ' right now.')
         : (choose ? 'No category has tickets right now.' : ''))
       : ''));
   renderEstimate();
@@ -773,10 +810,17 @@ function holdRequestBody() {
     const parsed = parseSeats($('seats').value, sale.per_user_limit);
     return parsed.error ? parsed : { body: { seats: parsed.seats } };
   }
+  let slot = null;
+  if (hasSessions()) {
+    slot = chosenSlot();
+    if (!slot) return { error: 'Choose a date and a time first.', field: 'session' };
+  }
   const q = Number($('qty').value);
   if (!(q >= 1)) return { error: 'Choose how many tickets you want.' };
   const cat = chosenCategory();
-  return { body: cat ? { quantity: q, category: cat.name } : { quantity: q } };
+  const body = cat ? { quantity: q, category: cat.name } : { quantity: q };
+  if (slot) body.session = String(slot.id);
+  return { body, slot };
 }
 
 async function hold(event) {
@@ -787,6 +831,7 @@ async function hold(event) {
   const req = holdRequestBody();
   if (req.error) {
     showAlert(req.error);
+    if (req.field === 'session') return state.picker && state.picker.focus();
     const field = sale && sale.seating === 'reserved' ? $('seats') : $('qty');
     field.setAttribute('aria-invalid', 'true');
     field.focus();
@@ -819,7 +864,8 @@ async function hold(event) {
   if (r.status === 201 || r.status === 200) {
     state.pendingHold = null;
     const h = r.data;
-    remember({ hold: { id: h.id, hold_token: h.hold_token, expires_at: h.expires_at, units: h.units, quantity: h.quantity, total: h.total } });
+    const session = req.slot ? sessionSummary(req.slot, state.picker.timeZone()) : null;
+    remember({ hold: { id: h.id, hold_token: h.hold_token, expires_at: h.expires_at, units: h.units, quantity: h.quantity, total: h.total, session } });
     stopPolling();
     // Counts are cached for about a second: refresh the header after.
     refreshSaleSoon(1500);
@@ -835,13 +881,15 @@ async function hold(event) {
     showAlert('Your turn ran out before the tickets were held. Checking your place…', 'info');
     return schedulePoll(null, 0);
   }
-  let msg = explain(r, { limit: sale && sale.per_user_limit, category: req.body.category });
+  let msg = explain(r, { limit: sale && sale.per_user_limit, category: req.body.category, session: !!req.body.session });
   if (r.status === 429 || r.status === 503) {
     const wait = retryAfterSeconds(r.res);
     if (wait) msg += ' (try again in ' + plural(wait, 'second', 'seconds') + ')';
   }
   showAlert(msg);
   if (e.code === 'insufficient_stock') fetchSale().then(() => buildBuyForm()).catch(() => {});
+  // The time chosen may have filled up, paused, closed or gone: fresh counts.
+  if (req.body.session && state.picker && (r.status === 404 || r.status === 409 || r.status === 410)) state.picker.refresh();
 }
 
 // ---------------------------------------------------------------------------
@@ -863,6 +911,30 @@ function renderUnits(list, units, currency) {
   }
 }
 
+/** The date and time of a hold's or an order's session (hidden without one). */
+function renderSession(el, s) {
+  const date = s && sessionDate(s);
+  let words = '';
+  if (date) {
+    words = dayLabel(date) + ', ' + slotText(s) + (s.time_zone ? ' (' + s.time_zone.replace(/_/g, ' ') + ' time)' : '');
+  } else if (s && s.id != null) {
+    words = 'Session ' + s.id;
+  }
+  text(el, words);
+  show(el, !!words);
+}
+
+/**
+ * The session of a hold or an order the API names by id (`id`), with the
+ * times kept with it in this browser (`stored`), or looked up.
+ */
+async function sessionFor(id, stored) {
+  if (id == null || id === '') return stored || null;
+  if (stored && String(stored.id) === String(id) && sessionDate(stored)) return stored;
+  const found = await findSession(state.saleId, id);
+  return found ? sessionSummary(found, state.sale && state.sale.time_zone) : { id: String(id) };
+}
+
 /** A total line (`{amount, currency}`), hidden for an unpriced hold or order. */
 function renderTotal(box, amountEl, total) {
   const words = fmtMoney(total);
@@ -875,6 +947,7 @@ function showHold(h) {
   const currency = (h.total && h.total.currency) || (state.sale && state.sale.currency);
   renderUnits($('hold-units'), h.units, currency);
   renderTotal($('hold-total'), $('hold-total-amount'), h.total);
+  renderSession($('hold-session'), h.session);
   text($('hold-title'), heldTitle(h.quantity, (h.units || []).length));
   const ttl = (state.sale && state.sale.hold_ttl_seconds) || Math.max(1, (Date.parse(h.expires_at) - now()) / 1000);
   setTimer('hold', h.expires_at, $('hold-countdown'), () => holdEnded(), $('hold-progress'), ttl,
@@ -907,7 +980,7 @@ async function pay() {
   if (r.ok && r.data && r.data.order) {
     const order = r.data.order;
     stopTimer('hold');
-    remember({ order: { id: order.id, hold_token: h.hold_token }, hold: null });
+    remember({ order: { id: order.id, hold_token: h.hold_token, session: h.session || null }, hold: null });
     return showOrder(order, true);
   }
   busy(btn, false);
@@ -952,6 +1025,9 @@ function showOrder(order, fresh) {
   const currency = (order.total && order.total.currency) || (state.sale && state.sale.currency);
   renderUnits($('order-units'), order.units, currency);
   renderTotal($('order-total'), $('order-total-amount'), order.total);
+  const kept = state.order && state.order.id === order.id ? state.order.session : null;
+  renderSession($('order-session'), order.session != null && !(kept && String(kept.id) === String(order.session))
+    ? { id: String(order.session) } : kept);
   text($('order-total-label'), order.state === 'cancelled' ? 'Order total' : 'Total paid');
   const n = order.quantity || (order.units || []).length;
   text($('order-id'), order.id);
@@ -988,7 +1064,11 @@ async function restoreOrder() {
   } catch {
     return showEnd('Could not load your order', 'Could not reach the ticket service.', { label: 'Try again', action: restore });
   }
-  if (r.ok && r.data) return showOrder(r.data, false);
+  if (r.ok && r.data) {
+    const session = await sessionFor(r.data.session, o.session);
+    if (session) remember({ order: { ...o, session } });
+    return showOrder(r.data, false);
+  }
   if (r.status === 401 || r.status === 403 || r.status === 404) {
     remember({ order: null });
     return restore();
@@ -1007,10 +1087,12 @@ async function restoreHold() {
   if (r.ok && r.data) {
     const h = r.data;
     if (h.state === 'held' || h.state === 'active') {
-      return showHold({ id: h.id, hold_token: stored.hold_token, expires_at: h.expires_at, units: h.units, quantity: h.quantity, total: h.total });
+      const session = await sessionFor(h.session, stored.session);
+      remember({ hold: { id: h.id, hold_token: stored.hold_token, expires_at: h.expires_at, units: h.units, quantity: h.quantity, total: h.total, session } });
+      return showHold(state.hold);
     }
     if (h.state === 'confirmed' && h.order_id) {
-      remember({ order: { id: h.order_id, hold_token: stored.hold_token }, hold: null });
+      remember({ order: { id: h.order_id, hold_token: stored.hold_token, session: stored.session || null }, hold: null });
       return restore();
     }
     if (h.state === 'expired') return holdEnded();
