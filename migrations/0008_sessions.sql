@@ -100,6 +100,17 @@ LANGUAGE sql STABLE AS $$
         || CASE WHEN h.session IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('session', h.session::text) END
 $$;
 
+-- A time as the API writes times (chrono's RFC 3339 in UTC: "Z", and as
+-- many fractional digits as it needs: none, 3 or 6), for answers built here.
+CREATE FUNCTION rfc3339(t timestamptz) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS')
+        || CASE WHEN extract(microseconds FROM t)::bigint % 1000000 = 0 THEN ''
+                WHEN extract(microseconds FROM t)::bigint % 1000 = 0 THEN to_char(t AT TIME ZONE 'UTC', '.MS')
+                ELSE to_char(t AT TIME ZONE 'UTC', '.US') END
+        || 'Z'
+$$;
+
 -- place_hold (migrations/0004) gains price categories and sessions. As
 -- documented there, and new here:
 --   p_category   a category name: best available within its ranges only
@@ -110,7 +121,7 @@ $$;
 --                no_sessions, FG006 session_not_on_sale (DETAIL: its state)
 --   the answer's units carry `category` and `price`, and the answer a
 --   `total` {amount, currency}, when the sale has prices (migrations/0007);
---   the hold row keeps the total;
+--   the hold row keeps the total; a session's hold answers its times;
 --   the per-user allowance counts under "<visitor>@<session>" when the sale
 --   limits per session (holds.allowance_key keeps it), and with no_overlap a
 --   session_bookings row makes Postgres refuse an overlapping other session
@@ -288,7 +299,10 @@ BEGIN
     status := 201;
     body := p_body || jsonb_build_object('units', v_units)
         || CASE WHEN v_currency IS NULL THEN '{}'::jsonb
-                ELSE jsonb_build_object('total', jsonb_build_object('amount', v_hold.amount, 'currency', v_currency)) END;
+                ELSE jsonb_build_object('total', jsonb_build_object('amount', v_hold.amount, 'currency', v_currency)) END
+        || CASE WHEN p_session IS NULL THEN '{}'::jsonb
+                ELSE jsonb_build_object('session_starts_at', rfc3339(lower(v_during)),
+                                        'session_ends_at', rfc3339(upper(v_during))) END;
     IF p_key IS NOT NULL THEN
         -- A concurrent retry of the same key that got this far too fails
         -- here on the primary key (unique_violation), which undoes all of

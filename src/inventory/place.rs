@@ -255,6 +255,9 @@ impl<'a> Attempt<'a> {
             // place_hold adds the total, from the units it took.
             total: None,
             session: self.session.map(|s| s.to_string()),
+            // place_hold adds the session's times too.
+            session_starts_at: None,
+            session_ends_at: None,
             hold_token: Some(hold_token),
         };
         serde_json::to_value(&answer).map_err(|e| AppError::Internal(e.into()))

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::error::{AppError, AppResult};
 use crate::events;
-use crate::inventory::{give_back_allowance, unit_views, UnitView};
+use crate::inventory::{give_back_allowance, session_times, unit_views, UnitView};
 use crate::prices::Money;
 use crate::tokens::Claims;
 
@@ -96,6 +96,12 @@ pub struct OrderView {
     /// The session it is for (when the sale has sessions).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub session: Option<String>,
+    /// When that session starts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_starts_at: Option<DateTime<Utc>>,
+    /// When it ends.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_ends_at: Option<DateTime<Utc>>,
 }
 
 impl Order {
@@ -124,6 +130,7 @@ impl Order {
 
     /// The answer for this order.
     pub async fn view(&self, conn: &mut PgConnection) -> AppResult<OrderView> {
+        let times = session_times(conn, &self.sale_id, self.session).await?;
         Ok(OrderView {
             id: self.id.to_string(),
             sale_id: self.sale_id.clone(),
@@ -136,6 +143,8 @@ impl Order {
             cancelled_at: self.cancelled_at,
             total: self.total(),
             session: self.session.map(|s| s.to_string()),
+            session_starts_at: times.map(|t| t.0),
+            session_ends_at: times.map(|t| t.1),
         })
     }
 }

@@ -77,6 +77,10 @@ pub struct SaleView {
     pub session_count: i32,
     /// IANA time zone of its sessions (`null`: no sessions).
     pub time_zone: Option<String>,
+    /// The per-user limit counts per session (not across the sale).
+    pub limit_per_session: bool,
+    /// A buyer cannot hold two sessions whose times overlap.
+    pub no_overlap: bool,
     /// ISO 4217 code of the sale's prices (`null`: no prices); the
     /// categories and their prices are in `availability.categories`.
     pub currency: Option<String>,
@@ -116,6 +120,8 @@ async fn view(state: &AppState, sale: &Sale, fresh: bool) -> AppResult<SaleView>
     Ok(SaleView {
         session_count: sale.session_count,
         time_zone: sale.time_zone.clone(),
+        limit_per_session: sale.limit_per_session,
+        no_overlap: sale.no_overlap,
         currency: sale.currency.clone(),
         id: sale.id.clone(),
         name: sale.name.clone(),

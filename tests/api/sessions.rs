@@ -207,9 +207,16 @@ async fn a_session_pauses_closes_and_cancels_and_ended_sessions_close_by_themsel
 
     // An order and a hold in session 2, then the session is cancelled.
     let paid = body_json(hold_in(&app, &sale, "ann", "2", 2).await).await;
+    let session_two = &closed.as_ref().unwrap()["sessions"][1];
+    assert_eq!(
+        (&paid["session_starts_at"], &paid["session_ends_at"]),
+        (&session_two["starts_at"], &session_two["ends_at"]),
+        "{paid}"
+    );
     let (hold, token) = (paid["id"].as_str().unwrap(), paid["hold_token"].as_str().unwrap());
     let order = body_json(app.dev_checkout(hold, token).await).await;
     assert_eq!(order["order"]["session"], "2", "{order}");
+    assert_eq!(order["order"]["session_starts_at"], session_two["starts_at"], "{order}");
     assert_eq!(hold_in(&app, &sale, "bob", "2", 3).await.status(), StatusCode::CREATED);
     let cancelled = session_action(&app, &sale, "2", "cancel").await;
     let view = body_json(cancelled).await;
