@@ -89,13 +89,15 @@ pub async fn run(state: Arc<AppState>, mut stopped: watch::Receiver<bool>) {
     }
 }
 
-/// Turns undispatched events into deliveries. Returns how many events.
+/// Turns undispatched events into deliveries. Returns how many events. The
+/// batch's rows are found by `= ANY(ARRAY(...))` (the primary key), not by a
+/// join the planner sized for 500 rows and ran as a scan of the whole outbox.
 pub async fn fan_out(db: &PgPool, settings: &WebhookSettings) -> AppResult<usize> {
     let mut tx = db.begin().await?;
     let events: Vec<(Uuid, String, i64, Option<String>)> = sqlx::query_as(
         "WITH batch AS ( \
              SELECT id FROM outbox_events WHERE state = 'pending' ORDER BY seq LIMIT 500 FOR UPDATE SKIP LOCKED) \
-         UPDATE outbox_events e SET state = 'dispatched' FROM batch WHERE e.id = batch.id \
+         UPDATE outbox_events e SET state = 'dispatched' WHERE e.id = ANY(ARRAY(SELECT id FROM batch)) \
          RETURNING e.id, e.event_type, e.seq, e.subject_id",
     )
     .fetch_all(&mut *tx)
@@ -154,7 +156,8 @@ pub async fn deliver_due(db: &PgPool, client: &reqwest::Client, settings: &Webho
          leased AS ( \
              UPDATE webhook_deliveries w \
              SET attempts = w.attempts + 1, next_attempt_at = now() + make_interval(secs => $2) \
-             FROM next WHERE w.event_id = next.event_id AND w.endpoint = next.endpoint \
+             FROM next WHERE w.event_id = ANY(ARRAY(SELECT event_id FROM next)) \
+               AND w.event_id = next.event_id AND w.endpoint = next.endpoint \
              RETURNING w.event_id, w.endpoint, w.attempts) \
          SELECT l.event_id, l.endpoint, l.attempts, o.event_type, o.sale_id, o.subject_id, o.payload, o.created_at \
          FROM leased l JOIN outbox_events o ON o.id = l.event_id",

@@ -352,10 +352,13 @@ pub async fn shortage_error(db: &PgPool, sale_id: &str, want: &Want, got: usize)
         // Other categories may still have units: short, not sold out.
         Want::InCategory(n, _) => Ok(insufficient_stock(*n)),
         Want::Best(n) => {
+            // Planned for this sale each time (not prepared): a generic plan
+            // of this statement scanned the whole units table, every sale's.
             let (held, available): (bool, bool) = sqlx::query_as(
                 "SELECT EXISTS (SELECT 1 FROM holds WHERE sale_id = $1 AND state = 'active'), \
                         EXISTS (SELECT 1 FROM units WHERE sale_id = $1 AND status = 'available')",
             )
+            .persistent(false)
             .bind(sale_id)
             .fetch_one(db)
             .await?;
@@ -414,7 +417,9 @@ pub struct ExpiredHold {
 }
 
 /// Expires up to `batch` holds past their deadline in one statement and puts
-/// their units back on sale (I7). `SKIP LOCKED` lets any number of instances
+/// their units back on sale (I7). Rows are matched by `= ANY(ARRAY(...))`,
+/// not by a join: the planner sized a join for the batch limit and hashed
+/// every sold unit on each sweep, also when nothing was due. `SKIP LOCKED` lets any number of instances
 /// sweep at once without touching the same hold twice, and lets a payment
 /// that is confirming a hold right now win over the sweeper.
 pub async fn expire_due_holds(db: &PgPool, batch: i64) -> AppResult<Vec<ExpiredHold>> {
@@ -423,11 +428,11 @@ pub async fn expire_due_holds(db: &PgPool, batch: i64) -> AppResult<Vec<ExpiredH
              SELECT id FROM holds WHERE state = 'active' AND expires_at <= now() \
              ORDER BY expires_at LIMIT $1 FOR UPDATE SKIP LOCKED), \
          h AS ( \
-             UPDATE holds SET state = 'expired', updated_at = now() FROM due WHERE holds.id = due.id \
+             UPDATE holds SET state = 'expired', updated_at = now() WHERE holds.id = ANY(ARRAY(SELECT id FROM due)) \
              RETURNING holds.*), \
          freed AS ( \
-             UPDATE units SET status = unit_return_status(units.sale_id, units.session), hold_id = NULL FROM h \
-             WHERE units.hold_id = h.id AND units.status = 'held'), \
+             UPDATE units SET status = unit_return_status(units.sale_id, units.session), hold_id = NULL \
+             WHERE units.hold_id = ANY(ARRAY(SELECT id FROM h)) AND units.status = 'held'), \
          allowance AS ( \
              UPDATE user_purchases p SET units = p.units - agg.quantity \
              FROM (SELECT sale_id, coalesce(allowance_key, visitor_id) AS key, sum(quantity)::int AS quantity \
