@@ -19,6 +19,7 @@ use uuid::Uuid;
 use crate::error::{AppError, AppResult};
 use crate::events;
 use crate::prices::Money;
+use crate::sessions::SessionRef;
 
 /// A hold as stored.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -128,15 +129,9 @@ pub struct HoldView {
     /// prices).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub total: Option<Money>,
-    /// The session held in (when the sale has sessions).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub session: Option<String>,
-    /// When that session starts.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub session_starts_at: Option<DateTime<Utc>>,
-    /// When it ends.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub session_ends_at: Option<DateTime<Utc>>,
+    /// The session held in, with its times (when the sale has sessions).
+    #[serde(flatten)]
+    pub session: SessionRef,
     /// Bearer token to see, release or pay this hold and see its order
     /// (only in the answer that created it).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -173,7 +168,7 @@ impl Hold {
     pub async fn view(&self, conn: &mut PgConnection) -> AppResult<HoldView> {
         let order_id: Option<(Uuid,)> =
             sqlx::query_as("SELECT id FROM orders WHERE hold_id = $1").bind(self.id).fetch_optional(&mut *conn).await?;
-        let times = session_times(conn, &self.sale_id, self.session).await?;
+        let session = SessionRef::load(conn, &self.sale_id, self.session).await?;
         Ok(HoldView {
             id: self.id.to_string(),
             sale_id: self.sale_id.clone(),
@@ -184,28 +179,10 @@ impl Hold {
             created_at: self.created_at,
             order_id: order_id.map(|(id,)| id.to_string()),
             total: self.total(),
-            session: self.session.map(|s| s.to_string()),
-            session_starts_at: times.map(|t| t.0),
-            session_ends_at: times.map(|t| t.1),
+            session,
             hold_token: None,
         })
     }
-}
-
-/// Start and end of session `code` of a sale (`None` without a session).
-pub async fn session_times(
-    conn: &mut PgConnection,
-    sale_id: &str,
-    code: Option<i32>,
-) -> AppResult<Option<(DateTime<Utc>, DateTime<Utc>)>> {
-    let Some(code) = code else {
-        return Ok(None);
-    };
-    Ok(sqlx::query_as("SELECT starts_at, ends_at FROM sale_sessions WHERE sale_id = $1 AND code = $2")
-        .bind(sale_id)
-        .bind(code)
-        .fetch_optional(conn)
-        .await?)
 }
 
 /// The hold a hold token opens, if it is the one the path names.

@@ -25,6 +25,7 @@ use super::{shortage_error, HoldView, Want};
 use crate::error::{AppError, AppResult};
 use crate::idempotency;
 use crate::sales::Sale;
+use crate::sessions::SessionRef;
 use crate::tokens::{Claims, Purpose, TokenSigner};
 
 /// How long a hold token stays valid: long enough to see the order later.
@@ -254,10 +255,8 @@ impl<'a> Attempt<'a> {
             order_id: None,
             // place_hold adds the total, from the units it took.
             total: None,
-            session: self.session.map(|s| s.to_string()),
-            // place_hold adds the session's times too.
-            session_starts_at: None,
-            session_ends_at: None,
+            // place_hold adds the session's times.
+            session: SessionRef { session: self.session.map(|s| s.to_string()), ..SessionRef::default() },
             hold_token: Some(hold_token),
         };
         serde_json::to_value(&answer).map_err(|e| AppError::Internal(e.into()))

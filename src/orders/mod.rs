@@ -10,8 +10,9 @@ use uuid::Uuid;
 
 use crate::error::{AppError, AppResult};
 use crate::events;
-use crate::inventory::{give_back_allowance, session_times, unit_views, UnitView};
+use crate::inventory::{give_back_allowance, unit_views, UnitView};
 use crate::prices::Money;
+use crate::sessions::SessionRef;
 use crate::tokens::Claims;
 
 /// An order as stored.
@@ -93,15 +94,9 @@ pub struct OrderView {
     /// What it was confirmed for (when the sale has prices); never changes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub total: Option<Money>,
-    /// The session it is for (when the sale has sessions).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub session: Option<String>,
-    /// When that session starts.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub session_starts_at: Option<DateTime<Utc>>,
-    /// When it ends.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub session_ends_at: Option<DateTime<Utc>>,
+    /// The session it is for, with its times (when the sale has sessions).
+    #[serde(flatten)]
+    pub session: SessionRef,
 }
 
 impl Order {
@@ -130,7 +125,7 @@ impl Order {
 
     /// The answer for this order.
     pub async fn view(&self, conn: &mut PgConnection) -> AppResult<OrderView> {
-        let times = session_times(conn, &self.sale_id, self.session).await?;
+        let session = SessionRef::load(conn, &self.sale_id, self.session).await?;
         Ok(OrderView {
             id: self.id.to_string(),
             sale_id: self.sale_id.clone(),
@@ -142,9 +137,7 @@ impl Order {
             created_at: self.created_at,
             cancelled_at: self.cancelled_at,
             total: self.total(),
-            session: self.session.map(|s| s.to_string()),
-            session_starts_at: times.map(|t| t.0),
-            session_ends_at: times.map(|t| t.1),
+            session,
         })
     }
 }

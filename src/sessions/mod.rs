@@ -367,6 +367,42 @@ pub async fn page(
         .await
 }
 
+/// The session a hold or an order is for, in its answer (flattened: the
+/// fields `session`, `session_starts_at`, `session_ends_at`, absent for a
+/// sale without sessions).
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+pub struct SessionRef {
+    /// The session's id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
+    /// When it starts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_starts_at: Option<DateTime<Utc>>,
+    /// When it ends.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_ends_at: Option<DateTime<Utc>>,
+}
+
+impl SessionRef {
+    /// Session `code` of a sale with its times (empty without a session).
+    pub async fn load(conn: &mut PgConnection, sale_id: &str, code: Option<i32>) -> AppResult<SessionRef> {
+        let Some(code) = code else {
+            return Ok(SessionRef::default());
+        };
+        let times: Option<(DateTime<Utc>, DateTime<Utc>)> =
+            sqlx::query_as("SELECT starts_at, ends_at FROM sale_sessions WHERE sale_id = $1 AND code = $2")
+                .bind(sale_id)
+                .bind(code)
+                .fetch_optional(conn)
+                .await?;
+        Ok(SessionRef {
+            session: Some(code.to_string()),
+            session_starts_at: times.map(|t| t.0),
+            session_ends_at: times.map(|t| t.1),
+        })
+    }
+}
+
 /// What an admin can do to a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
