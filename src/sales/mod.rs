@@ -512,6 +512,9 @@ pub struct Availability {
     /// Per session code (the calendar shows them a page at a time).
     #[serde(skip)]
     pub sessions: HashMap<i32, UnitCounts>,
+    /// Per session code and price category code.
+    #[serde(skip)]
+    pub session_categories: HashMap<(i32, i16), UnitCounts>,
     /// When these counts were taken.
     pub as_of: DateTime<Utc>,
 }
@@ -567,6 +570,7 @@ pub async fn count_units(db: &PgPool, sale: &Sale) -> AppResult<Availability> {
         None => Vec::new(),
     };
     let mut sessions = HashMap::<i32, UnitCounts>::new();
+    let mut session_categories = HashMap::<(i32, i16), UnitCounts>::new();
     for (stage, category, session, status, count) in rows {
         let Some(entry) = per_stage.iter_mut().find(|s| s.stage == i32::from(stage)) else {
             continue;
@@ -580,6 +584,9 @@ pub async fn count_units(db: &PgPool, sale: &Sale) -> AppResult<Availability> {
         }
         if let Some(session) = session {
             sessions.entry(session).or_default().add(&status, released, count);
+            if let Some(category) = category {
+                session_categories.entry((session, category)).or_default().add(&status, released, count);
+            }
         }
     }
     let mut totals = UnitCounts::default();
@@ -601,6 +608,7 @@ pub async fn count_units(db: &PgPool, sale: &Sale) -> AppResult<Availability> {
         stages: per_stage,
         categories,
         sessions,
+        session_categories,
         as_of: Utc::now(),
     })
 }

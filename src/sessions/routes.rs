@@ -8,7 +8,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::{act, local, page, Session, SessionAction, SessionState};
 use crate::error::{AppError, AppResult};
 use crate::extractor::{Admin, JsonBody};
-use crate::sales::UnitCounts;
+use crate::sales::{Availability, CategoryAvailability, UnitCounts};
 use crate::state::AppState;
 
 /// Sessions a page holds at most.
@@ -50,6 +50,9 @@ pub struct SessionView {
     /// Units by state (a second old at most).
     #[serde(flatten)]
     pub counts: UnitCounts,
+    /// Per price category with units in this session (empty: no prices).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub categories: Vec<CategoryAvailability>,
 }
 
 /// One page of the calendar.
@@ -65,7 +68,20 @@ pub struct SessionsPage {
     pub next: Option<String>,
 }
 
-fn session_view(session: Session, time_zone: Option<&str>, counts: UnitCounts) -> SessionView {
+/// A session with its counts, overall and per price category, from a count
+/// of the sale's units.
+fn session_view(session: Session, time_zone: Option<&str>, availability: &Availability) -> SessionView {
+    let counts = availability.sessions.get(&session.code).cloned().unwrap_or_default();
+    let categories = availability
+        .categories
+        .iter()
+        .zip(1i16..)
+        .filter_map(|(category, code)| {
+            let counts = availability.session_categories.get(&(session.code, code))?.clone();
+            let units = counts.available + counts.held + counts.sold + counts.unreleased + counts.withdrawn;
+            Some(CategoryAvailability { name: category.name.clone(), amount: category.amount, units, counts })
+        })
+        .collect();
     SessionView {
         id: session.code.to_string(),
         starts_at: session.starts_at,
@@ -75,6 +91,7 @@ fn session_view(session: Session, time_zone: Option<&str>, counts: UnitCounts) -
         state: session.state,
         capacity: session.capacity,
         counts,
+        categories,
     }
 }
 
@@ -108,10 +125,7 @@ pub async fn list_sessions(
     let views = sessions
         .into_iter()
         .take(limit as usize)
-        .map(|s| {
-            let counts = availability.sessions.get(&s.code).cloned().unwrap_or_default();
-            session_view(s, sale.time_zone.as_deref(), counts)
-        })
+        .map(|s| session_view(s, sale.time_zone.as_deref(), &availability))
         .collect();
     Ok(HttpResponse::Ok().json(SessionsPage {
         sale_id: sale.id.clone(),
@@ -156,8 +170,7 @@ pub async fn admin_update_session(
     let session = act(&state.db, &sale.id, code, body.action).await?;
     state.availability.invalidate(&sale.id);
     let availability = crate::sales::count_units(&state.db, &sale).await?;
-    let counts = availability.sessions.get(&code).cloned().unwrap_or_default();
-    Ok(HttpResponse::Ok().json(session_view(session, sale.time_zone.as_deref(), counts)))
+    Ok(HttpResponse::Ok().json(session_view(session, sale.time_zone.as_deref(), &availability)))
 }
 
 crate::domain_routes!(list_sessions, admin_update_session);

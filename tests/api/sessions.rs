@@ -236,3 +236,57 @@ async fn a_session_pauses_closes_and_cancels_and_ended_sessions_close_by_themsel
     let audit = app.assert_audit_clean(&sale).await;
     assert_eq!((&audit["units"]["withdrawn"], &audit["units"]["held"]), (&json!(20), &json!(1)), "{audit}");
 }
+
+/// A priced sale with sessions: each session's calendar entry counts its
+/// units per price category (early bird in stage 1 of every session), and a
+/// hold in a category and a session takes from that pair only.
+#[tokio::test]
+async fn the_calendar_counts_each_sessions_units_per_price_category() {
+    let app = spawn_app().await;
+    let slots = [("10:00", "11:00"), ("12:00", "13:00")];
+    let mut body = sessions_sale(10, &slots, json!({}));
+    body["stages"] = json!([40, 60]);
+    body["prices"] = json!({ "currency": "EUR", "categories": [
+        { "name": "Early", "amount": 1500, "stages": [1] }, { "name": "Regular", "amount": 2500, "stages": [2] }] });
+    let sale = app.create_sale_ok(&body).await;
+    let held = body_json(
+        app.hold(
+            &sale,
+            &app.admission_token(&sale, "ann"),
+            &json!({ "quantity": 3, "session": "2", "category": "Early" }),
+            None,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!((&held["session"], &held["total"]["amount"]), (&json!("2"), &json!(4500)), "{held}");
+    let counts = eventually(Duration::from_secs(5), || async {
+        let page = calendar(&app, &sale, "").await;
+        (page["sessions"][1]["held"] == 3).then_some(page)
+    })
+    .await
+    .expect("the hold shows in the calendar");
+    let category = |session: usize, i: usize| {
+        let c = &counts["sessions"][session]["categories"][i];
+        (
+            c["name"].as_str().unwrap().to_owned(),
+            c["units"].as_i64().unwrap(),
+            c["available"].as_i64().unwrap(),
+            c["held"].as_i64().unwrap(),
+            c["unreleased"].as_i64().unwrap(),
+        )
+    };
+    assert_eq!(category(0, 0), ("Early".to_owned(), 4, 4, 0, 0));
+    assert_eq!(category(0, 1), ("Regular".to_owned(), 6, 0, 0, 6), "stage 2 is not released yet");
+    assert_eq!(category(1, 0), ("Early".to_owned(), 4, 1, 3, 0));
+    let early_only = app
+        .hold(
+            &sale,
+            &app.admission_token(&sale, "bob"),
+            &json!({ "quantity": 2, "session": "2", "category": "Early" }),
+            None,
+        )
+        .await;
+    assert_error(early_only, StatusCode::CONFLICT, "insufficient_stock").await;
+    app.assert_audit_clean(&sale).await;
+}
