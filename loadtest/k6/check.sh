@@ -53,7 +53,9 @@ knobs() {
     case "$1" in
         join) echo "-e VUS=2 -e DURATION=2s" ;;
         poll) echo "-e VUS=2 -e DURATION=2s -e VISITORS=20" ;;
-        hold) echo "-e VUS=2 -e DURATION=2s -e UNITS=500" ;;
+        # Enough units not to sell out in 2 s (500 did once holds got
+        # faster: every join after the sell-out failed "admitted at once").
+        hold) echo "-e VUS=2 -e DURATION=2s -e UNITS=20000" ;;
         flash) echo "-e VISITORS=16 -e UNITS=8 -e STAGE_INTERVAL=1 -e PAY_RATIO=1 -e HOLD_TTL=20 -e MAX_DURATION=40s" ;;
         *) return 1 ;;
     esac
