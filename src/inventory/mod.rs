@@ -359,13 +359,29 @@ pub async fn return_hold(conn: &mut PgConnection, hold: &Hold, new_state: HoldSt
     .execute(&mut *conn)
     .await?;
     give_back_allowance(conn, &hold.sale_id, hold.allowance_key(), hold.quantity).await?;
-    sqlx::query("DELETE FROM session_bookings WHERE hold_id = $1").bind(hold.id).execute(&mut *conn).await?;
+    crate::sessions::unbook(conn, hold.id).await?;
     sqlx::query("UPDATE holds SET state = $2, updated_at = now() WHERE id = $1")
         .bind(hold.id)
         .bind(new_state.as_str())
         .execute(&mut *conn)
         .await?;
     events::record_hold_event(conn, event, hold.id).await?;
+    Ok(())
+}
+
+/// Releases every active hold of session `code` (cancelled: its units are
+/// withdrawn as they return).
+pub async fn release_session_holds(tx: &mut PgConnection, sale_id: &str, code: i32) -> AppResult<()> {
+    let holds: Vec<Hold> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {HOLD_COLUMNS} FROM holds WHERE sale_id = $1 AND session = $2 AND state = 'active' FOR UPDATE"
+    )))
+    .bind(sale_id)
+    .bind(code)
+    .fetch_all(&mut *tx)
+    .await?;
+    for hold in &holds {
+        return_hold(tx, hold, HoldState::Released, events::kind::HOLD_RELEASED).await?;
+    }
     Ok(())
 }
 

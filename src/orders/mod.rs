@@ -187,7 +187,7 @@ pub async fn cancel_in(tx: &mut PgConnection, id: Uuid, reason: &str) -> AppResu
         .fetch_one(&mut *tx)
         .await?;
     give_back_allowance(tx, &order.sale_id, &key, order.quantity).await?;
-    sqlx::query("DELETE FROM session_bookings WHERE hold_id = $1").bind(order.hold_id).execute(&mut *tx).await?;
+    crate::sessions::unbook(tx, order.hold_id).await?;
     sqlx::query("UPDATE orders SET state = 'cancelled', cancelled_at = now() WHERE id = $1")
         .bind(order.id)
         .execute(&mut *tx)
@@ -217,6 +217,21 @@ pub async fn cancel_in(tx: &mut PgConnection, id: Uuid, reason: &str) -> AppResu
     )
     .await?;
     ::metrics::counter!(crate::metrics::ORDERS, "sale" => order.sale_id.clone(), "outcome" => "cancelled").increment(1);
+    Ok(())
+}
+
+/// Cancels every confirmed order of session `code` inside `tx` (see
+/// [`cancel_in`]).
+pub async fn cancel_session_orders(tx: &mut PgConnection, sale_id: &str, code: i32, reason: &str) -> AppResult<()> {
+    let orders: Vec<(Uuid,)> =
+        sqlx::query_as("SELECT id FROM orders WHERE sale_id = $1 AND session = $2 AND state = 'confirmed'")
+            .bind(sale_id)
+            .bind(code)
+            .fetch_all(&mut *tx)
+            .await?;
+    for (order,) in orders {
+        cancel_in(tx, order, reason).await?;
+    }
     Ok(())
 }
 

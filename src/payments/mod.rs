@@ -234,7 +234,8 @@ async fn reclaim(tx: &mut PgConnection, hold: Hold, event: &PaymentEvent) -> App
     } else {
         0
     };
-    let booked = taken == hold.unit_ids.len() as u64 && rebook(tx, &hold).await?;
+    // The buyer may hold an overlapping session by now.
+    let booked = taken == hold.unit_ids.len() as u64 && crate::sessions::rebook(tx, hold.id).await?;
     if !booked {
         sqlx::query("ROLLBACK TO SAVEPOINT reclaim").execute(&mut *tx).await?;
         let (reason, why) = if !allowed {
@@ -252,27 +253,6 @@ async fn reclaim(tx: &mut PgConnection, hold: Hold, event: &PaymentEvent) -> App
         .execute(&mut *tx)
         .await?;
     confirm(tx, hold, event).await
-}
-
-/// Books a re-claimed hold's session again where the sale refuses
-/// overlapping sessions; `false` when Postgres refuses it (the buyer holds
-/// an overlapping session by now).
-async fn rebook(tx: &mut PgConnection, hold: &Hold) -> AppResult<bool> {
-    let booked = sqlx::query(
-        "INSERT INTO session_bookings (hold_id, sale_id, visitor_id, session, during) \
-         SELECT h.id, h.sale_id, h.visitor_id, h.session, tstzrange(ss.starts_at, ss.ends_at) \
-         FROM holds h JOIN sales s ON s.id = h.sale_id \
-         JOIN sale_sessions ss ON ss.sale_id = h.sale_id AND ss.code = h.session \
-         WHERE h.id = $1 AND s.no_overlap",
-    )
-    .bind(hold.id)
-    .execute(&mut *tx)
-    .await;
-    match booked {
-        Ok(_) => Ok(true),
-        Err(e) if e.as_database_error().and_then(|d| d.code()).as_deref() == Some("23P01") => Ok(false),
-        Err(e) => Err(e.into()),
-    }
 }
 
 crate::text_enum! {

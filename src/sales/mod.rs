@@ -510,14 +510,21 @@ pub struct Availability {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub categories: Vec<CategoryAvailability>,
     /// Per session code (the calendar shows them a page at a time).
+    /// Shared, so copying the counts into a sale's view copies no map.
     #[serde(skip)]
-    pub sessions: HashMap<i32, UnitCounts>,
+    pub sessions: SessionCounts,
     /// Per session code and price category code.
     #[serde(skip)]
-    pub session_categories: HashMap<(i32, i16), UnitCounts>,
+    pub session_categories: SessionCategoryCounts,
     /// When these counts were taken.
     pub as_of: DateTime<Utc>,
 }
+
+/// Units by state per session code.
+pub type SessionCounts = Arc<HashMap<i32, UnitCounts>>;
+
+/// Units by state per session code and price category code.
+pub type SessionCategoryCounts = Arc<HashMap<(i32, i16), UnitCounts>>;
 
 /// Live availability of one price category.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -607,8 +614,8 @@ pub async fn count_units(db: &PgPool, sale: &Sale) -> AppResult<Availability> {
         counts: totals,
         stages: per_stage,
         categories,
-        sessions,
-        session_categories,
+        sessions: Arc::new(sessions),
+        session_categories: Arc::new(session_categories),
         as_of: Utc::now(),
     })
 }

@@ -488,32 +488,35 @@ async fn withdraw_free_units(tx: &mut PgConnection, sale_id: &str, code: i32) ->
 /// orders cancelled (`order.cancelled` and `order.refund_due`); their units
 /// are withdrawn (the session's state is `cancelled` already).
 async fn cancel_holds_and_orders(tx: &mut PgConnection, sale_id: &str, code: i32) -> AppResult<()> {
-    let holds: Vec<crate::inventory::Hold> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {} FROM holds WHERE sale_id = $1 AND session = $2 AND state = 'active' FOR UPDATE",
-        crate::inventory::HOLD_COLUMNS
-    )))
-    .bind(sale_id)
-    .bind(code)
-    .fetch_all(&mut *tx)
-    .await?;
-    for hold in &holds {
-        crate::inventory::return_hold(
-            tx,
-            hold,
-            crate::inventory::HoldState::Released,
-            crate::events::kind::HOLD_RELEASED,
-        )
-        .await?;
+    crate::inventory::release_session_holds(tx, sale_id, code).await?;
+    crate::orders::cancel_session_orders(tx, sale_id, code, "session_cancelled").await
+}
+
+/// Books a hold's session for its buyer where the sale refuses overlapping
+/// sessions (a no-op otherwise); `false` when Postgres refuses it because the
+/// buyer holds or owns an overlapping session. Leaves `conn`'s transaction
+/// aborted on a refusal: call it inside a savepoint.
+pub async fn rebook(conn: &mut PgConnection, hold_id: uuid::Uuid) -> AppResult<bool> {
+    let booked = sqlx::query(
+        "INSERT INTO session_bookings (hold_id, sale_id, visitor_id, session, during) \
+         SELECT h.id, h.sale_id, h.visitor_id, h.session, tstzrange(ss.starts_at, ss.ends_at) \
+         FROM holds h JOIN sales s ON s.id = h.sale_id \
+         JOIN sale_sessions ss ON ss.sale_id = h.sale_id AND ss.code = h.session \
+         WHERE h.id = $1 AND s.no_overlap",
+    )
+    .bind(hold_id)
+    .execute(conn)
+    .await;
+    match booked {
+        Ok(_) => Ok(true),
+        Err(e) if e.as_database_error().and_then(|d| d.code()).as_deref() == Some("23P01") => Ok(false),
+        Err(e) => Err(e.into()),
     }
-    let orders: Vec<(uuid::Uuid,)> =
-        sqlx::query_as("SELECT id FROM orders WHERE sale_id = $1 AND session = $2 AND state = 'confirmed'")
-            .bind(sale_id)
-            .bind(code)
-            .fetch_all(&mut *tx)
-            .await?;
-    for (order,) in orders {
-        crate::orders::cancel_in(tx, order, "session_cancelled").await?;
-    }
+}
+
+/// A hold let go (or its order cancelled) no longer books its session.
+pub async fn unbook(conn: &mut PgConnection, hold_id: uuid::Uuid) -> AppResult<()> {
+    sqlx::query("DELETE FROM session_bookings WHERE hold_id = $1").bind(hold_id).execute(conn).await?;
     Ok(())
 }
 
