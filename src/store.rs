@@ -119,11 +119,6 @@ impl Redis {
         self.connections.len()
     }
 
-    /// Whether this is a Redis Cluster.
-    pub fn is_cluster(&self) -> bool {
-        matches!(self.connections.first(), Some(Connection::Cluster(_)))
-    }
-
     /// A handle on one of the shared connections, round robin.
     pub fn connection(&self) -> Connection {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.connections.len();
