@@ -12,7 +12,7 @@
 #           on a free port; this script never starts nginx).
 #           With --redis-cluster (or FLOODGATE_REDIS_CLUSTER=1) also a Redis
 #           Cluster of 3 masters and 3 replicas on 127.0.0.1 ports
-#           $FLOODGATE_REDIS_CLUSTER_PORT (46379) to +5 (cluster bus: +10000), under
+#           $FLOODGATE_REDIS_CLUSTER_PORT (27379) to +5 (cluster bus: +1000), under
 #           .data/redis-cluster/ (created once, reused after).
 #   down    stop the servers this script started from <repo>/.data/ (the
 #           cluster's nodes too).
@@ -64,7 +64,12 @@ REDIS_LOG="$DATA/redis.log"
 # it back from, unlike postmaster.pid).
 REDIS_PORT_FILE="$DATA/redis.port"
 # The Redis Cluster: six nodes on consecutive ports, one directory each.
-CLUSTER_PORT="${FLOODGATE_REDIS_CLUSTER_PORT:-46379}"
+# Below the kernel's ephemeral range (32768-60999 on Debian), bus ports too:
+# a node whose port an outgoing connection holds cannot listen ("Failed
+# listening on port ... (cluster), aborting"), which once broke CI after the
+# API tests had opened thousands of connections.
+CLUSTER_PORT="${FLOODGATE_REDIS_CLUSTER_PORT:-27379}"
+CLUSTER_BUS_OFFSET=1000
 CLUSTER_DIR="$DATA/redis-cluster"
 CLUSTER="${FLOODGATE_REDIS_CLUSTER:-0}"
 
@@ -605,6 +610,7 @@ cluster_up() {
         redis-server --port "$port" --bind "$HOST" --dir "$dir" --daemonize yes \
             --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" --save '' --appendonly no \
             --cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 2000 \
+            --cluster-port $((port + CLUSTER_BUS_OFFSET)) \
             >&2 9>&- || die "redis-server for cluster node $port failed to start"
     done
     for port in $(cluster_ports); do

@@ -143,9 +143,11 @@ run_stage "test" cargo test --all-targets -- --test-threads="$TEST_THREADS"
 # node (tests that need a Redis of their own, to stop it or watch it, still
 # start one; the failover test starts a cluster of its own to kill a master).
 # A subshell, so the later stages keep the single Redis.
+# `set -e` does not apply inside a function run_stage calls, hence the
+# explicit exits: a cluster that did not form must stop CI here.
 cluster_tests() (
-    "$SCRIPT_DIR/services.sh" up --redis-cluster
-    eval "$("$SCRIPT_DIR/services.sh" env --redis-cluster)"
+    "$SCRIPT_DIR/services.sh" up --redis-cluster || exit
+    eval "$("$SCRIPT_DIR/services.sh" env --redis-cluster)" || exit
     cargo test --test api -- --test-threads="$TEST_THREADS"
 )
 run_stage "cluster" cluster_tests
