@@ -273,26 +273,37 @@ impl From<sqlx::Error> for AppError {
             | sqlx::Error::Tls(_)
             | sqlx::Error::WorkerCrashed => AppError::Unavailable(error.into()),
             sqlx::Error::RowNotFound => AppError::NotFound("resource"),
-            sqlx::Error::Database(db) => match db.code().as_deref() {
-                // unique_violation, exclusion_violation: a conflicting write won.
-                Some("23505") | Some("23P01") => {
-                    AppError::conflict("conflict", "the request conflicts with the current state")
-                }
-                // check_violation, foreign_key_violation, and class 22 (data
-                // exception: a NUL in a string, a number out of range, bad
-                // text for a type): values the store refuses are the
-                // client's, never a 500.
-                Some("23514") | Some("23503") => AppError::Invalid("the request has values the store refuses".into()),
-                Some(code) if code.starts_with("22") => {
-                    AppError::Invalid("the request has values the store refuses".into())
-                }
-                // serialization_failure, deadlock: safe to retry.
-                Some("40001") | Some("40P01") => AppError::Unavailable(error.into()),
-                // admin_shutdown, crash_shutdown, cannot_connect_now, query_canceled
-                Some("57P01") | Some("57P02") | Some("57P03") | Some("57014") => AppError::Unavailable(error.into()),
-                _ => AppError::Internal(error.into()),
-            },
+            sqlx::Error::Database(db) => {
+                let code = db.code().map(|c| c.into_owned());
+                AppError::from_sqlstate(code.as_deref(), error)
+            }
             _ => AppError::Internal(error.into()),
+        }
+    }
+}
+
+impl AppError {
+    /// The answer for an error Postgres raised with SQLSTATE `code`
+    /// (`cause` is kept for the log).
+    pub fn from_sqlstate(code: Option<&str>, cause: impl std::error::Error + Send + Sync + 'static) -> AppError {
+        match code {
+            // unique_violation, exclusion_violation: a conflicting write won.
+            Some("23505") | Some("23P01") => {
+                AppError::conflict("conflict", "the request conflicts with the current state")
+            }
+            // check_violation, foreign_key_violation, and class 22 (data
+            // exception: a NUL in a string, a number out of range, bad
+            // text for a type): values the store refuses are the
+            // client's, never a 500.
+            Some("23514") | Some("23503") => AppError::Invalid("the request has values the store refuses".into()),
+            Some(code) if code.starts_with("22") => {
+                AppError::Invalid("the request has values the store refuses".into())
+            }
+            // serialization_failure, deadlock: safe to retry.
+            Some("40001") | Some("40P01") => AppError::Unavailable(Box::new(cause)),
+            // admin_shutdown, crash_shutdown, cannot_connect_now, query_canceled
+            Some("57P01") | Some("57P02") | Some("57P03") | Some("57014") => AppError::Unavailable(Box::new(cause)),
+            _ => AppError::Internal(cause.into()),
         }
     }
 }

@@ -42,6 +42,8 @@ pub const ADMISSION_RATE: &str = "floodgate_admission_rate";
 pub const HOLDS: &str = "floodgate_holds_total";
 /// Claim transaction latency.
 pub const HOLD_CLAIM_DURATION: &str = "floodgate_hold_claim_duration_seconds";
+/// Holds per `place_holds` call (how well concurrent holds are batched).
+pub const HOLD_BATCH: &str = "floodgate_hold_batch_size";
 /// Orders by outcome (`confirmed`, `cancelled`, `refund_required`).
 pub const ORDERS: &str = "floodgate_orders_total";
 /// Holds expired by the sweeper.
@@ -117,6 +119,8 @@ const GLOBAL_COUNTERS: &[(&str, &str, &[&str])] = &[
 const DELIVERY_OUTCOMES: &[&str] = &["delivered", "retried", "dead"];
 
 const DIFFICULTY_BUCKETS: [f64; 12] = [0.0, 4.0, 8.0, 12.0, 14.0, 16.0, 18.0, 20.0, 22.0, 24.0, 28.0, 32.0];
+/// Holds per batch: 1 (alone) up to 32 (`inventory::batch::MAX_BATCH`).
+const BATCH_BUCKETS: [f64; 7] = [1.0, 2.0, 4.0, 8.0, 12.0, 16.0, 32.0];
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -129,6 +133,7 @@ pub fn handle() -> PrometheusHandle {
                 .idle_timeout(MetricKindMask::COUNTER | MetricKindMask::GAUGE, Some(IDLE_TIMEOUT))
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &latency_buckets)
                 .and_then(|b| b.set_buckets_for_metric(Matcher::Full(CHALLENGE_DIFFICULTY.into()), &DIFFICULTY_BUCKETS))
+                .and_then(|b| b.set_buckets_for_metric(Matcher::Full(HOLD_BATCH.into()), &BATCH_BUCKETS))
                 .unwrap_or_else(|_| PrometheusBuilder::new());
             let recorder = builder.build_recorder();
             let handle = recorder.handle();
@@ -163,6 +168,7 @@ fn describe() {
     );
     describe_counter!(HOLDS, "Hold attempts by outcome.");
     describe_histogram!(HOLD_CLAIM_DURATION, Unit::Seconds, "Duration of a hold request's claim transaction.");
+    describe_histogram!(HOLD_BATCH, "Holds placed per place_holds call (one statement and one commit).");
     describe_counter!(ORDERS, "Orders by outcome (confirmed, cancelled, refund_required).");
     describe_counter!(HOLD_EXPIRIES, "Holds expired by the sweeper.");
     describe_gauge!(UNITS, "Units by state, per sale.");

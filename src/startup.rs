@@ -13,11 +13,11 @@ use tokio::sync::watch;
 use tracing_actix_web::TracingLogger;
 
 use crate::adaptive::HoldHealth;
-use crate::configuration::Settings;
+use crate::configuration::{ServerSettings, Settings};
 use crate::error::{error_response, AppError};
 use crate::gate::access::AccessRules;
 use crate::gate::challenge::Challenger;
-use crate::inventory::ClaimHints;
+use crate::inventory::{ClaimHints, HoldBatches};
 use crate::rate_limit::RateLimits;
 use crate::sales::{AvailabilityCache, SaleCache};
 use crate::state::AppState;
@@ -55,6 +55,7 @@ impl Application {
             sales: SaleCache::new(),
             availability: AvailabilityCache::new(),
             claim_hints: ClaimHints::default(),
+            hold_batches: HoldBatches::new(db.clone(), settings.database.max_connections, workers(&settings.server)),
             hold_health: HoldHealth::default(),
             db,
             settings,
@@ -100,7 +101,7 @@ impl Application {
 
 /// Binds the listening socket with the configured backlog (the standard
 /// library's bind always listens with 128).
-fn bind(settings: &crate::configuration::ServerSettings) -> anyhow::Result<TcpListener> {
+fn bind(settings: &ServerSettings) -> anyhow::Result<TcpListener> {
     let address = (settings.host.as_str(), settings.port)
         .to_socket_addrs()?
         .next()
@@ -136,6 +137,15 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Serv
         server = server.workers(settings.workers);
     }
     Ok(server.run())
+}
+
+/// HTTP worker threads: the configured number, else one per CPU (actix's
+/// default).
+fn workers(settings: &ServerSettings) -> usize {
+    match settings.workers {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    }
 }
 
 /// Every route of the service.

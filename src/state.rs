@@ -8,7 +8,7 @@ use crate::adaptive::HoldHealth;
 use crate::configuration::Settings;
 use crate::gate::access::AccessRules;
 use crate::gate::challenge::Challenger;
-use crate::inventory::ClaimHints;
+use crate::inventory::{ClaimHints, HoldBatches};
 use crate::rate_limit::RateLimits;
 use crate::sales::{AvailabilityCache, SaleCache};
 use crate::store::Redis;
@@ -39,6 +39,8 @@ pub struct AppState {
     pub limits: RateLimits,
     /// Where this instance's claims of each sale start.
     pub claim_hints: ClaimHints,
+    /// "Best available" holds placed together (one statement per batch).
+    pub hold_batches: HoldBatches,
     /// The hold path's health, for adaptive admission.
     pub hold_health: HoldHealth,
 }

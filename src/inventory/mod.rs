@@ -5,9 +5,11 @@
 //! hold, the buyer's count (I3) and the outbox event.
 
 pub mod audit;
+mod batch;
 mod place;
 pub mod routes;
 
+pub use batch::HoldBatches;
 pub use place::{place_hold, ClaimHints, HoldAsk, HoldOutcome};
 
 use chrono::{DateTime, Utc};

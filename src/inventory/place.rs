@@ -21,6 +21,7 @@ use sqlx::postgres::PgDatabaseError;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use super::batch::{BatchedHold, HoldBatches};
 use super::{shortage_error, HoldView, Want};
 use crate::error::{AppError, AppResult};
 use crate::idempotency;
@@ -114,7 +115,54 @@ impl ClaimHints {
 }
 
 /// A `place_hold` row: outcome, lowest unit taken, answer status and body.
-type Placed = (String, Option<i32>, Option<i16>, Option<Value>);
+pub(super) type Placed = (String, Option<i32>, Option<i16>, Option<Value>);
+
+/// Why `place_hold` placed nothing.
+pub(super) enum NotPlaced {
+    /// Postgres raised: a refusal of migrations/0004 (`FG...`), a
+    /// constraint, or any other error of the statement. Nothing of the
+    /// hold is left.
+    Refused(Refusal),
+    /// The call did not get through (pool, connection).
+    Failed(AppError),
+}
+
+/// An error `place_hold` raised, as Postgres reported it.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("place_hold raised {code}: {message}")]
+pub(super) struct Refusal {
+    pub code: String,
+    pub message: String,
+    pub detail: Option<String>,
+    pub constraint: Option<String>,
+}
+
+impl From<sqlx::Error> for NotPlaced {
+    fn from(error: sqlx::Error) -> Self {
+        let Some(db) = error.as_database_error() else {
+            return NotPlaced::Failed(AppError::from(error));
+        };
+        NotPlaced::Refused(Refusal {
+            code: db.code().map(|c| c.into_owned()).unwrap_or_default(),
+            message: db.message().to_owned(),
+            detail: db.try_downcast_ref::<PgDatabaseError>().and_then(|pg| pg.detail()).map(str::to_owned),
+            constraint: db.constraint().map(str::to_owned),
+        })
+    }
+}
+
+impl NotPlaced {
+    /// The same answer for another hold of a batch that failed as a whole.
+    pub(super) fn duplicate(&self) -> NotPlaced {
+        match self {
+            NotPlaced::Refused(refusal) => NotPlaced::Refused(refusal.clone()),
+            NotPlaced::Failed(AppError::Unavailable(cause)) => {
+                NotPlaced::Failed(AppError::Unavailable(cause.to_string().into()))
+            }
+            NotPlaced::Failed(other) => NotPlaced::Failed(AppError::Internal(anyhow::anyhow!("{other:#}"))),
+        }
+    }
+}
 
 /// What a hold request came to.
 pub enum HoldOutcome {
@@ -140,6 +188,7 @@ pub struct HoldAsk<'a> {
 #[tracing::instrument(name = "place hold", level = "debug", skip_all, fields(sale = %sale.id))]
 pub async fn place_hold(
     db: &PgPool,
+    batches: &HoldBatches,
     hints: &ClaimHints,
     tokens: &TokenSigner,
     sale: &Sale,
@@ -156,7 +205,7 @@ pub async fn place_hold(
     let now = Utc::now();
     let expires_at = now + chrono::Duration::seconds(i64::from(sale.hold_ttl_seconds));
     let body = attempt.answer(tokens, hold_id, now, expires_at)?;
-    let (outcome, lowest, status, body) = match attempt.run(db, hints, hold_id, now, expires_at, &body).await {
+    let (outcome, lowest, status, body) = match attempt.run(db, batches, hints, hold_id, now, expires_at, body).await {
         Ok(row) => row,
         Err(e) => return attempt.failed(db, hints, e).await,
     };
@@ -262,21 +311,54 @@ impl<'a> Attempt<'a> {
         serde_json::to_value(&answer).map_err(|e| AppError::Internal(e.into()))
     }
 
-    /// The one statement (migrations/0004).
+    /// The one statement (migrations/0004): named seats alone, "best
+    /// available" in a batch with the holds arriving with it (`batch.rs`).
+    #[allow(clippy::too_many_arguments)]
     async fn run(
         &self,
         db: &PgPool,
+        batches: &HoldBatches,
         hints: &ClaimHints,
         hold_id: Uuid,
         now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
-        body: &Value,
-    ) -> Result<Placed, sqlx::Error> {
-        let (quantity, seats, category) = match &self.want {
-            Want::Best(n) => (*n, None, None),
-            Want::InCategory(n, category) => (*n, None, Some(category)),
-            Want::Seats(seats) => (seats.len() as i32, Some(seats), None),
+        body: Value,
+    ) -> Result<Placed, NotPlaced> {
+        let (quantity, category) = match &self.want {
+            Want::Best(n) => (*n, None),
+            Want::InCategory(n, category) => (*n, Some(category.clone())),
+            Want::Seats(seats) => return self.run_seats(db, seats, hold_id, now, expires_at, &body).await,
         };
+        let hold = BatchedHold {
+            sale: self.sale.id.clone(),
+            limit: self.sale.per_user_limit,
+            floor: hints.floor(&self.sale.id),
+            visitor: self.buyer.sub.clone(),
+            queue_number: self.buyer.n.map(|n| n as i64),
+            hold: hold_id,
+            quantity,
+            expires_at,
+            created_at: now,
+            scope: self.scope.clone(),
+            key: self.key.clone(),
+            request_hash: self.request_hash.clone(),
+            body,
+            category,
+            session: self.session,
+        };
+        batches.place(hold).await
+    }
+
+    /// Named seats: one `place_hold` of their own.
+    async fn run_seats(
+        &self,
+        db: &PgPool,
+        seats: &[String],
+        hold_id: Uuid,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+        body: &Value,
+    ) -> Result<Placed, NotPlaced> {
         let statement = sqlx::query_as(
             "SELECT outcome, lowest, status, body \
              FROM place_hold($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
@@ -285,36 +367,38 @@ impl<'a> Attempt<'a> {
         .bind(&self.buyer.sub)
         .bind(self.buyer.n.map(|n| n as i64))
         .bind(hold_id)
-        .bind(quantity)
+        .bind(seats.len() as i32)
         .bind(seats)
         .bind(self.sale.per_user_limit)
-        .bind(hints.floor(&self.sale.id))
+        .bind(1)
         .bind(expires_at)
         .bind(now)
         .bind(&self.scope)
         .bind(self.key.as_deref())
         .bind(&self.request_hash)
         .bind(body)
-        .bind(category)
+        .bind(None::<&str>)
         .bind(self.session);
-        crate::store::with_pg(db, "place_hold", async |conn| statement.fetch_one(conn).await).await
+        Ok(crate::store::with_pg(db, "place_hold", async |conn| statement.fetch_one(conn).await).await?)
     }
 
-    /// What a failed statement means for the buyer.
-    async fn failed(&self, db: &PgPool, hints: &ClaimHints, error: sqlx::Error) -> AppResult<HoldOutcome> {
-        if is_key_race(&error) {
+    /// What a hold that placed nothing means for the buyer.
+    async fn failed(&self, db: &PgPool, hints: &ClaimHints, error: NotPlaced) -> AppResult<HoldOutcome> {
+        let refusal = match error {
+            NotPlaced::Failed(error) => return Err(error),
+            NotPlaced::Refused(refusal) => refusal,
+        };
+        if refusal.constraint.as_deref() == Some("idempotency_keys_pkey") {
             // A concurrent retry with the same key recorded its answer first.
             return self.replay(db).await?.ok_or_else(in_progress);
         }
-        if error.as_database_error().is_some() {
-            // A concurrent retry that committed while this one waited on the
-            // buyer's row (and then found the limit reached) is the first
-            // answer to this key, not a refusal.
-            if let Ok(Some(outcome)) = self.replay(db).await {
-                return Ok(outcome);
-            }
+        // A concurrent retry that committed while this one waited on the
+        // buyer's row (and then found the limit reached) is the first
+        // answer to this key, not a refusal.
+        if let Ok(Some(outcome)) = self.replay(db).await {
+            return Ok(outcome);
         }
-        let (refused, found) = refusal(db, self.sale, &self.want, error).await;
+        let (refused, found) = refusal_answer(db, self.sale, &self.want, refusal).await;
         if let (Want::Best(_), Some(0), None) = (&self.want, found, self.session) {
             hints.found_none(&self.sale.id, &refused);
         }
@@ -330,35 +414,30 @@ fn session_not_on_sale(state: &str) -> AppError {
     }
 }
 
-/// The hold lost the race to record its `Idempotency-Key` (and undid itself).
-fn is_key_race(error: &sqlx::Error) -> bool {
-    error.as_database_error().is_some_and(|d| d.constraint() == Some("idempotency_keys_pkey"))
-}
-
-/// The answer for a statement `place_hold` refused (it rolled back), and
-/// for a shortage how many units it found.
-async fn refusal(db: &PgPool, sale: &Sale, want: &Want, error: sqlx::Error) -> (AppError, Option<usize>) {
-    let Some(pg) = error.as_database_error().and_then(|d| d.try_downcast_ref::<PgDatabaseError>()) else {
-        return (AppError::from(error), None);
-    };
-    match pg.code() {
+/// The answer for a hold `place_hold` refused (it undid itself), and for
+/// a shortage how many units it found.
+async fn refusal_answer(db: &PgPool, sale: &Sale, want: &Want, refusal: Refusal) -> (AppError, Option<usize>) {
+    match refusal.code.as_str() {
         "FG001" => (super::limit_exceeded(sale.per_user_limit), None),
         "FG003" => (AppError::Invalid("no such price category in this sale".into()), None),
         "FG004" => (AppError::NotFound("session"), None),
-        "FG005" if pg.message() == "session_required" => {
+        "FG005" if refusal.message == "session_required" => {
             (AppError::Invalid("this sale has sessions: name the session to hold in".into()), None)
         }
         "FG005" => (AppError::Invalid("this sale has no sessions: hold without one".into()), None),
-        "FG006" => (session_not_on_sale(pg.detail().unwrap_or("")), None),
+        "FG006" => (session_not_on_sale(refusal.detail.as_deref().unwrap_or("")), None),
         "23P01" => {
             (AppError::conflict("session_overlap", "you hold or own another session at an overlapping time"), None)
         }
         "FG002" => {
-            let found = pg.detail().and_then(|d| d.parse().ok()).unwrap_or(0);
+            let found = refusal.detail.as_deref().and_then(|d| d.parse().ok()).unwrap_or(0);
             match shortage_error(db, &sale.id, want, found).await {
                 Ok(error) | Err(error) => (error, Some(found)),
             }
         }
-        _ => (AppError::from(error), None),
+        code => {
+            let code = code.to_owned();
+            (AppError::from_sqlstate(Some(&code), refusal), None)
+        }
     }
 }

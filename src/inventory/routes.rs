@@ -155,7 +155,7 @@ pub async fn create_hold(
         return Err(AppError::forbidden("place_removed", "an admin removed your place in this sale's line"));
     }
     let ask = HoldAsk { want, buyer: &claims, key, session };
-    let result = place_hold(&state.db, &state.claim_hints, &state.tokens, &sale, ask).await;
+    let result = place_hold(&state.db, &state.hold_batches, &state.claim_hints, &state.tokens, &sale, ask).await;
     let outcome = match &result {
         Ok(HoldOutcome::Created(..)) => "created",
         Ok(HoldOutcome::Replayed(..)) => "replayed",

@@ -413,3 +413,41 @@ async fn tokens_expire_at_the_millisecond_they_state() {
     let hold = app.hold(&sale, &valid, &json!({ "quantity": 1 }), None).await;
     assert_eq!(hold.status(), StatusCode::CREATED);
 }
+
+/// Holds that arrive together are placed by one statement (`place_holds`,
+/// inventory/batch.rs), each still all or nothing with its own answer: a
+/// refusal in a batch undoes that hold alone.
+#[tokio::test]
+async fn holds_placed_together_keep_their_own_answers() {
+    let app = spawn_app().await;
+    let sale = app.create_sale_ok(&sale_json(1000, json!({ "per_user_limit": 2 }))).await;
+    let buyers: Vec<String> = (0..100).map(|i| app.admission_token(&sale, &format!("v:batch{i}"))).collect();
+    // Three holds of one unit per buyer, all at once: two fit the limit.
+    let requests = (0..300).map(|i| {
+        let app = &app;
+        let (sale, token) = (sale.clone(), buyers[i % 100].clone());
+        async move { (i % 100, app.hold(&sale, &token, &json!({ "quantity": 1 }), None).await.status()) }
+    });
+    let mut created: HashMap<usize, usize> = HashMap::new();
+    for (buyer, status) in join_all(requests).await {
+        match status {
+            StatusCode::CREATED => *created.entry(buyer).or_default() += 1,
+            StatusCode::CONFLICT => {}
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert!(created.len() == 100 && created.values().all(|&n| n == 2), "two holds per buyer (I3): {created:?}");
+    assert_eq!(app.unit_counts(&sale).await, (800, 200, 0));
+    app.assert_audit_clean(&sale).await;
+
+    let metrics = app.get("/metrics").await.text().await.expect("metrics");
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(name).and_then(|rest| rest.trim().parse().ok()))
+            .unwrap_or_else(|| panic!("{name} missing from /metrics"))
+    };
+    let (alone, calls) =
+        (value("floodgate_hold_batch_size_bucket{le=\"1\"}"), value("floodgate_hold_batch_size_count"));
+    assert!(alone < calls, "300 concurrent holds all went one per statement ({alone} of {calls} calls alone)");
+}
