@@ -136,8 +136,8 @@ pub struct RedisSettings {
     pub cluster_nodes: Vec<String>,
     /// Prefix of every key floodgate writes.
     pub key_prefix: String,
-    /// Shared multiplexed connections (each carries any number of
-    /// concurrent commands).
+    /// Shared multiplexed connections per thread (each carries any number
+    /// of concurrent commands).
     pub connections: usize,
     /// Upper bound on one Redis round trip, reconnecting included.
     pub timeout_ms: u64,

@@ -1,14 +1,15 @@
 //! Connection pools for Postgres and Redis, built so that a dead dependency
 //! answers within a bounded time instead of hanging a request.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
+use std::thread::ThreadId;
 use std::time::Duration;
 
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
-use redis::cluster::{ClusterClientBuilder, ClusterConfig};
+use redis::cluster::{ClusterClient, ClusterClientBuilder, ClusterConfig};
 use redis::cluster_async::ClusterConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
@@ -32,23 +33,34 @@ pub fn pg_pool(settings: &DatabaseSettings, options: PgConnectOptions) -> PgPool
         .connect_lazy_with(options)
 }
 
-/// The Redis side: a few shared multiplexed connections (to one Redis, or
-/// to a Redis Cluster), the key prefix, and the per-call time limit.
+/// The Redis side: shared multiplexed connections (to one Redis, or to a
+/// Redis Cluster), the key prefix, and the per-call time limit.
 ///
 /// A multiplexed connection pipelines every caller's commands over one
 /// socket, so it is cloned per request rather than pooled: a pool would add
 /// a checkout (and deadpool's `PING` on every recycle, a second round trip
-/// per poll) for nothing. A few connections instead of one spread the
-/// encoding and socket work over the runtime's workers. Each reconnects by
-/// itself after Redis comes back.
+/// per poll) for nothing. Each thread that calls Redis (every actix worker,
+/// the background jobs) gets connections of its own, opened on that thread:
+/// redis-rs drives a connection from a task on the runtime that opened it,
+/// so a worker's commands and their answers never cross to another thread
+/// (a wake-up of another core per call). Each reconnects by itself after
+/// Redis comes back.
 #[derive(Clone)]
 pub struct Redis {
-    connections: Arc<[Connection]>,
-    next: Arc<AtomicUsize>,
+    opener: Arc<Opener>,
+    /// Connections per thread.
+    per_thread: usize,
+    by_thread: Arc<RwLock<HashMap<ThreadId, Arc<[Connection]>>>>,
     /// Prefix of every key.
     pub prefix: String,
     /// Upper bound on one call, reconnecting included.
     pub timeout: Duration,
+}
+
+/// How to open a connection.
+enum Opener {
+    Single(redis::Client, ConnectionManagerConfig),
+    Cluster(ClusterClient, ClusterConfig),
 }
 
 /// One shared connection: to a single Redis, or to a Redis Cluster.
@@ -96,33 +108,48 @@ impl ConnectionLike for Connection {
 
 impl Redis {
     /// Sets the connections up; they connect on first use, so start-up does
-    /// not wait for Redis.
+    /// not wait for Redis (a configuration they cannot use fails here).
     pub fn new(settings: &RedisSettings) -> anyhow::Result<Self> {
         let timeout = Duration::from_millis(settings.timeout_ms);
         let seeds: Vec<&str> = settings.cluster_nodes.iter().map(|n| n.trim()).filter(|n| !n.is_empty()).collect();
-        let count = settings.connections.max(1);
-        let connections = if seeds.is_empty() {
-            single_connections(&settings.url, timeout, count)?
-        } else {
-            cluster_connections(&seeds, timeout, count)?
-        };
+        let opener =
+            if seeds.is_empty() { single_opener(&settings.url, timeout)? } else { cluster_opener(&seeds, timeout)? };
+        opener.open()?;
         Ok(Redis {
-            connections: connections.into(),
-            next: Arc::new(AtomicUsize::new(0)),
+            opener: Arc::new(opener),
+            per_thread: settings.connections.max(1),
+            by_thread: Arc::new(RwLock::new(HashMap::new())),
             prefix: settings.key_prefix.clone(),
             timeout,
         })
     }
 
-    /// Shared connections.
+    /// Connections open, over all threads.
     pub fn connection_count(&self) -> usize {
-        self.connections.len()
+        self.by_thread.read().map_or(0, |t| t.values().map(|c| c.len()).sum())
     }
 
-    /// A handle on one of the shared connections, round robin.
-    pub fn connection(&self) -> Connection {
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.connections.len();
-        self.connections[i].clone()
+    /// A handle on one of this thread's connections (opened now on first
+    /// use), the next one of them in turn.
+    pub fn connection(&self) -> AppResult<Connection> {
+        thread_local!(static TURN: std::cell::Cell<usize> = const { std::cell::Cell::new(0) });
+        let turn = TURN.with(|t| {
+            let turn = t.get();
+            t.set(turn.wrapping_add(1));
+            turn
+        });
+        let thread = std::thread::current().id();
+        if let Some(connections) = self.by_thread.read().ok().and_then(|t| t.get(&thread).cloned()) {
+            return Ok(connections[turn % connections.len()].clone());
+        }
+        let opened: Arc<[Connection]> = (0..self.per_thread)
+            .map(|_| self.opener.open())
+            .collect::<anyhow::Result<Vec<_>>>()
+            .map_err(|e| AppError::Unavailable(e.into()))?
+            .into();
+        let mut by_thread = self.by_thread.write().unwrap_or_else(|e| e.into_inner());
+        let connections = by_thread.entry(thread).or_insert(opened);
+        Ok(connections[turn % connections.len()].clone())
     }
 
     /// Runs `f` with a shared connection, bounded by the configured timeout,
@@ -135,7 +162,7 @@ impl Redis {
         Fut: Future<Output = Result<T, redis::RedisError>>,
     {
         let started = std::time::Instant::now();
-        let result = tokio::time::timeout(self.timeout, f(self.connection())).await;
+        let result = tokio::time::timeout(self.timeout, f(self.connection()?)).await;
         crate::metrics::redis_call(op, started.elapsed());
         match result {
             Ok(result) => result.map_err(AppError::from),
@@ -169,28 +196,38 @@ pub async fn with_pg<T, E: From<sqlx::Error>>(
 }
 
 /// Connections to the single Redis at `url`, each reconnecting by itself.
-fn single_connections(url: &str, timeout: Duration, count: usize) -> anyhow::Result<Vec<Connection>> {
+fn single_opener(url: &str, timeout: Duration) -> anyhow::Result<Opener> {
     let client = redis::Client::open(url)?;
     let config = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(timeout))
         .set_response_timeout(Some(timeout))
         .set_number_of_retries(1)
         .set_max_delay(Duration::from_millis(200));
-    (0..count)
-        .map(|_| Ok(Connection::Single(ConnectionManager::new_lazy_with_config(client.clone(), config.clone())?)))
-        .collect()
+    Ok(Opener::Single(client, config))
 }
 
 /// Connections to the Redis Cluster that `seeds` belong to. They connect in
 /// the background; a command sent before (or while a failover promotes a
 /// replica) is retried with backoff until the call's timeout answers 503.
-fn cluster_connections(seeds: &[&str], timeout: Duration, count: usize) -> anyhow::Result<Vec<Connection>> {
+fn cluster_opener(seeds: &[&str], timeout: Duration) -> anyhow::Result<Opener> {
     let client =
         ClusterClientBuilder::new(seeds.to_vec()).retries(16).min_retry_wait(10).max_retry_wait(200).build()?;
     let config = ClusterConfig::new().set_connection_timeout(timeout).set_response_timeout(timeout);
-    Ok((0..count)
-        .map(|_| Connection::Cluster(client.get_pending_async_connection_with_config(config.clone())))
-        .collect())
+    Ok(Opener::Cluster(client, config))
+}
+
+impl Opener {
+    /// A new connection, driven from the current thread's runtime.
+    fn open(&self) -> anyhow::Result<Connection> {
+        Ok(match self {
+            Opener::Single(client, config) => {
+                Connection::Single(ConnectionManager::new_lazy_with_config(client.clone(), config.clone())?)
+            }
+            Opener::Cluster(client, config) => {
+                Connection::Cluster(client.get_pending_async_connection_with_config(config.clone()))
+            }
+        })
+    }
 }
 
 /// `SELECT 1` bounded by `timeout`, for readiness.
