@@ -23,7 +23,8 @@
 //!   client's budget and access verdict as `FromRequest` extractors.
 //! - [`configuration`]: layered settings (`config/*.toml`, `FLOODGATE__*`).
 //! - [`error`]: the one error type and its JSON body.
-//! - [`store`]: Postgres and Redis pools with bounded waits.
+//! - [`store`]: the Postgres pool and the per-thread Redis connections, with
+//!   bounded waits.
 //! - [`tokens`]: signed queue, admission and hold tokens; login JWTs.
 //! - [`sales`]: sale definitions, stages, availability; admin CRUD;
 //!   `sales::lifecycle` makes every change of a sale's state.
@@ -41,7 +42,9 @@
 //!   lotteries.
 //! - [`lottery`]: the lottery draw.
 //! - [`inventory`]: holds: `place_hold` (one statement, migrations/0004),
-//!   release, expiry; `inventory::audit` checks invariants I1–I3.
+//!   placed in batches of whatever arrives together (`place_holds`,
+//!   migrations/0009), release, expiry; `inventory::audit` checks invariants
+//!   I1–I3.
 //! - [`prices`]: price categories and the units each covers.
 //! - [`payments`]: the signed webhook, confirmation (amount-checked), late
 //!   payments.

@@ -1,6 +1,8 @@
 //! Placing a hold: the idempotency record, the buyer's allowance (I3), the
 //! claim (I1, I2), the hold row and its outbox event in one statement, the
-//! `place_hold` function of `migrations/0004_place_hold.sql`.
+//! `place_hold` function of `migrations/0004_place_hold.sql`. Named seats
+//! call it alone; "best available" goes through `batch.rs`, which places
+//! the holds that arrive together in one statement and one commit.
 //!
 //! "Best available" scans the partial index of free units up from a per-sale
 //! floor this instance keeps (the lowest unit its last claim took), so claims
