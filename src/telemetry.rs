@@ -59,7 +59,11 @@ pub fn init(json: bool) {
     let result = if json {
         registry.with(fmt::layer().json().with_current_span(true).with_span_list(false)).try_init()
     } else {
-        registry.with(fmt::layer().with_target(false)).try_init()
+        // Colours only for a terminal: a log file or a collector gets plain
+        // text (and the server does not format escape codes into every
+        // request span's fields for nobody).
+        let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+        registry.with(fmt::layer().with_target(false).with_ansi(ansi)).try_init()
     };
     // A second init in the same process (tests) is expected and harmless.
     let _ = result;
