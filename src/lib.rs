@@ -25,6 +25,7 @@
 //! - [`error`]: the one error type and its JSON body.
 //! - [`store`]: the Postgres pool and the per-thread Redis connections, with
 //!   bounded waits.
+//! - [`per_thread`]: one value per worker thread, made on that thread.
 //! - [`tokens`]: signed queue, admission and hold tokens; login JWTs.
 //! - [`sales`]: sale definitions, stages, availability; admin CRUD;
 //!   `sales::lifecycle` makes every change of a sale's state.
@@ -81,6 +82,7 @@ pub mod openapi;
 pub mod ops;
 pub mod orders;
 pub mod payments;
+pub mod per_thread;
 pub mod prices;
 pub mod rate_limit;
 pub mod release;

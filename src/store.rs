@@ -1,11 +1,9 @@
 //! Connection pools for Postgres and Redis, built so that a dead dependency
 //! answers within a bounded time instead of hanging a request.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::str::FromStr;
-use std::sync::{Arc, RwLock};
-use std::thread::ThreadId;
+use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
@@ -16,6 +14,7 @@ use sqlx::PgPool;
 
 use crate::configuration::{DatabaseSettings, RedisSettings};
 use crate::error::{AppError, AppResult};
+use crate::per_thread::PerThread;
 
 /// Connection options for `settings.url`.
 pub fn pg_connect_options(settings: &DatabaseSettings) -> Result<PgConnectOptions, sqlx::Error> {
@@ -50,7 +49,7 @@ pub struct Redis {
     opener: Arc<Opener>,
     /// Connections per thread.
     per_thread: usize,
-    by_thread: Arc<RwLock<HashMap<ThreadId, Arc<[Connection]>>>>,
+    by_thread: Arc<PerThread<Arc<[Connection]>>>,
     /// Prefix of every key.
     pub prefix: String,
     /// Upper bound on one call, reconnecting included.
@@ -118,7 +117,7 @@ impl Redis {
         Ok(Redis {
             opener: Arc::new(opener),
             per_thread: settings.connections.max(1),
-            by_thread: Arc::new(RwLock::new(HashMap::new())),
+            by_thread: Arc::new(PerThread::default()),
             prefix: settings.key_prefix.clone(),
             timeout,
         })
@@ -126,7 +125,7 @@ impl Redis {
 
     /// Connections open, over all threads.
     pub fn connection_count(&self) -> usize {
-        self.by_thread.read().map_or(0, |t| t.values().map(|c| c.len()).sum())
+        self.by_thread.count() * self.per_thread
     }
 
     /// A handle on one of this thread's connections (opened now on first
@@ -138,17 +137,13 @@ impl Redis {
             t.set(turn.wrapping_add(1));
             turn
         });
-        let thread = std::thread::current().id();
-        if let Some(connections) = self.by_thread.read().ok().and_then(|t| t.get(&thread).cloned()) {
-            return Ok(connections[turn % connections.len()].clone());
-        }
-        let opened: Arc<[Connection]> = (0..self.per_thread)
-            .map(|_| self.opener.open())
-            .collect::<anyhow::Result<Vec<_>>>()
-            .map_err(|e| AppError::Unavailable(e.into()))?
-            .into();
-        let mut by_thread = self.by_thread.write().unwrap_or_else(|e| e.into_inner());
-        let connections = by_thread.entry(thread).or_insert(opened);
+        let connections = self.by_thread.get_or_try_make(|| {
+            (0..self.per_thread)
+                .map(|_| self.opener.open())
+                .collect::<anyhow::Result<Vec<_>>>()
+                .map(Arc::from)
+                .map_err(|e| AppError::Unavailable(e.into()))
+        })?;
         Ok(connections[turn % connections.len()].clone())
     }
 
@@ -195,7 +190,8 @@ pub async fn with_pg<T, E: From<sqlx::Error>>(
     result
 }
 
-/// Connections to the single Redis at `url`, each reconnecting by itself.
+/// Opens connections to the single Redis at `url`, each reconnecting by
+/// itself.
 fn single_opener(url: &str, timeout: Duration) -> anyhow::Result<Opener> {
     let client = redis::Client::open(url)?;
     let config = ConnectionManagerConfig::new()
@@ -206,7 +202,7 @@ fn single_opener(url: &str, timeout: Duration) -> anyhow::Result<Opener> {
     Ok(Opener::Single(client, config))
 }
 
-/// Connections to the Redis Cluster that `seeds` belong to. They connect in
+/// Opens connections to the Redis Cluster that `seeds` belong to. They connect in
 /// the background; a command sent before (or while a failover promotes a
 /// replica) is retried with backoff until the call's timeout answers 503.
 fn cluster_opener(seeds: &[&str], timeout: Duration) -> anyhow::Result<Opener> {

@@ -15,8 +15,7 @@
 //! rows (I3) in one global order, so two batches never deadlock.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
-use std::thread::ThreadId;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -26,6 +25,7 @@ use uuid::Uuid;
 
 use super::place::{NotPlaced, Placed, Refusal};
 use crate::error::AppError;
+use crate::per_thread::PerThread;
 
 /// Most holds in one call: the subtransactions of one transaction stay
 /// under the 64 a Postgres backend caches.
@@ -60,27 +60,19 @@ pub struct HoldBatches {
     db: PgPool,
     /// Calls one worker's batcher keeps in flight at most.
     slots: usize,
-    batchers: RwLock<HashMap<ThreadId, Arc<Batcher>>>,
+    batchers: PerThread<Arc<Batcher>>,
 }
 
 impl HoldBatches {
     /// Batchers that share `pool_size` connections among `workers` threads.
     pub fn new(db: PgPool, pool_size: u32, workers: usize) -> Self {
         let slots = (pool_size as usize / workers.max(1)).max(1);
-        HoldBatches { db, slots, batchers: RwLock::new(HashMap::new()) }
+        HoldBatches { db, slots, batchers: PerThread::default() }
     }
 
     /// Places `hold` together with whatever else is waiting.
     pub(super) async fn place(&self, hold: BatchedHold) -> Result<Placed, NotPlaced> {
-        let thread = std::thread::current().id();
-        let existing = self.batchers.read().ok().and_then(|b| b.get(&thread).cloned());
-        let batcher = match existing {
-            Some(batcher) => batcher,
-            None => {
-                let mut batchers = self.batchers.write().unwrap_or_else(|e| e.into_inner());
-                batchers.entry(thread).or_insert_with(|| Arc::new(Batcher::start(self.db.clone(), self.slots))).clone()
-            }
-        };
+        let batcher = self.batchers.get_or_make(|| Arc::new(Batcher::start(self.db.clone(), self.slots)));
         let (reply, answer) = oneshot::channel();
         batcher.tx.send(Request { hold, reply }).map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?

@@ -42,9 +42,7 @@ pub mod reconcile;
 pub mod routes;
 pub mod sources;
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
-use std::thread::ThreadId;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -55,6 +53,7 @@ use utoipa::ToSchema;
 use crate::error::AppResult;
 use crate::fairness;
 use crate::gate::challenge::Ticket;
+use crate::per_thread::PerThread;
 use crate::sales::Sale;
 use crate::store::Redis;
 
@@ -133,7 +132,7 @@ pub struct WaitingRoom {
     lines: line::Lines,
     /// One join batcher per worker thread, so a join never wakes another
     /// thread to reach Redis.
-    joiners: RwLock<HashMap<ThreadId, Arc<batch::Joiner>>>,
+    joiners: PerThread<Arc<batch::Joiner>>,
 }
 
 /// What a status poll finds.
@@ -448,12 +447,7 @@ pub fn poll_after_ms(ahead: u64, rate: Option<f64>, sale: &Sale) -> u64 {
 impl WaitingRoom {
     /// The waiting room over `redis`.
     pub fn new(redis: Redis) -> Self {
-        WaitingRoom {
-            redis,
-            scripts: Scripts::new(),
-            lines: line::Lines::default(),
-            joiners: RwLock::new(HashMap::new()),
-        }
+        WaitingRoom { redis, scripts: Scripts::new(), lines: line::Lines::default(), joiners: PerThread::default() }
     }
 
     fn keys(&self, sale: &str) -> Keys {
@@ -502,18 +496,8 @@ impl WaitingRoom {
     /// Joins `sale`; `user` is the signed-in user id, if any. Joins arriving
     /// together share one script call (see `batch.rs`).
     pub async fn join(&self, sale: &Sale, user: Option<&str>, ticket: Option<&Ticket>) -> AppResult<JoinOutcome> {
-        let thread = std::thread::current().id();
-        let existing = self.joiners.read().ok().and_then(|j| j.get(&thread).cloned());
-        let joiner = match existing {
-            Some(joiner) => joiner,
-            None => {
-                let mut joiners = self.joiners.write().unwrap_or_else(|e| e.into_inner());
-                joiners
-                    .entry(thread)
-                    .or_insert_with(|| Arc::new(batch::Joiner::start(self.redis.clone(), self.scripts.join.clone())))
-                    .clone()
-            }
-        };
+        let joiner =
+            self.joiners.get_or_make(|| Arc::new(batch::Joiner::start(self.redis.clone(), self.scripts.join.clone())));
         joiner.join(&sale.id, user.unwrap_or(""), ticket).await
     }
 
