@@ -13,6 +13,9 @@
 //!   sale's series retire a little after it closes (the metrics job keeps
 //!   the live ones and the global counters touched).
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -130,6 +133,7 @@ pub fn handle() -> PrometheusHandle {
         .get_or_init(|| {
             let latency_buckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
             let builder = PrometheusBuilder::new()
+                // Not histograms: record_request keeps their handles.
                 .idle_timeout(MetricKindMask::COUNTER | MetricKindMask::GAUGE, Some(IDLE_TIMEOUT))
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &latency_buckets)
                 .and_then(|b| b.set_buckets_for_metric(Matcher::Full(CHALLENGE_DIFFICULTY.into()), &DIFFICULTY_BUCKETS))
@@ -276,11 +280,114 @@ pub fn keep_sale_alive(sale: &str) {
     }
 }
 
-/// Records one request in [`HTTP_REQUEST_DURATION`] (called by
-/// [`crate::telemetry::observe`], which looks the route template up).
-pub fn record_request(route: String, method: &'static str, status: actix_web::http::StatusCode, took: Duration) {
-    ::metrics::histogram!(HTTP_REQUEST_DURATION, "route" => route, "method" => method, "status" => status_label(status))
-        .record(took.as_secs_f64());
+/// Records one request in [`HTTP_REQUEST_DURATION`] and gives its route
+/// template (`"unmatched"` when no route took it).
+///
+/// Each worker thread keeps the templates it has seen with their histogram
+/// handles. Per request, actix's `match_pattern` walks the router a second
+/// time to name the template, and `histogram!` builds its three-label key
+/// (the route an owned string) and looks it up in the shared registry:
+/// together about a tenth of a status poll's CPU (loadtest/RESULTS.md, "A
+/// lean request path"). Here the template is written from the matched path
+/// with each dynamic segment put back as `{name}` and looked up in the
+/// thread's map. The router is asked only when that string is not a known
+/// template, and a string is kept only when the router names it as the
+/// template, so the map holds one entry per route, never one per path (a
+/// flood of unmatched paths keeps nothing).
+pub fn record_request(
+    request: &actix_web::HttpRequest,
+    method: &'static str,
+    status: actix_web::http::StatusCode,
+    took: Duration,
+) -> Rc<str> {
+    let status = status_label(status);
+    let seconds = took.as_secs_f64();
+    ROUTES.with(|routes| {
+        let mut routes = routes.borrow_mut();
+        let Routes { known, scratch } = &mut *routes;
+        let written = write_template(request.match_info(), scratch);
+        if written {
+            if let Some(route) = known.get_mut(scratch.as_str()) {
+                route.histogram(method, status).record(seconds);
+                return route.template.clone();
+            }
+        }
+        let template: Rc<str> = request.match_pattern().map_or_else(|| Rc::from("unmatched"), Rc::from);
+        if written && *template == **scratch && known.len() < MAX_ROUTES {
+            let route = known.entry(scratch.clone()).or_insert_with(|| Route { template, histograms: Vec::new() });
+            route.histogram(method, status).record(seconds);
+            return route.template.clone();
+        }
+        request_histogram(&template, method, status).record(seconds);
+        template
+    })
+}
+
+thread_local! {
+    static ROUTES: RefCell<Routes> = RefCell::new(Routes::default());
+}
+
+/// More routes than floodgate serves; a bound all the same.
+const MAX_ROUTES: usize = 256;
+
+/// One worker thread's route templates, and a buffer to write one in.
+#[derive(Default)]
+struct Routes {
+    known: HashMap<String, Route>,
+    scratch: String,
+}
+
+/// A route template and its histograms by method and status.
+///
+/// Holding a handle is safe because histograms are not in the recorder's
+/// idle mask ([`handle`]): a dropped series would leave the handle
+/// recording into nothing.
+struct Route {
+    template: Rc<str>,
+    histograms: Vec<(&'static str, &'static str, metrics::Histogram)>,
+}
+
+impl Route {
+    fn histogram(&mut self, method: &'static str, status: &'static str) -> &metrics::Histogram {
+        let at = match self.histograms.iter().position(|(m, s, _)| *m == method && *s == status) {
+            Some(at) => at,
+            None => {
+                self.histograms.push((method, status, request_histogram(&self.template, method, status)));
+                self.histograms.len() - 1
+            }
+        };
+        &self.histograms[at].2
+    }
+}
+
+fn request_histogram(route: &str, method: &'static str, status: &'static str) -> metrics::Histogram {
+    ::metrics::histogram!(HTTP_REQUEST_DURATION, "route" => route.to_owned(), "method" => method, "status" => status)
+}
+
+/// Writes the matched path with each dynamic segment replaced by `{name}`;
+/// false when a segment's value is not a slice of the path (only the router
+/// can name the template then).
+fn write_template(info: &actix_web::dev::Path<actix_web::dev::Url>, out: &mut String) -> bool {
+    out.clear();
+    let path = info.as_str();
+    let base = path.as_ptr() as usize;
+    let mut at = 0;
+    for (name, value) in info.iter() {
+        let start = (value.as_ptr() as usize).wrapping_sub(base);
+        let Some(end) = start.checked_add(value.len()).filter(|&end| start >= at && end <= path.len()) else {
+            return false;
+        };
+        let (Some(literal), true) = (path.get(at..start), path.is_char_boundary(end)) else {
+            return false;
+        };
+        out.push_str(literal);
+        out.push('{');
+        out.push_str(name);
+        out.push('}');
+        at = end;
+    }
+    out.push_str(&path[at..]);
+    true
 }
 
 /// The method as a static label (no allocation per request).
@@ -322,5 +429,35 @@ fn status_label(status: actix_web::http::StatusCode) -> &'static str {
         s if s < 400 => "3xx",
         s if s < 500 => "4xx",
         _ => "5xx",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::dev::{Path, ResourceDef, Url};
+
+    fn matched(pattern: &str, path: &str) -> Path<Url> {
+        let uri = path.parse().expect("uri");
+        let mut info = Path::new(Url::new(uri));
+        assert!(ResourceDef::new(pattern).capture_match_info(&mut info), "{pattern} matches {path}");
+        info
+    }
+
+    #[test]
+    fn a_matched_path_gives_back_its_template() {
+        let mut out = String::new();
+        for (pattern, path) in [
+            ("/api/v1/sales/{sale}/queue/status", "/api/v1/sales/s_1/queue/status"),
+            ("/api/v1/holds/{hold}", "/api/v1/holds/5f0c"),
+            ("/admin/v1/sales/{sale}/sessions/{session}", "/admin/v1/sales/ab/sessions/ab"),
+            ("/healthz", "/healthz"),
+        ] {
+            assert!(write_template(&matched(pattern, path), &mut out));
+            assert_eq!(out, pattern);
+        }
+        // A segment the router decodes is still a slice of the path.
+        assert!(write_template(&matched("/api/v1/sales/{sale}", "/api/v1/sales/a%20b"), &mut out));
+        assert_eq!(out, "/api/v1/sales/{sale}");
     }
 }

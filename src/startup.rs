@@ -10,7 +10,6 @@ use actix_web::middleware::{from_fn, Next};
 use actix_web::{dev::ServiceRequest, dev::ServiceResponse, web, App, HttpRequest, HttpServer};
 use tokio::net::TcpSocket;
 use tokio::sync::watch;
-use tracing_actix_web::TracingLogger;
 
 use crate::adaptive::HoldHealth;
 use crate::configuration::{ServerSettings, Settings};
@@ -126,7 +125,6 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Serv
             .wrap(from_fn(crate::rate_limit::shed_load))
             .wrap(from_fn(limit_body))
             .wrap(from_fn(crate::telemetry::observe))
-            .wrap(TracingLogger::<crate::telemetry::RequestSpan>::new())
             .configure(routes)
             .default_service(web::to(not_found))
     })

@@ -1,7 +1,8 @@
 //! Structured logs: JSON in production, readable text in dev, both carrying
 //! the request id of the span they were written in.
 //!
-//! Every request gets one access-log line at INFO under the target
+//! Every request runs in a span that names its request id, and gets one
+//! access-log line at INFO under the target
 //! [`ACCESS_TARGET`] (method, route template, status, duration, request id),
 //! written by [`observe`], which also records the request metrics. A
 //! request id sent by the client (`X-Request-Id`, or the trace id of a W3C
@@ -15,7 +16,7 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::HttpMessage;
+use tracing::Instrument;
 use tracing_subscriber::{fmt, layer::SubscriberExt, util::SubscriberInitExt, EnvFilter};
 
 /// The target of the access-log lines.
@@ -69,70 +70,40 @@ pub fn init(json: bool) {
     let _ = result;
 }
 
-/// The root span of every request: method, path, request id and status.
+/// Middleware: every request's span, request metrics, access-log line and
+/// `X-Request-Id` echo, in one layer.
 ///
-/// tracing-actix-web's default span carries a dozen OpenTelemetry fields,
-/// and the fmt layer formats every field of every span when the span opens,
-/// whether or not anything is logged in it; on a status poll that cost
-/// about as much as the poll itself. This span keeps what a log line of a
-/// request needs (its request id above all) and nothing else; the route
-/// template is in the request metrics.
-pub struct RequestSpan;
-
-impl tracing_actix_web::RootSpanBuilder for RequestSpan {
-    fn on_request_start(request: &actix_web::dev::ServiceRequest) -> tracing::Span {
-        let made_up = || {
-            let generated = request.extensions().get::<tracing_actix_web::RequestId>().copied();
-            generated.map(|id| id.to_string()).unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
-        };
-        let request_id = RequestId::of(request, made_up);
-        let span = tracing::info_span!(
-            "request",
-            method = %request.method(),
-            path = %request.path(),
-            request_id = %request_id.0,
-            status = tracing::field::Empty,
-        );
-        request.extensions_mut().insert(request_id);
-        span
-    }
-
-    fn on_request_end<B: actix_web::body::MessageBody>(
-        span: tracing::Span,
-        outcome: &Result<actix_web::dev::ServiceResponse<B>, actix_web::Error>,
-    ) {
-        let status = match outcome {
-            Ok(response) => response.status(),
-            Err(error) => error.as_response_error().status_code(),
-        };
-        span.record("status", status.as_u16());
-    }
-}
-
-/// Middleware: the request metrics, the access-log line and the
-/// `X-Request-Id` echo, with the route template looked up once.
+/// The span carries the request id alone, so that every line logged while
+/// the request runs names it; the access line carries the rest (method,
+/// path, route template, status, duration). The fmt layer formats a span's
+/// fields when the span opens, whether or not anything is logged in it,
+/// so each field costs every request: with tracing-actix-web's span
+/// (method, path, request id, status, in a middleware of its own) a status
+/// poll spent about an eighth of its CPU on it (loadtest/RESULTS.md, "A lean
+/// request path").
 pub async fn observe(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
     let method = crate::metrics::method_label(req.method());
-    let mut response = next.call(req).await?;
+    let id = RequestId::of(&req, || uuid::Uuid::new_v4().hyphenated().to_string());
+    let span = tracing::info_span!("request", request_id = %id.0);
+    let call = span.in_scope(|| next.call(req));
+    let mut response = call.instrument(span).await?;
     let took = started.elapsed();
-    // Templates, not raw paths, keep label cardinality bounded.
-    let route = response.request().match_pattern().unwrap_or_else(|| "unmatched".to_owned());
     let status = response.status();
-    // The span has recorded the id already; the answer takes it over.
-    let id = response.request().extensions_mut().remove::<RequestId>().map(|id| id.0).unwrap_or_default();
+    let route = crate::metrics::record_request(response.request(), method, status, took);
     // Expected refusals (4xx) are the product working; only a 5xx that is
     // not a 503 (those are logged where the dependency failed) is an error.
+    let path = response.request().path();
+    let ms = took.as_secs_f64() * 1e3;
     if status.is_server_error() && status != actix_web::http::StatusCode::SERVICE_UNAVAILABLE {
-        tracing::error!(target: ACCESS_TARGET, method, route = route.as_str(), status = status.as_u16(), duration_ms = took.as_secs_f64() * 1e3, request_id = %id, "request");
+        tracing::error!(target: ACCESS_TARGET, method, path, route = &*route, status = status.as_u16(), duration_ms = ms, request_id = %id.0, "request");
     } else {
-        tracing::info!(target: ACCESS_TARGET, method, route = route.as_str(), status = status.as_u16(), duration_ms = took.as_secs_f64() * 1e3, request_id = %id, "request");
+        tracing::info!(target: ACCESS_TARGET, method, path, route = &*route, status = status.as_u16(), duration_ms = ms, request_id = %id.0, "request");
     }
-    crate::metrics::record_request(route, method, status, took);
-    if let Ok(value) = HeaderValue::try_from(id) {
+    if let Ok(value) = HeaderValue::try_from(id.0) {
         response.headers_mut().insert(header::HeaderName::from_static("x-request-id"), value);
     }
     Ok(response)

@@ -14,8 +14,10 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use serde_json::json;
 use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
+use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 
 /// One event: level, target and fields (the message under "message").
@@ -24,6 +26,8 @@ struct Logged {
     level: Level,
     target: String,
     fields: HashMap<String, String>,
+    /// The `request_id` of the request span the event was logged in.
+    request_id: Option<String>,
 }
 
 /// Every event of the process (one subscriber per process, shared by the
@@ -42,12 +46,30 @@ impl Visit for Fields {
     }
 }
 
-impl<S: Subscriber> Layer<S> for Collected {
-    fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
+/// A span's request id, kept in the span's extensions.
+struct SpanRequestId(String);
+
+impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Collected {
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let mut fields = Fields(HashMap::new());
+        attrs.record(&mut fields);
+        if let (Some(request_id), Some(span)) = (fields.0.remove("request_id"), ctx.span(id)) {
+            span.extensions_mut().insert(SpanRequestId(request_id));
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         let mut fields = Fields(HashMap::new());
         event.record(&mut fields);
-        let logged =
-            Logged { level: *event.metadata().level(), target: event.metadata().target().to_owned(), fields: fields.0 };
+        let request_id = ctx.event_scope(event).and_then(|scope| {
+            scope.from_root().find_map(|span| span.extensions().get::<SpanRequestId>().map(|id| id.0.clone()))
+        });
+        let logged = Logged {
+            level: *event.metadata().level(),
+            target: event.metadata().target().to_owned(),
+            fields: fields.0,
+            request_id,
+        };
         if let Ok(mut events) = self.0.lock() {
             events.push(logged);
         }
@@ -78,7 +100,15 @@ async fn a_503_is_logged_once_as_a_warning() {
     // Postgres out of reach for this instance: creating a sale needs it.
     app.state.db.close().await;
     let before = count();
-    let response = app.create_sale(&helpers::sale_json(5, json!({}))).await;
+    let response = app
+        .client
+        .post(app.url("/admin/v1/sales"))
+        .bearer_auth(helpers::ADMIN_KEY)
+        .header("X-Request-Id", "db-down-1")
+        .json(&helpers::sale_json(5, json!({})))
+        .send()
+        .await
+        .expect("request");
     assert_eq!(response.status(), reqwest::StatusCode::SERVICE_UNAVAILABLE);
     assert!(response.headers().contains_key("retry-after"));
     let events = since(before);
@@ -92,6 +122,7 @@ async fn a_503_is_logged_once_as_a_warning() {
         .collect();
     assert_eq!(about_it.len(), 1, "logged once: {events:?}");
     assert_eq!(about_it[0].level, Level::WARN, "{events:?}");
+    assert_eq!(about_it[0].request_id.as_deref(), Some("db-down-1"), "logged in the request's span: {events:?}");
 }
 
 #[tokio::test]

@@ -90,6 +90,30 @@ async fn metrics_render_a_request_histogram_by_route_template() {
     let text = metrics.text().await.unwrap();
     assert!(text.contains("# TYPE floodgate_http_request_duration_seconds histogram"), "{text}");
     assert!(text.contains(r#"route="/api/v1/sales/{sale}""#), "labelled by template, not raw path: {text}");
+    assert!(!text.contains(&sale), "no series names a raw path");
+
+    // Every request counts, the repeated ones too (the instance keeps a
+    // route's histogram once it has seen it), and paths no route takes are
+    // one "unmatched" series. The recorder is the test process's, shared with
+    // the tests running beside this one: compare before and after.
+    let count = |text: &str, route: &str, status: &str| {
+        let series = format!(
+            r#"floodgate_http_request_duration_seconds_count{{route="{route}",method="GET",status="{status}"}}"#
+        );
+        sample(text, &series).unwrap_or(0.0)
+    };
+    let (sale_before, unmatched_before) =
+        (count(&text, "/api/v1/sales/{sale}", "200"), count(&text, "unmatched", "404"));
+    for _ in 0..5 {
+        assert_eq!(app.get_sale(&sale).await.status(), StatusCode::OK);
+    }
+    for n in 0..3 {
+        assert_eq!(app.get(&format!("/no/such/path/{n}")).await.status(), StatusCode::NOT_FOUND);
+    }
+    let text = app.get("/metrics").await.text().await.unwrap();
+    assert!(count(&text, "/api/v1/sales/{sale}", "200") >= sale_before + 5.0, "{text}");
+    assert!(count(&text, "unmatched", "404") >= unmatched_before + 3.0, "{text}");
+    assert!(!text.contains("/no/such/path"), "an unmatched path is not a label: {text}");
     assert!(text.contains("floodgate_pg_pool_connections"));
     // What promtool checks first: every family has HELP and TYPE.
     for line in text.lines().filter(|l| l.starts_with("# TYPE ")) {
@@ -245,7 +269,10 @@ async fn metrics_are_exact_at_every_scrape_and_closed_sales_retire() {
         assert!(text.lines().any(|l| l.starts_with(name)), "{name} missing");
     }
     for series in [
-        r#"floodgate_pg_query_seconds_count{op="place_hold"}"#,
+        // This test's own holds ("best available") go through place_holds;
+        // the recorder is the whole test process's, so place_hold (named
+        // seats) is there only when another test ran one first.
+        r#"floodgate_pg_query_seconds_count{op="place_holds"}"#,
         r#"floodgate_pg_query_seconds_count{op="count_units"}"#,
         "floodgate_pg_pool_acquire_seconds_count",
     ] {
