@@ -2,9 +2,9 @@
 //! the request id of the span they were written in.
 //!
 //! Every request runs in a span that names its request id, and gets one
-//! access-log line at INFO under the target
-//! [`ACCESS_TARGET`] (method, route template, status, duration, request id),
-//! written by [`observe`], which also records the request metrics. A
+//! access-log line at INFO under the target [`ACCESS_TARGET`] (method,
+//! path, route template, status, duration, request id), written by
+//! [`observe`], which also records the request metrics. A
 //! request id sent by the client (`X-Request-Id`, or the trace id of a W3C
 //! `traceparent`) is kept and echoed; otherwise one is made up. Silence the
 //! access log with `RUST_LOG=info,floodgate::access=off` (a site at line
