@@ -22,6 +22,10 @@ use tracing_subscriber::{fmt, layer::SubscriberExt, util::SubscriberInitExt, Env
 /// The target of the access-log lines.
 pub const ACCESS_TARGET: &str = "floodgate::access";
 
+// Names made once: looking a header up by a `&str` parses the name first.
+const X_REQUEST_ID: header::HeaderName = header::HeaderName::from_static("x-request-id");
+const TRACEPARENT: header::HeaderName = header::HeaderName::from_static("traceparent");
+
 /// The request id of a request: the client's, or one made up for it.
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
@@ -32,8 +36,8 @@ impl RequestId {
     /// else `made_up`.
     fn of(request: &ServiceRequest, made_up: impl FnOnce() -> String) -> Self {
         let headers = request.headers();
-        let sent = headers.get("x-request-id").and_then(|v| v.to_str().ok()).filter(|id| sane_id(id));
-        let traced = || headers.get("traceparent").and_then(|v| v.to_str().ok()).and_then(trace_id);
+        let sent = headers.get(&X_REQUEST_ID).and_then(|v| v.to_str().ok()).filter(|id| sane_id(id));
+        let traced = || headers.get(&TRACEPARENT).and_then(|v| v.to_str().ok()).and_then(trace_id);
         RequestId(sent.map(str::to_owned).or_else(traced).unwrap_or_else(made_up))
     }
 }
@@ -104,7 +108,7 @@ pub async fn observe(
         tracing::info!(target: ACCESS_TARGET, method, path, route = &*route, status = status.as_u16(), duration_ms = ms, request_id = %id.0, "request");
     }
     if let Ok(value) = HeaderValue::try_from(id.0) {
-        response.headers_mut().insert(header::HeaderName::from_static("x-request-id"), value);
+        response.headers_mut().insert(X_REQUEST_ID, value);
     }
     Ok(response)
 }
