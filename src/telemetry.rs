@@ -26,20 +26,14 @@ pub const ACCESS_TARGET: &str = "floodgate::access";
 const X_REQUEST_ID: header::HeaderName = header::HeaderName::from_static("x-request-id");
 const TRACEPARENT: header::HeaderName = header::HeaderName::from_static("traceparent");
 
-/// The request id of a request: the client's, or one made up for it.
-#[derive(Debug, Clone)]
-pub struct RequestId(pub String);
-
-impl RequestId {
-    /// The client's `X-Request-Id` when it is a sane token (1 to 128 of
-    /// `A-Z a-z 0-9 - _ . :`), else the trace id of a valid `traceparent`,
-    /// else `made_up`.
-    fn of(request: &ServiceRequest, made_up: impl FnOnce() -> String) -> Self {
-        let headers = request.headers();
-        let sent = headers.get(&X_REQUEST_ID).and_then(|v| v.to_str().ok()).filter(|id| sane_id(id));
-        let traced = || headers.get(&TRACEPARENT).and_then(|v| v.to_str().ok()).and_then(trace_id);
-        RequestId(sent.map(str::to_owned).or_else(traced).unwrap_or_else(made_up))
-    }
+/// The request id of a request: the client's `X-Request-Id` when it is a
+/// sane token (1 to 128 of `A-Z a-z 0-9 - _ . :`), else the trace id of a
+/// valid `traceparent`, else a new UUID.
+fn request_id(request: &ServiceRequest) -> String {
+    let headers = request.headers();
+    let sent = headers.get(&X_REQUEST_ID).and_then(|v| v.to_str().ok()).filter(|id| sane_id(id));
+    let traced = || headers.get(&TRACEPARENT).and_then(|v| v.to_str().ok()).and_then(trace_id);
+    sent.map(str::to_owned).or_else(traced).unwrap_or_else(|| uuid::Uuid::new_v4().hyphenated().to_string())
 }
 
 fn sane_id(id: &str) -> bool {
@@ -91,8 +85,8 @@ pub async fn observe(
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
     let method = crate::metrics::method_label(req.method());
-    let id = RequestId::of(&req, || uuid::Uuid::new_v4().hyphenated().to_string());
-    let span = tracing::info_span!("request", request_id = %id.0);
+    let id = request_id(&req);
+    let span = tracing::info_span!("request", request_id = %id);
     let call = span.in_scope(|| next.call(req));
     let mut response = call.instrument(span).await?;
     let took = started.elapsed();
@@ -103,11 +97,11 @@ pub async fn observe(
     let path = response.request().path();
     let ms = took.as_secs_f64() * 1e3;
     if status.is_server_error() && status != actix_web::http::StatusCode::SERVICE_UNAVAILABLE {
-        tracing::error!(target: ACCESS_TARGET, method, path, route = &*route, status = status.as_u16(), duration_ms = ms, request_id = %id.0, "request");
+        tracing::error!(target: ACCESS_TARGET, method, path, route = &*route, status = status.as_u16(), duration_ms = ms, request_id = %id, "request");
     } else {
-        tracing::info!(target: ACCESS_TARGET, method, path, route = &*route, status = status.as_u16(), duration_ms = ms, request_id = %id.0, "request");
+        tracing::info!(target: ACCESS_TARGET, method, path, route = &*route, status = status.as_u16(), duration_ms = ms, request_id = %id, "request");
     }
-    if let Ok(value) = HeaderValue::try_from(id.0) {
+    if let Ok(value) = HeaderValue::try_from(id) {
         response.headers_mut().insert(X_REQUEST_ID, value);
     }
     Ok(response)
