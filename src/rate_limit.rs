@@ -1,10 +1,10 @@
 //! Per-IP rate limits on the public hot paths, and a per-instance ceiling on
-//! requests in flight that sheds load with 429 before latency collapses.
+//! requests in flight that sheds load with 429 before latency collapses (with
+//! the body-size limit, in one middleware: [`admit_request`]).
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -34,12 +34,12 @@ pub struct RateLimits {
     status: Option<DefaultKeyedRateLimiter<IpAddr>>,
     hold: Option<DefaultKeyedRateLimiter<IpAddr>>,
     trusted_proxies: usize,
-    /// Requests in flight and the ceiling, shared with the middleware.
-    pub in_flight: Arc<InFlight>,
+    /// Requests in flight and the ceiling ([`admit_request`]).
+    in_flight: InFlight,
 }
 
 /// Requests in flight on this instance.
-pub struct InFlight {
+struct InFlight {
     current: AtomicUsize,
     max: usize,
 }
@@ -58,7 +58,7 @@ impl RateLimits {
             status: limiter(settings.status_per_second),
             hold: limiter(settings.hold_per_second),
             trusted_proxies: settings.trusted_proxies as usize,
-            in_flight: Arc::new(InFlight { current: AtomicUsize::new(0), max: settings.max_in_flight.max(1) }),
+            in_flight: InFlight { current: AtomicUsize::new(0), max: settings.max_in_flight.max(1) },
         }
     }
 
@@ -111,26 +111,37 @@ impl RateLimits {
     }
 }
 
-struct Slot(Arc<InFlight>);
+struct Slot<'a>(&'a InFlight);
 
-impl Drop for Slot {
+impl Drop for Slot<'_> {
     fn drop(&mut self) {
         self.0.current.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
-/// Middleware: answers 429 at once when this instance already has
-/// `max_in_flight` requests running, so queued work never grows without bound.
-pub async fn shed_load(
+/// Middleware: refuses at once what this instance will not run: a body
+/// announced larger than `server.max_body_bytes` (413, before it is read;
+/// extractors enforce the limit again for chunked bodies), and any request
+/// past `max_in_flight` running ones (429), so queued work never grows
+/// without bound. One layer for both: each `from_fn` layer costs every
+/// request a boxed future.
+pub async fn admit_request(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let in_flight = req.app_data::<actix_web::web::Data<crate::state::AppState>>().map(|s| s.limits.in_flight.clone());
-    let Some(in_flight) = in_flight else {
+    let Some(state) = req.app_data::<actix_web::web::Data<crate::state::AppState>>().cloned() else {
         return Ok(next.call(req).await?.map_into_boxed_body());
     };
+    let limit = state.settings.server.max_body_bytes;
+    let announced =
+        req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
+    if announced.is_some_and(|len| len > limit) {
+        let response = actix_web::ResponseError::error_response(&AppError::PayloadTooLarge(limit));
+        return Ok(req.into_response(response));
+    }
+    let in_flight = &state.limits.in_flight;
     let now = in_flight.current.fetch_add(1, Ordering::Relaxed) + 1;
-    let slot = Slot(in_flight.clone());
+    let slot = Slot(in_flight);
     // Operations endpoints are never shed: they are how operators see trouble.
     let exempt = matches!(req.path(), "/healthz" | "/readyz" | "/metrics");
     if now > in_flight.max && !exempt {

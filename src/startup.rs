@@ -6,8 +6,8 @@ use std::net::{TcpListener, ToSocketAddrs};
 use actix_web::dev::Server;
 use actix_web::error::{PathError, QueryPayloadError};
 use actix_web::http::{header, StatusCode};
-use actix_web::middleware::{from_fn, Next};
-use actix_web::{dev::ServiceRequest, dev::ServiceResponse, web, App, HttpRequest, HttpServer};
+use actix_web::middleware::from_fn;
+use actix_web::{web, App, HttpRequest, HttpServer};
 use tokio::net::TcpSocket;
 use tokio::sync::watch;
 
@@ -122,8 +122,7 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Serv
             .app_data(web::PayloadConfig::new(settings.max_body_bytes))
             .app_data(web::PathConfig::default().error_handler(path_error))
             .app_data(web::QueryConfig::default().error_handler(query_error))
-            .wrap(from_fn(crate::rate_limit::shed_load))
-            .wrap(from_fn(limit_body))
+            .wrap(from_fn(crate::rate_limit::admit_request))
             .wrap(from_fn(crate::telemetry::observe))
             .configure(routes)
             .default_service(web::to(not_found))
@@ -189,20 +188,4 @@ fn path_error(_error: PathError, _req: &HttpRequest) -> actix_web::Error {
 
 fn query_error(error: QueryPayloadError, _req: &HttpRequest) -> actix_web::Error {
     AppError::BadRequest(format!("bad query string: {error}")).into()
-}
-
-/// Refuses bodies announced larger than the limit before reading them, on
-/// every route (extractors enforce it again for chunked bodies).
-async fn limit_body(
-    req: ServiceRequest,
-    next: Next<actix_web::body::BoxBody>,
-) -> Result<ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
-    let limit = req.app_data::<web::Data<AppState>>().map(|s| s.settings.server.max_body_bytes).unwrap_or(usize::MAX);
-    let announced =
-        req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
-    if announced.is_some_and(|len| len > limit) {
-        let response = actix_web::ResponseError::error_response(&AppError::PayloadTooLarge(limit));
-        return Ok(req.into_response(response));
-    }
-    next.call(req).await
 }

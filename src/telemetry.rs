@@ -17,7 +17,8 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::Next;
 use tracing::Instrument;
-use tracing_subscriber::{fmt, layer::SubscriberExt, util::SubscriberInitExt, EnvFilter};
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::{fmt, layer::SubscriberExt, util::SubscriberInitExt, EnvFilter, Layer, Registry};
 
 /// The target of the access-log lines.
 pub const ACCESS_TARGET: &str = "floodgate::access";
@@ -50,11 +51,48 @@ fn trace_id(traceparent: &str) -> Option<String> {
     (valid && trace.bytes().any(|b| b != b'0')).then(|| trace.to_ascii_lowercase())
 }
 
+/// The log filter when `RUST_LOG` names none.
+const DEFAULT_FILTER: &str = "info,sqlx=warn,actix_server=warn";
+
+/// The log filter for `RUST_LOG` (`None`: unset), else [`DEFAULT_FILTER`].
+/// Levels by target (all an operator usually sets) go to [`Targets`], which
+/// decides once per call site; only span and field directives need
+/// [`EnvFilter`], which also tracks every span it might match, taking a
+/// lock on each enter and exit of every request's span (1 % of a join's CPU
+/// under `perf`).
+enum LogFilter {
+    Targets(Box<Targets>),
+    Env(Box<EnvFilter>),
+}
+
+impl LogFilter {
+    fn new(directives: Option<&str>) -> Self {
+        let default = || {
+            LogFilter::Targets(Box::new(
+                DEFAULT_FILTER.parse().unwrap_or_else(|_| Targets::new().with_default(tracing::Level::INFO)),
+            ))
+        };
+        match directives.filter(|d| !d.trim().is_empty()) {
+            None => default(),
+            Some(directives) => match directives.parse::<Targets>() {
+                Ok(targets) => LogFilter::Targets(Box::new(targets)),
+                Err(_) => EnvFilter::try_new(directives).map_or_else(|_| default(), |f| LogFilter::Env(Box::new(f))),
+            },
+        }
+    }
+
+    fn boxed(self) -> Box<dyn Layer<Registry> + Send + Sync> {
+        match self {
+            LogFilter::Targets(targets) => targets,
+            LogFilter::Env(filter) => filter,
+        }
+    }
+}
+
 /// Installs the global subscriber once; later calls (tests) are no-ops.
 pub fn init(json: bool) {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,actix_server=warn"));
-    let registry = tracing_subscriber::registry().with(filter);
+    let registry =
+        tracing_subscriber::registry().with(LogFilter::new(std::env::var("RUST_LOG").ok().as_deref()).boxed());
     let result = if json {
         registry.with(fmt::layer().json().with_current_span(true).with_span_list(false)).try_init()
     } else {
@@ -118,6 +156,15 @@ mod tests {
         assert!(!sane_id("has space"));
         assert!(!sane_id(&"a".repeat(129)));
         assert!(!sane_id("new\nline"));
+    }
+
+    #[test]
+    fn target_levels_need_no_span_tracking() {
+        assert!(matches!(LogFilter::new(None), LogFilter::Targets(_)));
+        assert!(matches!(LogFilter::new(Some("info,floodgate::access=off")), LogFilter::Targets(_)));
+        assert!(matches!(LogFilter::new(Some("warn,floodgate=debug,sqlx=off")), LogFilter::Targets(_)));
+        assert!(matches!(LogFilter::new(Some("info,floodgate[request{request_id=x}]=trace")), LogFilter::Env(_)));
+        assert!(matches!(LogFilter::new(Some("=[=")), LogFilter::Targets(_)), "unreadable: the default");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Joining the queue and polling one's place.
 
 use actix_web::http::header;
-use actix_web::{get, post, web, HttpRequest, HttpResponse};
+use actix_web::{get, post, web, HttpRequest, HttpResponse, HttpResponseBuilder};
 use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -219,11 +219,7 @@ pub async fn join(
     ::metrics::counter!(crate::metrics::QUEUE_JOINS, "sale" => sale.id.clone(), "outcome" => if created { "new" } else { "again" }).increment(1);
     let mut view = place(&state, &sale, &visitor, n, standing).await?;
     view.queue_token = Some(token);
-    let mut response = if created { HttpResponse::Created() } else { HttpResponse::Ok() }
-        .insert_header(retry_after(&view))
-        .json(&view);
-    response.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
-    Ok(response)
+    Ok(answer(if created { HttpResponse::Created() } else { HttpResponse::Ok() }, &view))
 }
 
 /// What a join did.
@@ -271,8 +267,32 @@ fn queue_token(state: &AppState, sale: &Sale, visitor: &str, n: u64) -> AppResul
     state.tokens.issue(Purpose::Queue, &sale.id, visitor, Some(n), None, expires.max(Utc::now() + lifetime))
 }
 
-fn retry_after(view: &QueueView) -> (header::HeaderName, String) {
-    (header::RETRY_AFTER, view.poll_after_ms.div_ceil(1000).max(1).to_string())
+/// `Retry-After: seconds`; the values a poll answers (1 to 30) are made once
+/// (formatting one cost an allocation per poll).
+fn retry_after(seconds: u64) -> header::HeaderValue {
+    static MADE: std::sync::LazyLock<Vec<header::HeaderValue>> =
+        std::sync::LazyLock::new(|| (0..=60u64).map(header::HeaderValue::from).collect());
+    usize::try_from(seconds)
+        .ok()
+        .and_then(|s| MADE.get(s))
+        .cloned()
+        .unwrap_or_else(|| header::HeaderValue::from(seconds))
+}
+
+/// A join's or a poll's answer: the place as JSON, `Retry-After` from
+/// `poll_after_ms`, never cached. The body is written into one buffer sized
+/// for the largest view (both tokens): growing it from empty, as
+/// `HttpResponseBuilder::json` does, reallocated it three times per poll.
+fn answer(mut response: HttpResponseBuilder, view: &QueueView) -> HttpResponse {
+    let mut body = Vec::with_capacity(768);
+    if let Err(e) = serde_json::to_writer(&mut body, view) {
+        return actix_web::ResponseError::error_response(&AppError::Internal(e.into()));
+    }
+    response
+        .insert_header((header::RETRY_AFTER, retry_after(view.poll_after_ms.div_ceil(1000).max(1))))
+        .insert_header((header::CACHE_CONTROL, header::HeaderValue::from_static("no-store")))
+        .insert_header(header::ContentType::json())
+        .body(body)
 }
 
 /// Where a visitor stands: the state answered by join and status; `known`
@@ -413,10 +433,7 @@ pub async fn status(
     let n = claims.n.ok_or_else(|| AppError::Unauthorized("queue token without a place".into()))?;
     let sale = state.sales.get(&state.db, &path).await?;
     let view = place(&state, &sale, &claims.sub, n, None).await?;
-    Ok(HttpResponse::Ok()
-        .insert_header(retry_after(&view))
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(view))
+    Ok(answer(HttpResponse::Ok(), &view))
 }
 
 /// `POST /admin/v1/sales/{sale}/queue/remove` body.
