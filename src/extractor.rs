@@ -21,6 +21,7 @@
 use std::future::{ready, Future, Ready};
 use std::net::IpAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use actix_web::http::StatusCode;
 use actix_web::{dev::Payload, web, FromRequest, HttpMessage, HttpRequest};
@@ -71,7 +72,7 @@ impl FromRequest for Admin {
 
 /// Verifies the bearer token for `purpose`, bound to the path's sale if the
 /// route has one.
-fn bearer_claims(req: &HttpRequest, purpose: Purpose) -> Result<Claims, AppError> {
+fn bearer_claims(req: &HttpRequest, purpose: Purpose) -> Result<Arc<Claims>, AppError> {
     let state = state(req)?;
     let token = tokens::require_bearer(req)?;
     state.tokens.verify(token, purpose, req.match_info().get("sale"))
@@ -81,7 +82,7 @@ macro_rules! bearer_extractor {
     ($(#[$doc:meta])* $name:ident, $purpose:expr) => {
         $(#[$doc])*
         #[derive(Debug, Clone)]
-        pub struct $name(pub Claims);
+        pub struct $name(pub Arc<Claims>);
 
         impl FromRequest for $name {
             type Error = AppError;

@@ -74,9 +74,13 @@ impl LogFilter {
         };
         match directives.filter(|d| !d.trim().is_empty()) {
             None => default(),
+            // Only plain `target=level` lists: `Targets` reads `[...]` and
+            // spaces differently from `EnvFilter`, which keeps them.
             Some(directives) => match directives.parse::<Targets>() {
-                Ok(targets) => LogFilter::Targets(Box::new(targets)),
-                Err(_) => EnvFilter::try_new(directives).map_or_else(|_| default(), |f| LogFilter::Env(Box::new(f))),
+                Ok(targets) if !directives.contains(|c: char| c.is_whitespace() || c == '[') => {
+                    LogFilter::Targets(Box::new(targets))
+                }
+                _ => EnvFilter::try_new(directives).map_or_else(|_| default(), |f| LogFilter::Env(Box::new(f))),
             },
         }
     }
@@ -164,6 +168,7 @@ mod tests {
         assert!(matches!(LogFilter::new(Some("info,floodgate::access=off")), LogFilter::Targets(_)));
         assert!(matches!(LogFilter::new(Some("warn,floodgate=debug,sqlx=off")), LogFilter::Targets(_)));
         assert!(matches!(LogFilter::new(Some("info,floodgate[request{request_id=x}]=trace")), LogFilter::Env(_)));
+        assert!(matches!(LogFilter::new(Some("info,floodgate[{request_id}]=debug")), LogFilter::Env(_)));
         assert!(matches!(LogFilter::new(Some("=[=")), LogFilter::Targets(_)), "unreadable: the default");
     }
 

@@ -8,7 +8,7 @@
 //! token of one sale opens nothing in another.
 
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};
 use jsonwebtoken::{decode, decode_header, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -75,8 +75,12 @@ pub struct TokenSigner {
 /// checked against its signature; the expiry is checked again on every use.
 struct Verified {
     hasher: foldhash::fast::RandomState,
-    claims: RwLock<HashMap<u64, (Box<str>, Claims)>>,
+    claims: RwLock<HashMap<u64, Remembered>>,
 }
+
+/// A remembered token: its signature, and its claims, shared with every
+/// request that presents it (cloning them cost two allocations per poll).
+type Remembered = (Box<str>, Arc<Claims>);
 
 /// Most remembered tokens (about 200 bytes each); past it the memory starts
 /// over.
@@ -92,14 +96,14 @@ impl Verified {
         self.hasher.hash_one(token)
     }
 
-    fn get(&self, token: &str) -> Option<Claims> {
+    fn get(&self, token: &str) -> Option<Arc<Claims>> {
         let signature = token.rsplit('.').next()?;
         let map = self.claims.read().ok()?;
         let (remembered, claims) = map.get(&self.key(token))?;
         (**remembered == *signature).then(|| claims.clone())
     }
 
-    fn put(&self, token: &str, claims: &Claims) {
+    fn put(&self, token: &str, claims: &Arc<Claims>) {
         let Some(signature) = token.rsplit('.').next() else {
             return;
         };
@@ -165,14 +169,14 @@ impl TokenSigner {
 
     /// Verifies signature and expiry only; `None` when the token is not one of
     /// ours (unknown or missing key id), so callers can try other issuers.
-    pub fn verify_any(&self, token: &str) -> Option<Result<Claims, AppError>> {
+    pub fn verify_any(&self, token: &str) -> Option<Result<Arc<Claims>, AppError>> {
         if let Some(claims) = self.verified.get(token) {
             return Some(unexpired(claims));
         }
         let header = decode_header(token).ok()?;
         let key = self.decoding.get(header.kid.as_deref()?)?;
         let claims = decode::<Claims>(token, key, &self.validation)
-            .map(|data| data.claims)
+            .map(|data| Arc::new(data.claims))
             .map_err(|e| AppError::Unauthorized(format!("token refused: {}", describe(&e))));
         if let Ok(claims) = &claims {
             // Only queue tokens are presented over and over.
@@ -186,7 +190,7 @@ impl TokenSigner {
     /// Verifies a token and that it is for `purpose` in `sale`.
     /// Forged, tampered, expired or unknown-key tokens are 401; a genuine token
     /// of another purpose or sale is 403.
-    pub fn verify(&self, token: &str, purpose: Purpose, sale: Option<&str>) -> Result<Claims, AppError> {
+    pub fn verify(&self, token: &str, purpose: Purpose, sale: Option<&str>) -> Result<Arc<Claims>, AppError> {
         let claims = self
             .verify_any(token)
             .unwrap_or_else(|| Err(AppError::Unauthorized("token refused: not a floodgate token".into())))?;
@@ -205,7 +209,7 @@ impl TokenSigner {
 }
 
 /// The claims, unless past their exact expiry.
-fn unexpired(claims: Claims) -> Result<Claims, AppError> {
+fn unexpired(claims: Arc<Claims>) -> Result<Arc<Claims>, AppError> {
     match claims.exp_ms {
         Some(exp_ms) if Utc::now().timestamp_millis() >= exp_ms => {
             Err(AppError::Unauthorized("token refused: expired".into()))
@@ -311,7 +315,7 @@ mod tests {
             .expect("token");
         let first = signer.verify(&token, Purpose::Queue, Some("s_1")).expect("valid");
         let again = signer.verify(&token, Purpose::Queue, Some("s_1")).expect("valid, from memory");
-        assert_eq!((first.sub, first.n), (again.sub, again.n));
+        assert_eq!((&first.sub, first.n), (&again.sub, again.n));
         // Another payload under the remembered signature is not the same token.
         let mut parts: Vec<&str> = token.split('.').collect();
         let other = signer

@@ -138,7 +138,7 @@ fn identify(state: &AppState, req: &HttpRequest, body: &JoinRequest, sale: &Sale
             return Err(AppError::Forbidden("this token is not a queue token of this sale".into()));
         }
         let n = claims.n.ok_or_else(|| AppError::Unauthorized("queue token without a place".into()))?;
-        return Ok(Identity::Returning { visitor: claims.sub, n, token: token.to_owned() });
+        return Ok(Identity::Returning { visitor: claims.sub.clone(), n, token: token.to_owned() });
     }
     let Some(login) = &state.login else {
         return Err(AppError::Unauthorized("token refused: not a floodgate token".into()));

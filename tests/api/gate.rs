@@ -420,7 +420,7 @@ async fn removed_places_say_so_hold_nothing_and_free_their_slots() {
     let bob = join(Some(login_token(SECRET, "bob", None, 3600))).await;
     let carl = join(None).await;
     let dora = join(None).await;
-    let visitor = |token: &str| app.state.tokens.verify(token, Purpose::Queue, Some(&sale)).expect("token").sub;
+    let visitor = |token: &str| app.state.tokens.verify(token, Purpose::Queue, Some(&sale)).expect("token").sub.clone();
     // The sale clock freezes the pre-queue first (409 prequeue_not_ready until then).
     let admitted = eventually(Duration::from_secs(10), || async {
         (app.admit(&sale, 2).await.status() == StatusCode::OK).then_some(())
