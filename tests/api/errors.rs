@@ -5,7 +5,8 @@ use serde_json::json;
 
 use chrono::Utc;
 
-use crate::helpers::{assert_error, sale_json, spawn_app, spawn_app_with, TestApp, ADMIN_KEY};
+use crate::helpers::{assert_error, eventually, sale_json, spawn_app, spawn_app_with, TestApp, ADMIN_KEY};
+use std::time::Duration;
 
 #[tokio::test]
 async fn oversized_body_is_413_with_error_body() {
@@ -236,6 +237,49 @@ async fn a_nul_character_is_a_client_error_not_a_500() {
                         "status": "succeeded" });
     assert_error(app.webhook(&event).await, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request").await;
     app.assert_audit_clean(&sale).await;
+}
+
+/// Past `max_in_flight` running requests the instance sheds load at once:
+/// 429 `overloaded` with `Retry-After`, while its operations endpoints still
+/// answer; the slot comes back when the running request ends.
+#[tokio::test]
+async fn past_the_in_flight_ceiling_requests_are_shed_with_429_and_retry_after() {
+    use tokio::io::AsyncWriteExt;
+    let app = spawn_app_with(|s| {
+        s.rate_limits.max_in_flight = 1;
+        s.server.body_timeout_ms = 30_000;
+    })
+    .await;
+    let sale = app.create_sale_ok(&sale_json(5, json!({ "waiting_room": true }))).await;
+    // One request stays in flight: its body never finishes arriving. The
+    // probe can reach the server before the stalled request does (and shed
+    // it instead), so a stalled request is made again until the probe is
+    // the one refused.
+    let address = app.address.trim_start_matches("http://").to_owned();
+    let head = format!(
+        "POST /api/v1/sales/{sale}/queue HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\n\
+         Content-Length: 100\r\n\r\n{{\"queu"
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let (stalled, shed) = loop {
+        let mut stalled = tokio::net::TcpStream::connect(&address).await.expect("connect");
+        stalled.write_all(head.as_bytes()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let response = app.get("/api/v1/sales").await;
+        if response.status() == StatusCode::TOO_MANY_REQUESTS {
+            break (stalled, response);
+        }
+        assert!(std::time::Instant::now() < deadline, "no request was ever shed: {}", response.status());
+    };
+    assert_eq!(shed.headers().get("retry-after").and_then(|v| v.to_str().ok()), Some("1"));
+    assert_error(shed, StatusCode::TOO_MANY_REQUESTS, "overloaded").await;
+    assert_eq!(app.get("/healthz").await.status(), StatusCode::OK, "operations endpoints are never shed");
+    drop(stalled);
+    let back = eventually(Duration::from_secs(40), || async {
+        (app.get("/api/v1/sales").await.status() == StatusCode::OK).then_some(())
+    })
+    .await;
+    assert!(back.is_some(), "the slot came back once the stalled request ended");
 }
 
 #[tokio::test]
