@@ -5,6 +5,9 @@ use std::process::ExitCode;
 use floodgate::configuration::{get_configuration, json_logs_before_settings};
 use floodgate::startup::Application;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[actix_web::main]
 async fn main() -> ExitCode {
     let settings = match get_configuration() {

@@ -8,6 +8,10 @@
 use actix_web::{web, App, HttpResponse, HttpServer};
 use floodgate_loadtest::args::Args;
 
+// The server's allocator too, so the ceiling is the same component.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const BODY: &str = r#"{"sale_id":"bench-constant","state":"waiting","position":1234,"ahead":1233,"estimated_wait_seconds":12,"poll_after_ms":1200,"prequeue":false,"paused":false}"#;
 
 async fn constant() -> HttpResponse {
