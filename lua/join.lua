@@ -46,12 +46,15 @@ if m[3] and m[2] == 'lottery' then
   return {-2, 'drawn', 0, 0, '', ''}
 end
 local reply = {1, state, tonumber(m[4]) or 0, m[5] and 1 or 0, m[6] or '', m[3] or ''}
-local fresh = {}
 local maps = tonumber(ARGV[2])
 local solved = 0
+-- First who needs a new number (reply slots left false), then one HINCRBY
+-- for all of them: the numbers go out in batch order, as one per visitor would.
+local wanting = 0
+local pending, again = {}, {}
 for i = 3 + maps, #ARGV, 3 do
   local user, serial, map = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
-  local n, flag = nil, 0
+  local n, flag = false, 0
   if map > 0 then
     if redis.call('SETBIT', KEYS[4 + map], serial, 1) == 1 then
       n, flag = 0, 2
@@ -63,18 +66,37 @@ for i = 3 + maps, #ARGV, 3 do
     local had = redis.call('HGET', KEYS[3], user)
     if had then
       n, flag = tonumber(had), 1
+    elseif pending[user] then
+      -- The same user twice in one batch (two devices): one place.
+      again[#reply + 1], n, flag = pending[user], 0, 1
+    else
+      pending[user] = #reply + 1
     end
   end
   if not n then
-    n = redis.call('HINCRBY', KEYS[1], 'seq', 1)
-    fresh[#fresh + 1] = n
-    if user ~= '' then
-      -- '#<n>' maps back to the user, so admission events can name them.
-      redis.call('HSET', KEYS[3], user, n, '#' .. n, user)
-    end
+    wanting = wanting + 1
   end
   reply[#reply + 1] = n
   reply[#reply + 1] = flag
+end
+local fresh = {}
+if wanting > 0 then
+  local n = redis.call('HINCRBY', KEYS[1], 'seq', wanting) - wanting
+  for slot = 7, #reply, 2 do
+    if not reply[slot] then
+      n = n + 1
+      reply[slot] = n
+      fresh[#fresh + 1] = n
+      local user = ARGV[3 + maps + (slot - 7) / 2 * 3]
+      if user ~= '' then
+        -- '#<n>' maps back to the user, so admission events can name them.
+        redis.call('HSET', KEYS[3], user, n, '#' .. n, user)
+      end
+    end
+  end
+  for slot, first in pairs(again) do
+    reply[slot] = reply[first]
+  end
 end
 if solved > 0 then
   redis.call('HINCRBY', KEYS[4], 'solved', solved)

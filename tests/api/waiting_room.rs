@@ -322,6 +322,44 @@ async fn a_signed_in_user_gets_one_place_across_devices() {
     .await;
 }
 
+/// The same signed-in user twice in one batch of `join.lua` (the batch hands
+/// out its new numbers with one increment after looking every visitor up):
+/// one place, not two.
+#[tokio::test]
+async fn one_batch_of_joins_gives_a_user_on_two_devices_one_place() {
+    use floodgate::waiting_room::JoinOutcome;
+    let app = spawn_app().await;
+    let sale =
+        app.create_sale_ok(&wr_sale(10, json!({ "admit_per_second": 0 }), json!({ "shuffle_prequeue": false }))).await;
+    wait_started(&app, &sale).await;
+    join_many(&app, &sale, 1).await;
+    let row = app.state.sales.get(&app.state.db, &sale).await.expect("sale");
+    // Sent together from one task, these reach the batcher before it runs:
+    // one script call.
+    let users = ["u:carol", "", "u:dave", "u:carol", "", "u:dave", "u:carol"];
+    let outcomes =
+        join_all(users.iter().map(|user| app.state.waiting_room.join(&row, (!user.is_empty()).then_some(*user), None)))
+            .await;
+    let mut place = HashMap::new();
+    let mut fresh = Vec::new();
+    for (user, outcome) in users.iter().zip(outcomes) {
+        let (n, new) = match outcome.expect("join") {
+            JoinOutcome::New(n, _) => (n, true),
+            JoinOutcome::Again(n) => (n, false),
+            other => panic!("{user}: {other:?}"),
+        };
+        if new {
+            fresh.push(n);
+        }
+        if !user.is_empty() {
+            assert_eq!(*place.entry(*user).or_insert(n), n, "{user} has one place");
+        }
+    }
+    fresh.sort_unstable();
+    assert_eq!(fresh, vec![2, 3, 4, 5], "two users and two anonymous visitors take the next four numbers");
+    assert_eq!(joined(&app, &sale).await, 5, "and no more");
+}
+
 // --- 3. tokens (I4) ----------------------------------------------------------
 
 #[tokio::test]
