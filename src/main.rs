@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use floodgate::configuration::{get_configuration, json_logs_before_settings};
 use floodgate::startup::Application;
 
+// glibc's malloc and free were a tenth of a join's CPU (loadtest/RESULTS.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -211,8 +211,8 @@ mod tests {
         assert!(!sane_id("new\nline"));
     }
 
-    /// What `layer` writes for an event with a message and assorted fields
-    /// in a span with a field (no time stamp).
+    /// What a fmt subscriber writing fields with `fields` prints for two
+    /// events with assorted fields in a span with one (no time stamp).
     fn written<N>(fields: N) -> String
     where
         N: for<'w> FormatFields<'w> + Send + Sync + 'static,
