@@ -75,16 +75,15 @@ impl LogFilter {
                 DEFAULT_FILTER.parse().unwrap_or_else(|_| Targets::new().with_default(tracing::Level::INFO)),
             ))
         };
+        let env = |d: &str| EnvFilter::try_new(d).map_or_else(|_| default(), |f| LogFilter::Env(Box::new(f)));
         match directives.filter(|d| !d.trim().is_empty()) {
             None => default(),
             // Only plain `target=level` lists: `Targets` reads `[...]` and
             // spaces differently from `EnvFilter`, which keeps them.
-            Some(directives) => match directives.parse::<Targets>() {
-                Ok(targets) if !directives.contains(|c: char| c.is_whitespace() || c == '[') => {
-                    LogFilter::Targets(Box::new(targets))
-                }
-                _ => EnvFilter::try_new(directives).map_or_else(|_| default(), |f| LogFilter::Env(Box::new(f))),
-            },
+            Some(d) if !d.contains(|c: char| c.is_whitespace() || c == '[') => {
+                d.parse().map_or_else(|_| env(d), |t| LogFilter::Targets(Box::new(t)))
+            }
+            Some(d) => env(d),
         }
     }
 

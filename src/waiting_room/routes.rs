@@ -267,8 +267,8 @@ fn queue_token(state: &AppState, sale: &Sale, visitor: &str, n: u64) -> AppResul
     state.tokens.issue(Purpose::Queue, &sale.id, visitor, Some(n), None, expires.max(Utc::now() + lifetime))
 }
 
-/// `Retry-After: seconds`; the values a poll answers (1 to 30) are made once
-/// (formatting one cost an allocation per poll).
+/// `Retry-After: seconds`; the values up to a minute (a poll answers at most
+/// 30) are made once (formatting one cost an allocation per poll).
 fn retry_after(seconds: u64) -> header::HeaderValue {
     static MADE: std::sync::LazyLock<Vec<header::HeaderValue>> =
         std::sync::LazyLock::new(|| (0..=60u64).map(header::HeaderValue::from).collect());
