@@ -208,6 +208,15 @@ pub fn render() -> String {
     handle().render()
 }
 
+/// Folds the histogram samples recorded since the last call into their
+/// buckets. The recorder keeps every sample in a growing list until this
+/// runs or `/metrics` is scraped: without it an instance nobody scrapes grows
+/// by about 30 bytes per request (measured: +37 MiB over 1.4 million polls,
+/// given back at the next scrape), and each poll pays for the fresh pages.
+pub fn fold_samples() {
+    handle().run_upkeep();
+}
+
 /// Records one Redis call's latency.
 pub fn redis_call(op: &'static str, took: Duration) {
     ::metrics::histogram!(REDIS_COMMAND_DURATION, "op" => op).record(took.as_secs_f64());
