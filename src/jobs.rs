@@ -127,9 +127,9 @@ const UNREAD_RECOUNT: Duration = Duration::from_secs(5);
 
 /// Once a second, the histogram samples folded into their buckets (scraped
 /// or not, see [`metrics::fold_samples`]) and the figures `/metrics` shows
-/// without anyone asking: the state, `max_active` and units of every sale not closed (see
-/// [`UNREAD_RECOUNT`]), and every counter touched so it exists at 0 and does
-/// not retire while its sale is live.
+/// without anyone asking: the state, `max_active` and units of every sale
+/// not closed (see [`UNREAD_RECOUNT`]), and every counter touched so it
+/// exists at 0 and does not retire while its sale is live.
 async fn metrics_refresher(state: Arc<AppState>, mut stopped: watch::Receiver<bool>) {
     let mut live: Vec<String> = Vec::new();
     while pause(&mut stopped, Duration::from_secs(1)).await {
