@@ -193,4 +193,17 @@ async fn admins_list_every_sale_and_see_one_with_its_recent_activity() {
     assert_eq!(view["holds"]["active"], 1, "{view}");
     assert_eq!(view["orders"]["confirmed"], 1, "{view}");
     assert_eq!(view["availability"]["sold"], 2, "counts taken now: {view}");
+
+    // The window is the last minute: a hold placed two minutes ago is not in it.
+    sqlx::query(
+        "UPDATE outbox_events SET created_at = now() - interval '2 minutes' \
+         WHERE seq = (SELECT min(seq) FROM outbox_events WHERE sale_id = $1 AND event_type = 'hold.created')",
+    )
+    .bind(&open)
+    .execute(&app.db)
+    .await
+    .expect("backdate an event");
+    let view = app.admin_get_sale(&open).await;
+    assert_eq!(view["activity"]["holds_created"], 1, "{view}");
+    assert_eq!(view["activity"]["orders_confirmed"], 1, "{view}");
 }
