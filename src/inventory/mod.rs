@@ -196,24 +196,42 @@ pub fn hold_of(claims: &crate::tokens::Claims, path_id: &str) -> AppResult<Uuid>
     Ok(id)
 }
 
+/// The admission a hold used: what freeing its slot needs.
+#[derive(Debug, Clone)]
+pub struct UsedAdmission {
+    /// The hold's sale.
+    pub sale_id: String,
+    /// The join number admitted (none: the sale has no waiting room).
+    pub queue_number: Option<i64>,
+    /// The hold.
+    pub hold: Uuid,
+}
+
+impl Hold {
+    /// The admission this hold used.
+    pub fn admission(&self) -> UsedAdmission {
+        UsedAdmission { sale_id: self.sale_id.clone(), queue_number: self.queue_number, hold: self.id }
+    }
+}
+
 /// Frees the admission slot a finished hold used, unless the buyer holds
 /// again with the same admission (then the slot is that hold's). Best
 /// effort: a slot left behind expires by its deadline anyway.
-pub async fn free_admission(db: &PgPool, waiting_room: &crate::waiting_room::WaitingRoom, hold: &Hold) {
-    if let Some(n) = hold.queue_number.filter(|n| *n > 0) {
+pub async fn free_admission(db: &PgPool, waiting_room: &crate::waiting_room::WaitingRoom, used: &UsedAdmission) {
+    if let Some(n) = used.queue_number.filter(|n| *n > 0) {
         let again: Result<(bool,), _> = sqlx::query_as(
             "SELECT EXISTS (SELECT 1 FROM holds WHERE sale_id = $1 AND queue_number = $2 AND state = 'active' \
              AND id <> $3)",
         )
-        .bind(&hold.sale_id)
+        .bind(&used.sale_id)
         .bind(n)
-        .bind(hold.id)
+        .bind(used.hold)
         .fetch_one(db)
         .await;
         if let Ok((true,)) = again {
             return;
         }
-        if let Err(e) = waiting_room.finish(&hold.sale_id, n as u64, None).await {
+        if let Err(e) = waiting_room.finish(&used.sale_id, n as u64, None).await {
             tracing::warn!(error = %e, "could not free admission slot");
         }
     }

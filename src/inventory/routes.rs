@@ -235,7 +235,7 @@ pub async fn release_hold(
     let hold = Hold::load(&mut tx, id, false).await?;
     let view = hold.view(&mut tx).await?;
     tx.commit().await?;
-    free_admission(&state.db, &state.waiting_room, &hold).await;
+    free_admission(&state.db, &state.waiting_room, &hold.admission()).await;
     Ok(HttpResponse::Ok().json(view))
 }
 

@@ -14,8 +14,8 @@ use crate::state::AppState;
 
 async fn apply(state: &AppState, event: PaymentEvent) -> AppResult<HttpResponse> {
     let processed = process(&state.db, &event).await?;
-    if let Some(hold) = &processed.finished_hold {
-        free_admission(&state.db, &state.waiting_room, hold).await;
+    if let Some(used) = &processed.finished {
+        free_admission(&state.db, &state.waiting_room, used).await;
     }
     Ok(HttpResponse::build(processed.status).json(processed.body))
 }

@@ -94,7 +94,17 @@ async fn a_replayed_webhook_confirms_one_order() {
     assert_eq!(again["order"]["id"], bodies[0]["order"]["id"]);
     assert_eq!(order_count(&app, &sale).await, 1);
     assert_eq!(app.unit_counts(&sale).await, (7, 0, 3));
-    assert_eq!(app.events(&sale, "order.confirmed").await.len(), 1);
+    let confirmed = app.events(&sale, "order.confirmed").await;
+    assert_eq!(confirmed.len(), 1);
+    let order = &bodies[0]["order"];
+    let unit_ids: Vec<i64> =
+        order["units"].as_array().unwrap().iter().map(|u| u["id"].as_str().unwrap().parse().unwrap()).collect();
+    assert_eq!(
+        confirmed[0],
+        json!({ "order_id": order["id"], "hold_id": hold["id"], "sale_id": sale, "visitor_id": confirmed[0]["visitor_id"],
+                "payment_reference": "pay_1", "quantity": 3, "unit_ids": unit_ids, "amount": null, "currency": null }),
+    );
+    assert!(confirmed[0]["visitor_id"].as_str().is_some_and(|v| !v.is_empty()), "{confirmed:?}");
 
     // A second, different payment for the paid hold is refunded, not sold.
     assert_error(
@@ -115,7 +125,8 @@ async fn order_is_committed_before_the_2xx_and_visible_to_the_owner() {
     let token = hold["hold_token"].as_str().unwrap();
     let response = app.webhook(&event("evt_1", &hold, "pay_1", "succeeded")).await;
     assert_eq!(response.status(), StatusCode::OK);
-    let order_id = body_json(response).await["order"]["id"].as_str().unwrap().to_owned();
+    let answered = body_json(response).await;
+    let order_id = answered["order"]["id"].as_str().unwrap().to_owned();
     // I6: straight from the rows, right after the answer.
     let state: (String,) = sqlx::query_as("SELECT state FROM orders WHERE id = $1::uuid")
         .bind(&order_id)
@@ -126,6 +137,7 @@ async fn order_is_committed_before_the_2xx_and_visible_to_the_owner() {
     let seen = body_json(app.get_order(&order_id, token).await).await;
     assert_eq!(seen["state"], "confirmed");
     assert_eq!(seen["units"], hold["units"]);
+    assert_eq!(seen, answered["order"], "the webhook answers the order as the order's own view shows it");
     let hold_seen = body_json(app.get_hold(hold["id"].as_str().unwrap(), token).await).await;
     assert_eq!(hold_seen["state"], "confirmed");
     assert_eq!(hold_seen["order_id"], order_id.as_str());

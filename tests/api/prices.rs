@@ -174,6 +174,9 @@ async fn only_the_exact_total_confirms_and_a_wrong_amount_asks_for_one_refund() 
     let order = body_json(paid).await["order"].clone();
     assert_eq!(order["total"], json!({ "amount": 6000, "currency": "EUR" }));
     let order_id = order["id"].as_str().unwrap();
+    let seen = body_json(app.get_order(order_id, hold["hold_token"].as_str().unwrap()).await).await;
+    assert_eq!(seen, order, "the webhook answers the order as the order's own view shows it");
+    assert!(seen["units"].as_array().is_some_and(|u| u.iter().all(|u| u["price"].is_i64())), "{seen}");
     // The amount an order was confirmed for never changes.
     let changed = sqlx::query("UPDATE orders SET amount = 1 WHERE id = $1::uuid").bind(order_id).execute(&app.db).await;
     assert!(changed.is_err(), "an order's amount is final");
