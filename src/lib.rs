@@ -47,7 +47,8 @@
 //!   migrations/0009), release, expiry; `inventory::audit` checks invariants
 //!   I1–I3.
 //! - [`prices`]: price categories and the units each covers.
-//! - [`payments`]: the signed webhook, confirmation (amount-checked), late
+//! - [`payments`]: the signed webhook, confirmation (amount-checked; the
+//!   common case one `confirm_payment` statement, migrations/0011), late
 //!   payments.
 //! - [`signature`]: `Floodgate-Signature`, for the provider's webhook and our
 //!   own event deliveries.
