@@ -20,15 +20,25 @@
 -- order's id. Returns the answer's body ({"order": ...}, what
 -- OrderView serialises to), and the hold's sale and queue number so the
 -- caller can free its admission slot.
+-- The payload of order.confirmed, one definition for both paths (as
+-- hold_event_payload is for hold.* events).
+CREATE FUNCTION order_event_payload(o orders) RETURNS jsonb
+LANGUAGE sql STABLE AS $f$
+    SELECT jsonb_build_object(
+        'order_id', o.id, 'hold_id', o.hold_id, 'sale_id', o.sale_id, 'visitor_id', o.visitor_id,
+        'payment_reference', o.payment_reference, 'quantity', o.quantity, 'unit_ids', to_jsonb(o.unit_ids),
+        'amount', o.amount, 'currency', o.currency)
+$f$;
+
 CREATE FUNCTION confirm_payment(
     p_event_id text, p_hold uuid, p_reference text, p_amount bigint, p_currency text, p_order uuid,
     OUT body jsonb, OUT sale_id text, OUT queue_number bigint)
 LANGUAGE plpgsql AS $$
 DECLARE
     h        holds;
+    v_order  orders;
     v_sold   integer;
     v_units  jsonb;
-    v_placed timestamptz;
 BEGIN
     INSERT INTO payment_events (event_id, hold_id, payment_reference, status, amount, currency)
     VALUES (p_event_id, p_hold, p_reference, 'succeeded', p_amount, p_currency)
@@ -53,14 +63,10 @@ BEGIN
                         amount, currency, session)
     VALUES (p_order, h.sale_id, h.id, h.visitor_id, p_reference, h.quantity, h.unit_ids, 'confirmed',
             h.amount, h.currency, NULL)
-    RETURNING created_at INTO v_placed;
+    RETURNING * INTO v_order;
     UPDATE holds SET state = 'confirmed', updated_at = now() WHERE id = p_hold;
     INSERT INTO outbox_events (id, event_type, sale_id, subject_id, payload)
-    VALUES (gen_random_uuid(), 'order.confirmed', h.sale_id, p_order::text,
-            jsonb_build_object('order_id', p_order, 'hold_id', h.id, 'sale_id', h.sale_id,
-                               'visitor_id', h.visitor_id, 'payment_reference', p_reference,
-                               'quantity', h.quantity, 'unit_ids', to_jsonb(h.unit_ids),
-                               'amount', h.amount, 'currency', h.currency));
+    VALUES (gen_random_uuid(), 'order.confirmed', h.sale_id, p_order::text, order_event_payload(v_order));
 
     SELECT jsonb_agg(jsonb_build_object('id', u.id::text, 'label', coalesce(u.label, 'GA-' || u.id))
                      || CASE WHEN c.code IS NULL THEN '{}'::jsonb
@@ -72,7 +78,7 @@ BEGIN
     body := jsonb_build_object('order',
         jsonb_build_object('id', p_order::text, 'sale_id', h.sale_id, 'hold_id', h.id::text,
                            'state', 'confirmed', 'quantity', h.quantity, 'units', coalesce(v_units, '[]'::jsonb),
-                           'payment_reference', p_reference, 'created_at', rfc3339(v_placed),
+                           'payment_reference', p_reference, 'created_at', rfc3339(v_order.created_at),
                            'cancelled_at', NULL)
         || CASE WHEN h.amount IS NULL OR h.currency IS NULL THEN '{}'::jsonb
                 ELSE jsonb_build_object('total', jsonb_build_object('amount', h.amount, 'currency', h.currency)) END);

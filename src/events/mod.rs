@@ -88,6 +88,21 @@ pub async fn record_hold_event(conn: &mut PgConnection, event_type: &str, hold: 
     Ok(())
 }
 
+/// Writes the `order.confirmed` event of `order` inside the caller's
+/// transaction (payload: `order_event_payload` in migrations/0011, which
+/// `confirm_payment` writes too).
+pub async fn record_order_confirmed(conn: &mut PgConnection, order: uuid::Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO outbox_events (id, event_type, sale_id, subject_id, payload) \
+         SELECT gen_random_uuid(), $1, o.sale_id, o.id::text, order_event_payload(o) FROM orders o WHERE o.id = $2",
+    )
+    .bind(kind::ORDER_CONFIRMED)
+    .bind(order)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Writes one `queue.admitted` event per admitted visitor, at most once
 /// each: the event id is derived from the sale and the join number, so
 /// writing the same admissions again (a retry, another instance) adds

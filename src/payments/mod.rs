@@ -383,18 +383,7 @@ async fn confirm(tx: &mut PgConnection, hold: Hold, event: &PaymentEvent) -> App
         .bind(hold.id)
         .execute(&mut *tx)
         .await?;
-    events::record(
-        tx,
-        events::kind::ORDER_CONFIRMED,
-        &hold.sale_id,
-        &order_id.to_string(),
-        json!({
-            "order_id": order_id, "hold_id": hold.id, "sale_id": hold.sale_id, "visitor_id": hold.visitor_id,
-            "payment_reference": event.payment_reference, "quantity": hold.quantity, "unit_ids": hold.unit_ids,
-            "amount": hold.amount, "currency": hold.currency,
-        }),
-    )
-    .await?;
+    events::record_order_confirmed(tx, order_id).await?;
     ::metrics::counter!(crate::metrics::ORDERS, "sale" => hold.sale_id.clone(), "outcome" => "confirmed").increment(1);
     let order = Order::load(tx, order_id, false).await?;
     Ok(Processed {

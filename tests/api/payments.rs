@@ -181,6 +181,12 @@ async fn a_late_payment_reclaims_free_units_or_requires_a_refund() {
     assert_eq!(response.status(), StatusCode::OK);
     let order = body_json(response).await;
     assert_eq!(order["order"]["units"], early["units"]);
+    // The general path writes the same order.confirmed payload as the one statement.
+    let confirmed = app.events(&sale, "order.confirmed").await;
+    assert_eq!(confirmed.len(), 1);
+    assert_eq!((&confirmed[0]["order_id"], &confirmed[0]["hold_id"]), (&order["order"]["id"], &early["id"]));
+    assert_eq!((&confirmed[0]["payment_reference"], &confirmed[0]["quantity"]), (&json!("pay_a"), &json!(2)));
+    assert_eq!((&confirmed[0]["amount"], &confirmed[0]["currency"]), (&json!(null), &json!(null)));
 
     // The other hold's units go to someone else; its late payment must not
     // sell them twice (I7).
