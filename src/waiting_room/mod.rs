@@ -426,18 +426,34 @@ pub fn estimated_wait(ahead: u64, rate: Option<f64>) -> Option<u64> {
     rate.map(|r| (ahead as f64 / r).ceil() as u64)
 }
 
-/// How long a client should wait before polling again: about a tenth of the
-/// remaining wait, at most 30 s, and always well inside the abandonment
-/// window so patient visitors never lose their place. Near the front (within
-/// `max_active` places, or five seconds of admissions) it is 1 s, so an
+/// How long a client should wait before polling again. Near the front
+/// (within `max_active` places, or five seconds of admissions) 1 s, so an
 /// admitted visitor learns of it at once instead of sleeping on a slot.
+/// Behind that a third of the remaining wait, but no more than the reveal
+/// grace (`REVEAL_GRACE`): a visitor admitted while asleep, because the line
+/// moved faster than its measured rate, still wakes up inside the grace and
+/// keeps the admission, whatever the rate did. Where a tenth of the wait is
+/// longer than the grace, a tenth (as far back the line would have to move
+/// ten times its rate to catch a sleeper). At most 30 s, and always well
+/// inside the abandonment window so patient visitors never lose their place.
+///
+/// Most polls come from the visitors a few seconds to a minute from the
+/// front (the rate of polls is the integral of 1 / interval over the line):
+/// with a tenth of the wait there, 200,000 visitors at 400 admissions/s
+/// poll about 20,000 times a second, with this schedule about 14,000, and
+/// the flash sale's 200,000 joins got in about a fifth sooner on two shared
+/// cores (loadtest/RESULTS.md, session of 2026-12-03).
 pub fn poll_after_ms(ahead: u64, rate: Option<f64>, sale: &Sale) -> u64 {
     let near = u64::try_from(sale.max_active).unwrap_or(0).max(rate.map(|r| (r * 5.0) as u64).unwrap_or(0));
     if ahead <= near {
         return 1000;
     }
     let guess = match rate {
-        Some(r) => (ahead as f64 / r * 100.0) as u64,
+        Some(r) => {
+            let wait_ms = ahead as f64 / r * 1000.0;
+            let grace_ms = REVEAL_GRACE.as_millis() as f64;
+            (wait_ms / 3.0).min(grace_ms).max(wait_ms / 10.0) as u64
+        }
         None => ahead.saturating_mul(10),
     };
     let ceiling = (u64::try_from(sale.abandon_after_seconds).unwrap_or(60) * 1000 / 3).clamp(1000, 30_000);
@@ -941,8 +957,23 @@ mod tests {
         assert_eq!(poll_after_ms(50, Some(10.0), &sale), 1000, "within max_active of the front");
         // 5 s of admissions at 100/s is further than max_active.
         assert_eq!(poll_after_ms(400, Some(100.0), &sale), 1000);
-        // A tenth of the wait: 1,000 ahead at 10/s is 100 s away, poll in 10 s.
+        // A third of the wait up to the reveal grace: 60 ahead at 10/s is
+        // 6 s away, poll in 2 s; 240 ahead is 24 s away, poll in 8 s.
+        assert_eq!(poll_after_ms(60, Some(10.0), &sale), 2_000);
+        assert_eq!(poll_after_ms(240, Some(10.0), &sale), 8_000);
+        // Then the grace itself, until a tenth of the wait is longer: 500
+        // ahead at 10/s is 50 s away, poll in 10 s, not 16.7 s.
+        assert_eq!(poll_after_ms(500, Some(10.0), &sale), REVEAL_GRACE.as_millis() as u64);
         assert_eq!(poll_after_ms(1000, Some(10.0), &sale), 10_000);
+        // Then a tenth: 1,500 ahead at 10/s is 150 s away, poll in 15 s.
+        assert_eq!(poll_after_ms(1500, Some(10.0), &sale), 15_000);
+        // Never longer for a visitor further back.
+        let mut previous = 0;
+        for ahead in (0..5000).step_by(7) {
+            let poll = poll_after_ms(ahead, Some(10.0), &sale);
+            assert!(poll >= previous, "poll_after_ms shrank at {ahead} ahead: {poll} < {previous}");
+            previous = poll;
+        }
         // Never past a third of the abandonment window (60 s), nor 30 s.
         assert_eq!(poll_after_ms(1_000_000, Some(10.0), &sale), 20_000);
         assert_eq!(poll_after_ms(1_000_000, None, &sale), 20_000);
