@@ -433,15 +433,16 @@ pub fn estimated_wait(ahead: u64, rate: Option<f64>) -> Option<u64> {
 /// grace (`REVEAL_GRACE`): a visitor admitted while asleep, because the line
 /// moved faster than its measured rate, still wakes up inside the grace and
 /// keeps the admission, whatever the rate did. Where a tenth of the wait is
-/// longer than the grace, a tenth (as far back the line would have to move
-/// ten times its rate to catch a sleeper). At most 30 s, and always well
+/// longer than the grace, a tenth: that far back the line would have to
+/// move about fifteen times faster than its measured rate to admit a
+/// sleeper more than the grace before their next poll. At most 30 s, and always well
 /// inside the abandonment window so patient visitors never lose their place.
 ///
 /// Most polls come from the visitors a few seconds to a minute from the
 /// front (the rate of polls is the integral of 1 / interval over the line):
 /// with a tenth of the wait there, 200,000 visitors at 400 admissions/s
 /// poll about 20,000 times a second, with this schedule about 14,000, and
-/// the flash sale's 200,000 joins got in about a fifth sooner on two shared
+/// the flash sale's 200,000 joins got in about a quarter sooner on two shared
 /// cores (loadtest/RESULTS.md, session of 2026-12-03).
 pub fn poll_after_ms(ahead: u64, rate: Option<f64>, sale: &Sale) -> u64 {
     let near = u64::try_from(sale.max_active).unwrap_or(0).max(rate.map(|r| (r * 5.0) as u64).unwrap_or(0));

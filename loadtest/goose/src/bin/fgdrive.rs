@@ -480,13 +480,10 @@ struct ProgressAdmission {
 /// instead of a `Value` tree (the other fields are skipped).
 #[derive(Deserialize)]
 struct Place {
-    #[serde(default)]
     queue_token: Option<String>,
     #[serde(default)]
     state: PlaceState,
-    #[serde(default)]
     poll_after_ms: Option<u64>,
-    #[serde(default)]
     admission_token: Option<String>,
 }
 
