@@ -7,6 +7,7 @@
 
 pub mod args;
 pub mod stats;
+pub mod wire;
 
 use std::time::Duration;
 

@@ -1,10 +1,13 @@
-//! fgdrive: the custom tokio + reqwest driver of floodgate's load tests.
+//! fgdrive: the custom tokio driver of floodgate's load tests.
 //!
 //! Goose models a load test as a fixed set of users looping over
 //! transactions, each with its own HTTP client; a flash sale is 200,000
 //! visitors that mostly wait (each polling at the pace the server asks for),
 //! so this driver runs one cheap task per visitor and bounds the requests in
-//! flight over one keep-alive pool instead: joins (concurrency / 2), status
+//! flight over one keep-alive pool instead (the visitors' requests go
+//! through [`floodgate_loadtest::wire`], a lean HTTP/1.1 client, since the
+//! driver's CPU is taken from the server it measures; setup and admin calls
+//! use reqwest): joins (concurrency / 2), status
 //! polls (concurrency) and holds + webhooks (concurrency) each have their own
 //! bound, so one kind of request never queues behind another on the client
 //! side. The progress line shows them in flight as joins+polls+buys.
@@ -44,12 +47,12 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use floodgate_loadtest::args::Args;
 use floodgate_loadtest::stats::Recorder;
+use floodgate_loadtest::wire::{Request, Wire};
 use floodgate_loadtest::{
     client, random_id, report_audit, sign_webhook, solve_challenge, solve_challenge_until, unix_now, webhook_body,
     Admin, Env, SaleSpec,
 };
 use rand::Rng;
-use reqwest::header::{HeaderValue, AUTHORIZATION};
 use reqwest::Url;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -385,14 +388,13 @@ struct Counters {
 
 struct Flash {
     env: Env,
-    http: reqwest::Client,
-    /// The sale's endpoints, parsed once: reqwest parses a `&str` URL on
-    /// every request, and the driver's CPU is taken from the server it
-    /// measures (both share the machine's cores).
-    join_url: Url,
-    status_url: Url,
-    holds_url: Url,
-    webhook_url: Url,
+    /// The visitors' connections (`wire`: a lean keep-alive client, since
+    /// the driver's CPU is taken from the server it measures).
+    wire: Wire,
+    /// The sale's endpoints.
+    join_path: String,
+    status_path: String,
+    holds_path: String,
     /// Bounds status polls in flight.
     permits: Semaphore,
     /// Bounds joins in flight (separately, so the arrival burst does not
@@ -412,7 +414,7 @@ struct Flash {
 
 impl Flash {
     /// One request under the concurrency bound, timed and recorded.
-    async fn call<T: DeserializeOwned>(&self, name: &'static str, req: reqwest::RequestBuilder) -> (u16, Option<T>) {
+    async fn call<T: DeserializeOwned>(&self, name: &'static str, req: &Request<'_>) -> (u16, Option<T>) {
         let permits = match name {
             "hold" | "webhook" => &self.buy_permits,
             "join" => &self.join_permits,
@@ -420,7 +422,7 @@ impl Flash {
         };
         let _permit = permits.acquire().await.expect("semaphore open");
         let t = Instant::now();
-        let (status, body) = send_json(req).await;
+        let (status, body) = self.wire.send(req, |status, body| (status, serde_json::from_slice::<T>(body).ok())).await;
         self.rec.record(name, status, t.elapsed());
         (status, body)
     }
@@ -503,12 +505,14 @@ enum PlaceState {
     Other,
 }
 
-/// `Authorization: Bearer <token>`, made once per token (reqwest's
-/// `bearer_auth` formats and copies it on every request).
-fn bearer(token: &str) -> HeaderValue {
-    let mut value = HeaderValue::from_str(&format!("Bearer {token}")).unwrap_or(HeaderValue::from_static("Bearer -"));
-    value.set_sensitive(true);
-    value
+/// `Authorization: Bearer <token>`'s value, made once per token.
+fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+/// A request of the visitors' wire client.
+fn request<'a>(method: &'static str, path: &'a str, headers: &'a [(&'a str, &'a str)], body: &'a [u8]) -> Request<'a> {
+    Request { method, path, headers, body }
 }
 
 /// One visitor's life: join, poll at the pace asked, and once admitted hold,
@@ -523,7 +527,7 @@ async fn visitor(f: Arc<Flash>, arrive_after: Duration) {
         if f.stopped() {
             return;
         }
-        let (status, body) = Box::pin(f.call::<Place>("join", f.http.post(f.join_url.clone()))).await;
+        let (status, body) = Box::pin(f.call::<Place>("join", &request("POST", &f.join_path, &[], b""))).await;
         match (status, body) {
             (200 | 201, Some(b)) => {
                 break (b.queue_token.unwrap_or_default(), b.poll_after_ms.unwrap_or(1000), b.admission_token);
@@ -557,8 +561,8 @@ async fn visitor(f: Arc<Flash>, arrive_after: Duration) {
         if f.stopped() {
             return;
         }
-        let request = f.http.get(f.status_url.clone()).header(AUTHORIZATION, auth.clone());
-        let (status, body) = Box::pin(f.call::<Place>("status", request)).await;
+        let headers = [("authorization", auth.as_str())];
+        let (status, body) = Box::pin(f.call::<Place>("status", &request("GET", &f.status_path, &headers, b""))).await;
         let Some(b) = body.filter(|_| status == 200) else {
             failures += 1;
             if failures > 20 {
@@ -603,13 +607,11 @@ async fn buy(f: Arc<Flash>, admission_token: String) {
         if f.stopped() {
             return;
         }
-        let req = f
-            .http
-            .post(f.holds_url.clone())
-            .header(AUTHORIZATION, auth.clone())
-            .header("Idempotency-Key", random_id("hold"))
-            .json(&serde_json::json!({ "quantity": q }));
-        let (status, body) = f.call::<Value>("hold", req).await;
+        let key = random_id("hold");
+        let headers =
+            [("authorization", auth.as_str()), ("idempotency-key", &key), ("content-type", "application/json")];
+        let body = format!("{{\"quantity\":{q}}}");
+        let (status, body) = f.call::<Value>("hold", &request("POST", &f.holds_path, &headers, body.as_bytes())).await;
         let code = body.as_ref().and_then(|b| b["error"]["code"].as_str()).unwrap_or("").to_owned();
         match status {
             201 => break body.unwrap_or_default(),
@@ -665,13 +667,9 @@ async fn buy(f: Arc<Flash>, admission_token: String) {
             return;
         }
         let sig = sign_webhook(&f.env.webhook_secret, unix_now(), &body);
-        let req = f
-            .http
-            .post(f.webhook_url.clone())
-            .header("Floodgate-Signature", sig)
-            .header("content-type", "application/json")
-            .body(body.clone());
-        let (status, _) = f.call::<serde::de::IgnoredAny>("webhook", req).await;
+        let headers = [("floodgate-signature", sig.as_str()), ("content-type", "application/json")];
+        let req = request("POST", "/api/v1/payments/webhook", &headers, body.as_bytes());
+        let (status, _) = f.call::<serde::de::IgnoredAny>("webhook", &req).await;
         match status {
             200 | 201 => {
                 f.c.paid.fetch_add(1, Relaxed);
@@ -737,11 +735,10 @@ async fn flash(env: Env, args: &Args) -> Result<()> {
     let url = |path: String| Url::parse(&format!("{}{path}", env.base)).context("the server's address");
     let f = Arc::new(Flash {
         env: env.clone(),
-        http: client(3 * concurrency, Duration::from_secs(30)),
-        join_url: url(format!("/api/v1/sales/{sale}/queue"))?,
-        status_url: url(format!("/api/v1/sales/{sale}/queue/status"))?,
-        holds_url: url(format!("/api/v1/sales/{sale}/holds"))?,
-        webhook_url: url("/api/v1/payments/webhook".into())?,
+        wire: Wire::new(&env.base, 3 * concurrency, Duration::from_secs(30))?,
+        join_path: format!("/api/v1/sales/{sale}/queue"),
+        status_path: format!("/api/v1/sales/{sale}/queue/status"),
+        holds_path: format!("/api/v1/sales/{sale}/holds"),
         permits: Semaphore::new(concurrency),
         buy_permits: Semaphore::new(concurrency),
         join_permits: Semaphore::new((concurrency / 2).max(1)),
