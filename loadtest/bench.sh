@@ -41,7 +41,8 @@
 #             (goose `hold` scenario: hold + signed webhook) with the public
 #             availability read under wrk at the same time, flash sale
 #             (fgdrive flash: burst, waiting room, stages 30/40/30, sold out,
-#             audit)
+#             audit; then how many unpaid holds of each unit expired before it
+#             sold, loadtest/pg/flash_tail.sql)
 #   summary   every figure next to its ceiling and the SPEC §8 target;
 #             written to summary.md and results.json in the run's folder.
 #
@@ -636,6 +637,15 @@ if ((FLASH)); then
     SAMPLER=$!
     PIDS+=("$SAMPLER")
     FLASH_OK=1
+    # How many unpaid holds of the same unit expired before it sold: the
+    # walk-aways' TTL rounds that bound the sell-out time.
+    flash_tail() {
+        local tail
+        tail="$(psql "$PSQL_URL" -XAt -v sale="$FLASH_SALE" -f "$SCRIPT_DIR/pg/flash_tail.sql" 2>/dev/null)"
+        [[ -n "$tail" ]] || return 0
+        metric "${1}_tail" "$tail"
+        echo "the sale's tail: $tail"
+    }
     # shellcheck disable=SC2054 # --stages takes a comma-separated list
     FLASH_ARGS=(--visitors "$VISITORS" --units "$UNITS" --stages 30,40,30 --stage-interval "$STAGE_INTERVAL"
         --concurrency "$((CONC * 4))" --timeout "$FLASH_TIMEOUT")
@@ -656,6 +666,7 @@ if ((FLASH)); then
     if [[ -s "$OUT/flash.json" ]]; then
         metric flash "$(python3 -c 'import json, sys; print(json.dumps(json.load(open(sys.argv[1]))))' "$OUT/flash.json")"
     fi
+    flash_tail flash
     ((FLASH_OK)) || echo "flash sale: FAILED (see above)"
 
     say "floodgate: the same flash sale in adaptive admission mode (starts at 400/s, finds its own rate)"
@@ -670,6 +681,7 @@ if ((FLASH)); then
         metric flash_adaptive \
             "$(python3 -c 'import json, sys; print(json.dumps(json.load(open(sys.argv[1]))))' "$OUT/flash-adaptive.json")"
     fi
+    flash_tail flash_adaptive
     ((FLASH_OK)) || echo "flash sale (adaptive): FAILED (see above)"
     kill "$SAMPLER" 2>/dev/null || true
 fi

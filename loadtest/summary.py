@@ -189,6 +189,15 @@ def main():
                      "≤ 1.5 × floor, zero oversell", verdict(bool(ok))))
         rows.append((f"{label}: all joined", f"{fmt(joined, 1)} s", "", "", "≤ 15 s",
                      verdict(None if joined is None else joined <= 15)))
+        # The walk-aways' TTL rounds (loadtest/pg/flash_tail.sql): the last
+        # unit waits one hold TTL per unpaid hold of it that expired.
+        tail = m.get(f"{key}_tail")
+        if tail:
+            rounds = ", ".join(f"{k}: {fmt(v)}" for k, v in (tail.get("units_by_expired_holds") or {}).items())
+            rows.append((f"{label}: the tail (units by unpaid holds of them that expired)",
+                         f"{rounds or 'none'}; the last unit sold after {tail.get('last_unit_expired_holds')} "
+                         f"of its holds expired, {fmt(tail.get('last_unit_first_held_to_sold_s'), 1)} s after "
+                         f"its first hold (hold TTL {tail.get('hold_ttl_s')} s)", "", "", "(context)", ""))
 
     # memory
     per = mem.get("per_visitor_info")
