@@ -261,3 +261,91 @@ impl Conn {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use tokio::net::TcpListener;
+
+    /// Reads one request (head and `content-length` body) from `stream`;
+    /// false at the end of the stream.
+    async fn read_request(stream: &mut TcpStream, buf: &mut Vec<u8>) -> bool {
+        loop {
+            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
+                let length = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length: "))
+                    .and_then(|v| v.trim().parse::<usize>().ok())
+                    .unwrap_or(0);
+                if buf.len() >= end + 4 + length {
+                    buf.drain(..end + 4 + length);
+                    return true;
+                }
+            }
+            let mut chunk = [0u8; 1024];
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return false,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    }
+
+    /// A server that answers each connection's first request with a sized
+    /// body and its second with a chunked one, then closes the connection
+    /// as a keep-alive timeout would; returns its base URL and the number
+    /// of connections it accepted.
+    async fn server() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("address"));
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    if !read_request(&mut stream, &mut buf).await {
+                        return;
+                    }
+                    let sized = "HTTP/1.1 201 Created\r\ncontent-length: 5\r\n\r\nhello";
+                    let _ = stream.write_all(sized.as_bytes()).await;
+                    if !read_request(&mut stream, &mut buf).await {
+                        return;
+                    }
+                    let chunked =
+                        "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nhel\r\n2;x=y\r\nlo\r\n0\r\n\r\n";
+                    let _ = stream.write_all(chunked.as_bytes()).await;
+                });
+            }
+        });
+        (base, accepted)
+    }
+
+    #[tokio::test]
+    async fn sized_and_chunked_answers_on_one_connection_then_a_new_one_after_the_server_closed_it() {
+        let (base, accepted) = server().await;
+        let wire = Wire::new(&base, 8, Duration::from_secs(5)).expect("client");
+        let headers = [("authorization", "Bearer x")];
+        let req = Request { method: "POST", path: "/api/v1/sales/s/queue", headers: &headers, body: b"{}" };
+        let got = |status: u16, body: &[u8]| (status, String::from_utf8_lossy(body).into_owned());
+        assert_eq!(wire.send(&req, got).await, (201, "hello".to_owned()));
+        assert_eq!(wire.send(&req, got).await, (200, "hello".to_owned()));
+        // The server closed that connection after its second answer: the
+        // third request meets a stale connection and is sent on a new one.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(wire.send(&req, got).await, (201, "hello".to_owned()));
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_server_is_status_zero() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("address"));
+        drop(listener);
+        let wire = Wire::new(&base, 8, Duration::from_secs(5)).expect("client");
+        let req = Request { method: "GET", path: "/", headers: &[], body: b"" };
+        assert_eq!(wire.send(&req, |status, body| (status, body.len())).await, (0, 0));
+    }
+}
