@@ -409,7 +409,7 @@ async fn hold_rate(env: Env, args: &Args) -> Result<()> {
             let auth = &tokens[i % tokens.len()];
             let headers =
                 [("authorization", auth.as_str()), ("idempotency-key", &key), ("content-type", "application/json")];
-            let req = Request { method: "POST", path: &path, headers: &headers, body: br#"{"quantity":1}"# };
+            let req = request("POST", &path, &headers, br#"{"quantity":1}"#);
             let status = wire.send(&req, |status, _| status).await;
             rec.record("hold", status, due.elapsed());
         }));
@@ -681,8 +681,9 @@ async fn buy(f: Arc<Flash>, admission_token: String) {
         let key = random_id("hold");
         let headers =
             [("authorization", auth.as_str()), ("idempotency-key", &key), ("content-type", "application/json")];
-        let body = format!("{{\"quantity\":{q}}}");
-        let (status, body) = f.call::<Value>("hold", &request("POST", &f.holds_path, &headers, body.as_bytes())).await;
+        let wanted = format!("{{\"quantity\":{q}}}");
+        let (status, body) =
+            f.call::<Value>("hold", &request("POST", &f.holds_path, &headers, wanted.as_bytes())).await;
         let code = body.as_ref().and_then(|b| b["error"]["code"].as_str()).unwrap_or("").to_owned();
         match status {
             201 => break body.unwrap_or_default(),
