@@ -673,6 +673,57 @@ async fn visitors_who_stop_polling_are_skipped_and_use_no_capacity() {
     assert_eq!(summary["queue"]["active"], 5, "abandoned visitors hold no slot: {summary}");
 }
 
+/// An admission holds its `max_active` slot from the moment a status answer
+/// shows it to the visitor (issue 11, item 5): one that nobody has seen yet
+/// (its visitor sleeps between polls) holds it only for the reveal grace
+/// (`REVEAL_GRACE`, 10 s, in src/waiting_room/mod.rs), so the line moves on
+/// without them; one that was seen holds it for the whole admission window.
+#[tokio::test]
+async fn an_unseen_admission_frees_its_slot_after_the_grace_and_a_seen_one_keeps_it() {
+    const GRACE: Duration = Duration::from_secs(10);
+    let app = spawn_app().await;
+    let sale = app
+        .create_sale_ok(&wr_sale(
+            100,
+            json!({ "admit_per_second": 50, "max_active": 1, "admission_ttl_seconds": 300,
+                    "abandon_after_seconds": 300 }),
+            json!({ "shuffle_prequeue": false }),
+        ))
+        .await;
+    wait_started(&app, &sale).await;
+    // The sleeper takes the only slot at the next tick and does not poll.
+    let before_sleeper = Instant::now();
+    let (sleeper, _, _) = join_ok(&app, &sale).await;
+    let (second, _, _) = join_ok(&app, &sale).await;
+    let (third, _, _) = join_ok(&app, &sale).await;
+
+    // `second` waits while the sleeper's grace lasts, then gets the slot.
+    let seen = loop {
+        let (_, body) = status_ok(&app, &sale, &second).await;
+        if body["state"] == "admitted" {
+            break before_sleeper.elapsed();
+        }
+        assert_eq!(body["state"], "waiting", "{body}");
+        assert!(before_sleeper.elapsed() < GRACE * 3, "the unseen admission kept its slot: {body}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert!(seen >= GRACE - Duration::from_millis(500), "the slot was free after {seen:?}, before the grace ran out");
+
+    // That answer showed `second` the admission: the slot is theirs for the
+    // window now, so `third` waits well past another grace.
+    let shown = Instant::now();
+    while shown.elapsed() < GRACE + Duration::from_secs(2) {
+        let (_, body) = status_ok(&app, &sale, &third).await;
+        assert_eq!(body["state"], "waiting", "a seen admission lost its slot after {:?}: {body}", shown.elapsed());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // The one slot is `second`'s: the sleeper, back now, is not admitted beside them.
+    let (_, body) = status_ok(&app, &sale, &sleeper).await;
+    assert_ne!(body["state"], "admitted", "max_active 1 would be exceeded: {body}");
+    let summary = app.admin_get_sale(&sale).await;
+    assert_eq!(summary["queue"]["active"], 1, "{summary}");
+}
+
 // --- 7. pre-queue shuffle (I8) -------------------------------------------------
 
 #[tokio::test]
