@@ -10,6 +10,9 @@
 -- KEYS[6]  adm     zset    admissions whose queue.admitted event is not yet
 --                          in the outbox: join number -> "n|deadline|user"
 --                          (removed once written; see WaitingRoom::pending_admissions)
+-- KEYS[7]  owed    zset    join number -> when: admissions their visitors
+--                          slept through, owed again (status.lua); served
+--                          before the serving number advances
 -- ARGV[1]  now, unix milliseconds
 -- ARGV[2]  manual count: admit exactly this many now, ignoring the rate,
 --          max_active and the sale's state; -1 for a regular tick. Nobody is
@@ -90,6 +93,20 @@ end
 local restored_at = tonumber(m[17]) or 0
 local restored_upto = tonumber(m[18]) or 0
 local admitted, abandoned, steps = 0, 0, 0
+-- Visitors who slept through their admission come first, oldest first,
+-- each with the grace again (their queue.admitted event went out the first
+-- time); one gone since (abandoned, removed) is dropped.
+if quota > 0 then
+  for _, owed in ipairs(redis.call('ZRANGE', KEYS[7], 0, quota - 1)) do
+    redis.call('ZREM', KEYS[7], owed)
+    local n = tonumber(owed)
+    local seen = redis.call('BITFIELD', KEYS[2], 'GET', 'u32', '#' .. n)[1]
+    if seen ~= 1 and seen >= abandon_before then
+      redis.call('ZADD', KEYS[3], now + slot_ms, n)
+      admitted = admitted + 1
+    end
+  end
+end
 while admitted < quota and serving < seq and steps < max_steps do
   local p = serving + 1
   local n = p

@@ -7,6 +7,8 @@
 -- KEYS[4]  pos     string  u32 per join number: position after the shuffle
 --                          (pre-queue and lottery entries only)
 -- KEYS[5]  rev     string  1 bit per join number: the admission was revealed
+-- KEYS[6]  owed    zset    join number -> when an admission the visitor
+--                          slept through was owed to them (unix ms)
 -- ARGV[1]  join number n
 -- ARGV[2]  now, unix milliseconds
 --
@@ -21,11 +23,17 @@
 --             mode the first answer that reveals an admission starts its
 --             window (`attl` seconds from now): admit.lua only reserved the
 --             slot for a short grace, so a visitor asleep between polls
---             neither loses window time nor blocks the line for long.
+--             neither loses window time nor blocks the line for long. A
+--             visitor who slept through the whole grace (the line moved
+--             faster than the poll interval they were given foresaw) has not
+--             lost the place, unless gone by the abandonment rule: admitted
+--             at once when a slot is free, else 'waiting' at the front and
+--             owed the next slot (admit.lua serves `owed` first).
 --   deadline  admission deadline in unix ms when admitted, else ''
 --   rate      measured admissions per second as text, '' when unknown
 --   drawn     lottery winners count as text, '' before a draw
-local m = redis.call('HMGET', KEYS[1], 'state', 'serving', 'pq', 'shuf', 'rate', 'drawn', 'seq', 'mode', 'attl')
+local m = redis.call('HMGET', KEYS[1], 'state', 'serving', 'pq', 'shuf', 'rate', 'drawn', 'seq', 'mode', 'attl',
+  'max', 'aband')
 local state = m[1]
 if not state then
   return {'', 0, -1, 'waiting', '', '', '', 0}
@@ -64,6 +72,21 @@ if position > 0 and position <= serving then
       deadline = redis.call('ZSCORE', KEYS[3], n)
     end
     return {state, serving, position, 'admitted', deadline, rate, drawn, seq}
+  end
+  local now_s = math.floor(now_ms / 1000)
+  if m[8] == 'fifo' and (state == 'on_sale' or state == 'paused') and redis.call('GETBIT', KEYS[5], n) == 0
+      and seen >= now_s - (tonumber(m[11]) or 60) then
+    redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now_ms)
+    if state == 'on_sale' and redis.call('ZCARD', KEYS[3]) < (tonumber(m[10]) or 0) then
+      local window_end = now_ms + (tonumber(m[9]) or 300) * 1000
+      redis.call('ZADD', KEYS[3], window_end, n)
+      redis.call('SETBIT', KEYS[5], n, 1)
+      redis.call('ZREM', KEYS[6], n)
+      return {state, serving, position, 'admitted', window_end, rate, drawn, seq}
+    end
+    redis.call('ZADD', KEYS[6], 'NX', now_ms, n)
+    redis.call('BITFIELD', KEYS[2], 'SET', 'u32', '#' .. n, now_s)
+    return {state, serving, position, 'waiting', '', rate, drawn, seq}
   end
   return {state, serving, position, 'expired', '', rate, drawn, seq}
 end

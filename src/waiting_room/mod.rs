@@ -22,6 +22,7 @@
 //! | `pos` | string | u32 per join number: place after the shuffle |
 //! | `at` | string | u32 per place: join number (inverse of `pos`) |
 //! | `rev` | string | 1 bit per join number: the admission was revealed to the visitor |
+//! | `owed` | zset | join number → when: FIFO admissions their visitors slept through (past the reveal grace), given again before the serving number advances |
 //! | `adm` | zset | admissions whose `queue.admitted` event is not yet in the outbox (join number → `n\|deadline\|user`) |
 //! | `ch:<minute>` | string | proof-of-work challenges handed out in that minute (each challenge's serial number) |
 //! | `pow:<minute>` | bitmap | bit n: the n-th challenge handed out in that minute has joined (dropped once they all expired) |
@@ -122,6 +123,9 @@ impl Keys {
 /// How long an unrevealed FIFO admission keeps its `max_active` slot (at
 /// most the admission window): several times the 1 s poll interval of the
 /// visitors near the front, so only a visitor who stopped polling loses it.
+/// Losing the slot is not losing the place: back within the abandonment
+/// time, they are admitted at once if a slot is free, else owed the next one
+/// (`owed`, served by admit.lua before the serving number advances).
 const REVEAL_GRACE: Duration = Duration::from_secs(10);
 
 /// Everything the waiting room does, bound to Redis.
@@ -432,10 +436,11 @@ pub fn estimated_wait(ahead: u64, rate: Option<f64>) -> Option<u64> {
 /// Behind that a third of the remaining wait, but no more than the reveal
 /// grace (`REVEAL_GRACE`): a visitor admitted while asleep, because the line
 /// moved faster than its measured rate, still wakes up inside the grace and
-/// keeps the admission, whatever the rate did. Where a tenth of the wait is
+/// keeps the slot, whatever the rate did. Where a tenth of the wait is
 /// longer than the grace, a tenth: that far back the line would have to
 /// move about fifteen times faster than its measured rate to admit a
-/// sleeper more than the grace before their next poll. At most 30 s, and always well
+/// sleeper more than the grace before their next poll (they then wait for
+/// the next free slot, ahead of everyone behind them). At most 30 s, and always well
 /// inside the abandonment window so patient visitors never lose their place.
 ///
 /// Most polls come from the visitors a few seconds to a minute from the
@@ -559,6 +564,7 @@ impl WaitingRoom {
             .key(keys.key("active"))
             .key(keys.key("pos"))
             .key(keys.key("rev"))
+            .key(keys.key("owed"))
             .arg(n)
             .arg(Utc::now().timestamp_millis());
         let standing: Standing =
@@ -659,6 +665,7 @@ impl WaitingRoom {
             .key(keys.key("at"))
             .key(keys.key("users"))
             .key(keys.key("adm"))
+            .key(keys.key("owed"))
             .arg(Utc::now().timestamp_millis())
             .arg(manual.map(|m| m as i64).unwrap_or(-1))
             .arg(manual.map(|m| m.saturating_mul(4).max(2000)).unwrap_or(2000))

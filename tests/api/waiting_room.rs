@@ -678,6 +678,8 @@ async fn visitors_who_stop_polling_are_skipped_and_use_no_capacity() {
 /// (its visitor sleeps between polls) holds it only for the reveal grace
 /// (`REVEAL_GRACE`, 10 s, in src/waiting_room/mod.rs), so the line moves on
 /// without them; one that was seen holds it for the whole admission window.
+/// The sleeper keeps the place: back (within the abandonment time), they
+/// wait at the front and get the next free slot before anyone behind them.
 #[tokio::test]
 async fn an_unseen_admission_frees_its_slot_after_the_grace_and_a_seen_one_keeps_it() {
     const GRACE: Duration = Duration::from_secs(10);
@@ -711,17 +713,38 @@ async fn an_unseen_admission_frees_its_slot_after_the_grace_and_a_seen_one_keeps
 
     // That answer showed `second` the admission: the slot is theirs for the
     // window now, so `third` waits well past another grace.
+    let (_, second_view) = status_ok(&app, &sale, &second).await;
     let shown = Instant::now();
     while shown.elapsed() < GRACE + Duration::from_secs(2) {
         let (_, body) = status_ok(&app, &sale, &third).await;
         assert_eq!(body["state"], "waiting", "a seen admission lost its slot after {:?}: {body}", shown.elapsed());
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    // The one slot is `second`'s: the sleeper, back now, is not admitted beside them.
+    // The one slot is `second`'s: the sleeper, back now, is not admitted
+    // beside them but waits at the front of the line.
     let (_, body) = status_ok(&app, &sale, &sleeper).await;
-    assert_ne!(body["state"], "admitted", "max_active 1 would be exceeded: {body}");
+    assert_eq!(body["state"], "waiting", "max_active 1 would be exceeded, or the place lost: {body}");
+    assert_eq!((body["position"].as_u64(), body["ahead"].as_u64()), (Some(1), Some(0)), "{body}");
     let summary = app.admin_get_sale(&sale).await;
     assert_eq!(summary["queue"]["active"], 1, "{summary}");
+
+    // `second` holds and lets go: the freed slot is the sleeper's, not `third`'s.
+    let admission = second_view["admission_token"].as_str().expect("admission_token");
+    let response = app.hold(&sale, admission, &json!({ "quantity": 1 }), None).await;
+    let status = response.status();
+    let hold = body_json(response).await;
+    assert_eq!(status, StatusCode::CREATED, "hold: {hold}");
+    let (id, token) = (hold["id"].as_str().expect("id"), hold["hold_token"].as_str().expect("hold_token"));
+    assert!(app.release_hold(id, token).await.status().is_success());
+    let body = eventually(GRACE, || async {
+        let (_, body) = status_ok(&app, &sale, &sleeper).await;
+        (body["state"] == "admitted").then_some(body)
+    })
+    .await
+    .expect("the sleeper got the freed slot");
+    assert!(body["admission_token"].is_string(), "{body}");
+    let (_, body) = status_ok(&app, &sale, &third).await;
+    assert_eq!(body["state"], "waiting", "the sleeper came first: {body}");
 }
 
 // --- 7. pre-queue shuffle (I8) -------------------------------------------------
