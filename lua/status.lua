@@ -77,7 +77,10 @@ if position > 0 and position <= serving then
   if m[8] == 'fifo' and (state == 'on_sale' or state == 'paused') and redis.call('GETBIT', KEYS[5], n) == 0
       and seen >= now_s - (tonumber(m[11]) or 60) then
     redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now_ms)
-    if state == 'on_sale' and redis.call('ZCARD', KEYS[3]) < (tonumber(m[10]) or 0) then
+    -- A free slot goes to them now only if nobody was owed one before them.
+    local first = redis.call('ZRANGE', KEYS[6], 0, 0)[1]
+    if state == 'on_sale' and (first == nil or tonumber(first) == n)
+        and redis.call('ZCARD', KEYS[3]) < (tonumber(m[10]) or 0) then
       local window_end = now_ms + (tonumber(m[9]) or 300) * 1000
       redis.call('ZADD', KEYS[3], window_end, n)
       redis.call('SETBIT', KEYS[5], n, 1)

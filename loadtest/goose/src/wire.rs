@@ -144,16 +144,15 @@ impl Wire {
         out
     }
 
-    /// The most recently used idle connection that is young enough.
+    /// The most recently used idle connection, if it is young enough.
     fn take(&self) -> Option<Conn> {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        while let Some(conn) = idle.pop() {
-            if conn.idle_since.elapsed() < IDLE_REUSE {
-                return Some(conn);
-            }
-            // The rest are older still (the stack is in order of use).
-            idle.clear();
+        let conn = idle.pop()?;
+        if conn.idle_since.elapsed() < IDLE_REUSE {
+            return Some(conn);
         }
+        // The rest are older still (the stack is in order of use).
+        idle.clear();
         None
     }
 
