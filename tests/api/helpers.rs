@@ -588,13 +588,28 @@ impl PrivateCluster {
         self.nodes.iter().filter(|(_, child)| child.is_some()).map(|(port, _)| *port).collect()
     }
 
-    /// The port of the master that serves `key`'s slot now.
+    /// The port of the master that serves `key`'s slot now. Right after a
+    /// failover the node asked may not have heard of the promotion yet (the
+    /// cluster's gossip reaches each node in its own time, later on a busy
+    /// machine), so its view is read again for up to 15 s.
     pub fn master_of(&self, key: &str) -> u16 {
         let port = self.live_ports()[0];
         let mut c =
             redis::Client::open(format!("redis://127.0.0.1:{port}")).expect("url").get_connection().expect("node");
         let slot: i64 = redis::cmd("CLUSTER").arg("KEYSLOT").arg(key).query(&mut c).expect("KEYSLOT");
-        let nodes: String = redis::cmd("CLUSTER").arg("NODES").query(&mut c).expect("CLUSTER NODES");
+        let started = Instant::now();
+        loop {
+            let nodes: String = redis::cmd("CLUSTER").arg("NODES").query(&mut c).expect("CLUSTER NODES");
+            match Self::serving_master(&nodes, slot) {
+                Some(port) => return port,
+                None if started.elapsed() < Duration::from_secs(15) => std::thread::sleep(Duration::from_millis(200)),
+                None => panic!("no master serves slot {slot}: {nodes}"),
+            }
+        }
+    }
+
+    /// The port of the master that `CLUSTER NODES` output shows serving `slot`.
+    fn serving_master(nodes: &str, slot: i64) -> Option<u16> {
         for line in nodes.lines() {
             let fields: Vec<&str> = line.split(' ').collect();
             if fields.len() < 9 || !fields[2].contains("master") || fields[2].contains("fail") {
@@ -606,10 +621,10 @@ impl PrivateCluster {
             });
             if serves {
                 let address = fields[1].split('@').next().expect("address");
-                return address.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port");
+                return address.rsplit(':').next().and_then(|p| p.parse().ok());
             }
         }
-        panic!("no master serves slot {slot}: {nodes}");
+        None
     }
 
     /// Waits until every replica of the master on `port` has all of its
