@@ -31,7 +31,10 @@
 #             window;
 #             redis-benchmark PING / GET / EVALSHA of lua/status.lua;
 #             const_server (same actix-web, 2 workers) under wrk with the very
-#             scripts used against floodgate (join: POST, status: GET + Bearer)
+#             scripts used against floodgate (join: POST, status: GET + Bearer),
+#             measured in turns with floodgate's join and status runs (two
+#             rounds each, const-floodgate-floodgate-const: the machine's
+#             speed drifts by a third within minutes)
 #   floodgate join (wrk), join with proof of work beside join without (pre-solved
 #             bodies, loadtest/wrk/join_pow.lua) and the price of a place (fgdrive
 #             bot at difficulty 0, the demo's with and without the adaptive rise,
@@ -219,13 +222,14 @@ metric machine "$(python3 -c 'import json,sys; print(json.dumps(dict(zip(sys.arg
     commit "$(git rev-parse --short HEAD 2>/dev/null || echo '?')" stamp "$STAMP")"
 
 # wrk_run NAME URL SCRIPT [extra wrk args...] — runs wrk, records WRK_RESULT.
-# CPU seconds used so far by floodgate, Redis and every postgres process
-# ("fg redis pg"): read before and after a load, they give each component's
-# CPU time per request, what docs/scaling.md sizes the deployment from.
+# CPU seconds used so far by floodgate (or the server CPU_PID names), Redis
+# and every postgres process ("fg redis pg"): read before and after a load,
+# they give each component's CPU time per request, what docs/scaling.md sizes
+# the deployment from.
 cpu_seconds() {
     local tck fg pg redis
     tck="$(getconf CLK_TCK)"
-    fg="$(awk -v t="$tck" '{print ($14 + $15) / t}' "/proc/${FG_PID:-0}/stat" 2>/dev/null || echo 0)"
+    fg="$(awk -v t="$tck" '{print ($14 + $15) / t}' "/proc/${CPU_PID:-${FG_PID:-0}}/stat" 2>/dev/null || echo 0)"
     pg="$(for f in /proc/[0-9]*/stat; do read -r line <"$f" 2>/dev/null && echo "$line"; done \
         | awk -v t="$tck" '$2 == "(postgres)" {n += $14 + $15} END {print n / t}')"
     redis="$(rcli info cpu | awk -F: '/^used_cpu_(sys|user):/ {n += $2} END {print n}')"
@@ -257,9 +261,10 @@ import json, sys
 name, r = sys.argv[1], json.loads(sys.argv[2])
 before, after = (list(map(float, a.split())) for a in sys.argv[3:5])
 n = r["requests"] or 1
-us = {k: round((a - b) * 1e6 / n, 2) for k, b, a in zip(("floodgate", "redis", "postgres"), before, after)}
+server = "const_server" if name.startswith("const_") else "floodgate"
+us = {k: round((a - b) * 1e6 / n, 2) for k, b, a in zip((server, "redis", "postgres"), before, after)}
 print(json.dumps({"name": f"{name}_cpu", "data": {"requests": r["requests"], "us_per_request": us}}))
-print(f"{name:<22} CPU per request: floodgate {us['floodgate']} us, redis {us['redis']} us, "
+print(f"{name:<22} CPU per request: {server} {us[server]} us, redis {us['redis']} us, "
       f"postgres {us['postgres']} us", file=sys.stderr)
 PY
     python3 - "$name" "$line" <<'PY'
@@ -269,6 +274,62 @@ st = " ".join(f"{k}:{v}" for k, v in sorted(r["statuses"].items()))
 print(f"{sys.argv[1]:<22} {r['rps']:>9.0f} req/s  p50 {r['p50_ms']:.2f} ms  p95 {r['p95_ms']:.2f} ms  "
       f"p99 {r['p99_ms']:.2f} ms  non-2xx {r['non2xx']}  socket errors {r['socket_errors']}  {st}")
 PY
+}
+
+# sum_rounds NAME ROUNDS — one metric NAME (and NAME_cpu) from the rounds
+# NAME_1 .. NAME_ROUNDS: requests and seconds summed, the rate their quotient,
+# each latency percentile the worst round's, the rounds' rates listed.
+sum_rounds() {
+    python3 - "$METRICS" "$1" "$2" <<'PY' >>"$METRICS"
+import json, sys
+path, name, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
+m = {}
+for line in open(path):
+    d = json.loads(line)
+    m[d["name"]] = d["data"]
+parts = [m[f"{name}_{r}"] for r in range(1, rounds + 1)]
+requests, duration = sum(p["requests"] for p in parts), sum(p["duration_s"] for p in parts)
+statuses = {}
+for p in parts:
+    for code, n in p.get("statuses", {}).items():
+        statuses[code] = statuses.get(code, 0) + n
+data = {"requests": requests, "duration_s": duration, "rps": requests / duration if duration else 0,
+        "non2xx": sum(p["non2xx"] for p in parts), "socket_errors": sum(p["socket_errors"] for p in parts),
+        "statuses": statuses, "rounds": [round(p["rps"]) for p in parts]}
+for q in ("p50_ms", "p95_ms", "p99_ms", "max_ms"):
+    data[q] = max(p[q] for p in parts)
+print(json.dumps({"name": name, "data": data}))
+cpus = [m.get(f"{name}_{r}_cpu") for r in range(1, rounds + 1)]
+if all(cpus):
+    n = sum(c["requests"] for c in cpus) or 1
+    us = {k: round(sum(c["us_per_request"][k] * c["requests"] for c in cpus) / n, 2) for k in cpus[0]["us_per_request"]}
+    print(json.dumps({"name": f"{name}_cpu", "data": {"requests": n, "us_per_request": us}}))
+PY
+}
+
+# ab_rounds NAME CONST_URL FLOODGATE_URL SCRIPT — one path measured on the
+# constant handler and on floodgate in turns: AB_ROUNDS rounds each of
+# DURATION / AB_ROUNDS seconds, in the order const, floodgate, floodgate,
+# const, ... (a drift of the machine's speed during the minutes between them
+# hits both sides alike; measured once each, minutes apart, the constant
+# handler answered 85,000-131,000 POST req/s in runs of one morning). The
+# metrics const_NAME and NAME are the sums of the rounds (sum_rounds).
+AB_ROUNDS=2
+ab_rounds() {
+    local name="$1" const_url="$2" fg_url="$3" script="$4" saved="$DURATION" r
+    DURATION=$(((DURATION + AB_ROUNDS - 1) / AB_ROUNDS))
+    for r in $(seq "$AB_ROUNDS"); do
+        if ((r % 2)); then
+            CPU_PID="$CONST_PID" wrk_run "const_${name}_$r" "$const_url" "$script"
+            wrk_run "${name}_$r" "$fg_url" "$script"
+        else
+            wrk_run "${name}_$r" "$fg_url" "$script"
+            CPU_PID="$CONST_PID" wrk_run "const_${name}_$r" "$const_url" "$script"
+        fi
+    done
+    DURATION="$saved"
+    sum_rounds "const_$name" "$AB_ROUNDS"
+    sum_rounds "$name" "$AB_ROUNDS"
 }
 
 # ---------------------------------------------------------------------------
@@ -375,25 +436,22 @@ rb() { # rb NAME redis-benchmark-args...
 }
 rb ping -t ping_mbulk
 rb get get "$RB_TAG:k"
-rb evalsha_status evalsha "$STATUS_SHA" 5 "$RB_TAG:meta" "$RB_TAG:seen" "$RB_TAG:active" "$RB_TAG:pos" "$RB_TAG:rev" 42 "$NOW_MS"
+rb evalsha_status evalsha "$STATUS_SHA" 6 "$RB_TAG:meta" "$RB_TAG:seen" "$RB_TAG:active" "$RB_TAG:pos" "$RB_TAG:rev" \
+    "$RB_TAG:owed" 42 "$NOW_MS"
 rcli --scan --pattern "$RB_TAG:*" | xargs -r redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" unlink >/dev/null
 
 # ---------------------------------------------------------------------------
 # Ceiling 3: constant actix-web handler under the same wrk scripts
 # ---------------------------------------------------------------------------
-say "ceiling: const_server (actix-web, 2 workers) under wrk -t$WRK_THREADS -c$CONC -d${DURATION}s"
+# Started here and measured in turns with floodgate's join and status runs
+# (ab_rounds), under the same wrk scripts and, for the status, the same tokens.
+say "ceiling: const_server (actix-web, 2 workers), measured in turns with floodgate's join and status below"
 "$BIN/const_server" --port "$CONST_PORT" --workers 2 >"$OUT/const_server.log" 2>&1 &
 PIDS+=($!)
 CONST_PID=$!
+CONST_BASE="http://127.0.0.1:$CONST_PORT"
 for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$CONST_PORT") 2>/dev/null && break; sleep 0.1; done
-# Tokens of the same length as floodgate's, so requests are byte-for-byte alike.
-python3 -c "import sys; [print('x' * 230) for _ in range(1000)]" >"$OUT/const-tokens.txt"
-warm_up "http://127.0.0.1:$CONST_PORT/api/v1/sales/const/queue" join.lua
-wrk_run const_join "http://127.0.0.1:$CONST_PORT/api/v1/sales/const/queue" join.lua
-FG_TOKENS="$OUT/const-tokens.txt" wrk_run const_status \
-    "http://127.0.0.1:$CONST_PORT/api/v1/sales/const/queue/status" status.lua
-kill "$CONST_PID" 2>/dev/null || true
-wait "$CONST_PID" 2>/dev/null || true
+warm_up "$CONST_BASE/api/v1/sales/const/queue" join.lua
 
 # ---------------------------------------------------------------------------
 # floodgate
@@ -429,7 +487,7 @@ create_sale() { "$BIN/fgdrive" create-sale "$@"; }
 say "floodgate: join (wrk, every request a new visitor)"
 JOIN_SALE="$(create_sale --name bench-join --admit-per-second 0 --abandon-after 3600 --units 1000)"
 warm_up "$FG_BASE/api/v1/sales/$(create_sale --name bench-warm-up --admit-per-second 0 --units 10)/queue" join.lua
-wrk_run join "$FG_BASE/api/v1/sales/$JOIN_SALE/queue" join.lua
+ab_rounds join "$CONST_BASE/api/v1/sales/const/queue" "$FG_BASE/api/v1/sales/$JOIN_SALE/queue" join.lua
 
 # --- join with proof of work, and the price of a place ---------------------------
 # Clients pre-solve before the timed phase (fgdrive solve: GET challenge, solve
@@ -472,22 +530,8 @@ for round in $(seq "$POW_ROUNDS"); do
     FG_BODIES="$OUT/pow-bodies.txt" FG_BODIES_SKIP=$(((round - 1) * POW_COUNT / POW_ROUNDS)) \
         wrk_run "join_pow_$round" "$FG_BASE/api/v1/sales/$POW_SALE/queue" join_pow.lua
 done
-python3 - "$METRICS" "$POW_ROUNDS" <<'PY' >>"$METRICS"
-import json, sys
-rounds = int(sys.argv[2])
-m = {}
-for line in open(sys.argv[1]):
-    d = json.loads(line)
-    m[d["name"]] = d["data"]
-for kind in ("join_pow_off", "join_pow"):
-    parts = [m[f"{kind}_{r}"] for r in range(1, rounds + 1)]
-    requests = sum(p["requests"] for p in parts)
-    duration = sum(p["duration_s"] for p in parts)
-    print(json.dumps({"name": kind, "data": {
-        "requests": requests, "duration_s": duration, "rps": requests / duration,
-        "p99_ms": max(p["p99_ms"] for p in parts), "non2xx": sum(p["non2xx"] for p in parts),
-        "rounds": [round(p["rps"]) for p in parts]}}))
-PY
+sum_rounds join_pow_off "$POW_ROUNDS"
+sum_rounds join_pow "$POW_ROUNDS"
 DURATION="$DURATION_SAVED"
 rm -f "$OUT/pow-bodies.txt"
 
@@ -550,13 +594,16 @@ PIDS+=("$SAMPLER")
 # commandstats, all instances' background work included) over the polls.
 redis_calls() { rcli info commandstats | awk -F'[=,:]' '/^cmdstat_/ {n += $3} END {print n + 0}'; }
 CALLS_BEFORE="$(redis_calls)"
-FG_TOKENS="$OUT/queue-tokens.txt" wrk_run status "$FG_BASE/api/v1/sales/$MEM_SALE/queue/status" status.lua
+FG_TOKENS="$OUT/queue-tokens.txt" ab_rounds status "$CONST_BASE/api/v1/sales/const/queue/status" \
+    "$FG_BASE/api/v1/sales/$MEM_SALE/queue/status" status.lua
 CALLS_AFTER="$(redis_calls)"
 rcli info commandstats >"$OUT/redis-commandstats-after-status.txt"
-python3 - "$CALLS_BEFORE" "$CALLS_AFTER" "$(sed -n 's/^WRK_RESULT //p' "$OUT/wrk-status.txt")" <<'PY' >>"$METRICS"
+# Over floodgate's polls only; its background work while the constant
+# handler was measured counts too (so this errs high, never low).
+python3 - "$CALLS_BEFORE" "$CALLS_AFTER" "$METRICS" <<'PY' >>"$METRICS"
 import json, sys
-before, after, wrk = int(sys.argv[1]), int(sys.argv[2]), json.loads(sys.argv[3])
-polls = wrk["requests"]
+before, after = int(sys.argv[1]), int(sys.argv[2])
+polls = [json.loads(l)["data"]["requests"] for l in open(sys.argv[3]) if json.loads(l)["name"] == "status"][-1]
 d = {"commands": after - before, "polls": polls, "per_poll": (after - before) / polls if polls else None}
 print(json.dumps({"name": "redis_commands_status", "data": d}))
 print(f"redis commands during the status run: {after - before} for {polls} polls "

@@ -34,6 +34,23 @@ def verdict(ok):
     return "n/a" if ok is None else ("**met**" if ok else "**MISSED**")
 
 
+def rounds_of(run):
+    """ " (rounds a / b)" for a metric summed from rounds, else nothing."""
+    if not run or not run.get("rounds"):
+        return ""
+    return " (rounds " + " / ".join(fmt(x) for x in run["rounds"]) + ")"
+
+
+def cpu_row(name, m):
+    """Server CPU per request of floodgate's run NAME beside the constant
+    handler's (const_NAME), both measured from /proc in the same turns."""
+    f = (m.get(f"{name}_cpu") or {}).get("us_per_request", {})
+    c = (m.get(f"const_{name}_cpu") or {}).get("us_per_request", {})
+    return (f"{name}: CPU per request", f"floodgate {fmt(f.get('floodgate'), 1)} µs (+ Redis {fmt(f.get('redis'), 1)}, "
+            f"Postgres {fmt(f.get('postgres'), 1)})", f"const_server {fmt(c.get('const_server'), 1)} µs", "",
+            "(context)", "")
+
+
 def goose_requests(path):
     """Per-request req/s and percentiles from goose's printed summary."""
     import re
@@ -121,8 +138,10 @@ def main():
     # join vs constant handler
     cj, j = m.get("const_join"), m.get("join")
     r = ratio(j and j["rps"], cj and cj["rps"])
-    rows.append(("join queue", f"{fmt(j and j['rps'])} req/s", f"constant handler {fmt(cj and cj['rps'])} req/s",
+    rows.append(("join queue (rounds in turns with the constant handler)", f"{fmt(j and j['rps'])} req/s{rounds_of(j)}",
+                 f"constant handler {fmt(cj and cj['rps'])} req/s{rounds_of(cj)}",
                  pct(r), "≥ 60 %", verdict(None if r is None else r >= 0.6)))
+    rows.append(cpu_row("join", m))
     rows.append(("join p99", f"{fmt(j and j['p99_ms'], 1)} ms", f"constant {fmt(cj and cj['p99_ms'], 1)} ms", "",
                  "< 20 ms", verdict(None if not j else j["p99_ms"] < 20)))
 
@@ -151,9 +170,11 @@ def main():
     cs, s = m.get("const_status"), m.get("status")
     r = ratio(s and s["rps"], cs and cs["rps"])
     mem = m.get("redis_memory", {})
-    rows.append((f"queue status poll ({fmt(mem.get('joins'))} waiting)", f"{fmt(s and s['rps'])} req/s "
-                 f"(p99 {fmt(s and s['p99_ms'], 1)} ms)", f"constant handler {fmt(cs and cs['rps'])} req/s",
+    rows.append((f"queue status poll ({fmt(mem.get('joins'))} waiting; rounds in turns with the constant handler)",
+                 f"{fmt(s and s['rps'])} req/s{rounds_of(s)} (p99 {fmt(s and s['p99_ms'], 1)} ms)",
+                 f"constant handler {fmt(cs and cs['rps'])} req/s{rounds_of(cs)}",
                  pct(r), "≥ 80 %", verdict(None if r is None else r >= 0.8)))
+    rows.append(cpu_row("status", m))
     rs = m.get("redis_evalsha_status", {}).get("rps")
     r2 = ratio(s and s["rps"], rs)
     rc = m.get("redis_commands_status", {})
