@@ -411,22 +411,46 @@ async fn hold_rate(env: Env, args: &Args) -> Result<()> {
                 [("authorization", auth.as_str()), ("idempotency-key", &key), ("content-type", "application/json")];
             let req = request("POST", &path, &headers, br#"{"quantity":1}"#);
             let status = wire.send(&req, |status, _| status).await;
-            rec.record("hold", status, due.elapsed());
+            let took = due.elapsed();
+            rec.record("hold", status, took);
+            took
         }));
     }
-    for h in holds {
-        h.await?;
+    // The slowest answer of each second of the schedule, so a stall can be
+    // placed in time (and set beside the server's and Postgres's logs).
+    let mut worst = vec![Duration::ZERO; seconds.ceil() as usize + 1];
+    for (i, h) in holds.into_iter().enumerate() {
+        let took = h.await?;
+        let second = (i as f64 / rate) as usize;
+        if let Some(w) = worst.get_mut(second) {
+            *w = (*w).max(took);
+        }
     }
     let elapsed = start.elapsed();
     let (_, rec) = &*f;
     println!("hold-rate: {total} holds due at {rate}/s over {seconds} s, done after {:.1} s", elapsed.as_secs_f64());
     rec.print(elapsed);
+    let slow: Vec<(usize, f64)> = worst
+        .iter()
+        .enumerate()
+        .filter(|(_, w)| **w >= Duration::from_millis(50))
+        .map(|(s, w)| (s, w.as_secs_f64() * 1e3))
+        .collect();
+    println!(
+        "seconds with an answer of 50 ms or more: {}",
+        if slow.is_empty() {
+            "none".to_owned()
+        } else {
+            slow.iter().map(|(s, ms)| format!("{s}: {ms:.0} ms")).collect::<Vec<_>>().join(", ")
+        }
+    );
     let s = rec.summaries().into_iter().next().context("no holds recorded")?;
     if let Some(out) = args.get("json-out") {
         let summary = serde_json::json!({
             "rate": rate, "seconds": seconds, "count": s.count,
             "achieved_per_s": s.count as f64 / elapsed.as_secs_f64(),
             "p50_ms": s.p50, "p95_ms": s.p95, "p99_ms": s.p99, "max_ms": s.max,
+            "slow_seconds": slow.iter().map(|(s, ms)| serde_json::json!({"second": s, "max_ms": ms})).collect::<Vec<_>>(),
             "statuses": s.statuses.iter().map(|(k, v)| (k.to_string(), Value::from(*v))).collect::<serde_json::Map<String, Value>>(),
         });
         std::fs::write(out, serde_json::to_string(&summary)?)?;
