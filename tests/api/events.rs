@@ -204,6 +204,39 @@ async fn events_committed_while_no_dispatcher_ran_are_delivered_by_another_insta
     drop(second);
 }
 
+/// A backlog larger than one fan-out batch (500) is fanned out in one
+/// dispatch pass: one batch per pass capped an instance at 2,000 events/s at
+/// the default 250 ms period, fewer than a burst of holds writes.
+#[tokio::test]
+async fn one_dispatch_pass_fans_out_a_backlog_of_several_batches() {
+    let receiver = Receiver::start(0, Duration::ZERO);
+    // The instance's own dispatcher never runs: the pass below is the only one.
+    let app = spawn_app_with(|s| {
+        receiver.configure(s, 8);
+        s.webhooks.dispatch_ms = 3_600_000;
+    })
+    .await;
+    sqlx::query(
+        "INSERT INTO outbox_events (id, event_type, sale_id, subject_id, payload) \
+         SELECT gen_random_uuid(), 'sale.starting', 's_backlog', 's_backlog', '{}'::jsonb \
+         FROM generate_series(1, 1234)",
+    )
+    .execute(&app.db)
+    .await
+    .expect("backlog written");
+    let fanned =
+        floodgate::events::delivery::fan_out_pending(&app.db, &app.settings.webhooks).await.expect("fan-out pass");
+    assert_eq!(fanned, 1234, "one pass takes the whole backlog");
+    let (pending, deliveries): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM outbox_events WHERE state = 'pending'), \
+                (SELECT count(*) FROM webhook_deliveries WHERE endpoint = 'sink')",
+    )
+    .fetch_one(&app.db)
+    .await
+    .expect("counts");
+    assert_eq!((pending, deliveries), (0, 1234), "every event has its delivery, none is left pending");
+}
+
 #[tokio::test]
 async fn two_instances_never_deliver_one_event_at_the_same_time() {
     let receiver = Receiver::start(0, Duration::from_millis(30));
