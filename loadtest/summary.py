@@ -118,16 +118,21 @@ def main():
     p99 = hold["p99_ms"] if hold else None
     rows.append(("hold p99", f"{fmt(p99, 1)} ms at {machine.get('concurrency', '?')} connections", "", "",
                  "< 50 ms", verdict(None if p99 is None else p99 < 50)))
-    # SPEC §8's own measure: holds arriving at the admitted rate, open loop.
-    hr = m.get("hold_rate")
-    if hr:
+    # SPEC §8's own measure: holds arriving at the admitted rate, open loop;
+    # once before the saturating wrk hold runs (the verdict) and once after
+    # them (context: Postgres still digesting them).
+    for key, when, target in (("hold_rate", "before the saturating runs", "< 50 ms"),
+                              ("hold_rate_after", "after the saturating runs", "(context)")):
+        hr = m.get(key)
+        if not hr:
+            continue
         slow = ", ".join(f"{x['second']} ({x['max_ms']:.0f} ms)" for x in hr.get("slow_seconds", []))
-        rows.append((f"hold p99 at the admitted rate ({fmt(hr.get('rate'))}/s, open loop, `fgdrive hold-rate`)",
+        rows.append((f"hold p99 at the admitted rate ({fmt(hr.get('rate'))}/s, open loop, `fgdrive hold-rate`), {when}",
                      f"{fmt(hr.get('p99_ms'), 1)} ms (p50 {fmt(hr.get('p50_ms'), 1)}, p95 {fmt(hr.get('p95_ms'), 1)}, "
                      f"max {fmt(hr.get('max_ms'), 1)} ms; {fmt(hr.get('count'))} holds, {fmt(hr.get('achieved_per_s'))}/s; "
                      f"statuses {hr.get('statuses')}; seconds with an answer ≥ 50 ms: {slow or 'none'})",
-                     "", "", "< 50 ms",
-                     verdict(None if hr.get("p99_ms") is None else hr["p99_ms"] < 50)))
+                     "", "", target,
+                     verdict(None if hr.get("p99_ms") is None else hr["p99_ms"] < 50) if target != "(context)" else ""))
 
     gh, gw = g.get("POST hold", {}), g.get("POST webhook", {})
     if gh:
