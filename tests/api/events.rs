@@ -178,15 +178,20 @@ async fn dead_letters_after_the_last_try_and_an_admin_replays_them() {
     assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
 }
 
-#[tokio::test]
-async fn events_committed_while_no_dispatcher_ran_are_delivered_by_another_instance() {
-    let receiver = Receiver::start(0, Duration::ZERO);
-    // The first instance "dies" before delivering: its dispatcher never runs.
-    let first = spawn_app_with(|s| {
+/// An instance that sends to `receiver` but whose dispatcher never runs.
+async fn without_dispatcher(receiver: &Receiver) -> crate::helpers::TestApp {
+    spawn_app_with(|s| {
         receiver.configure(s, 8);
         s.webhooks.dispatch_ms = 3_600_000;
     })
-    .await;
+    .await
+}
+
+#[tokio::test]
+async fn events_committed_while_no_dispatcher_ran_are_delivered_by_another_instance() {
+    let receiver = Receiver::start(0, Duration::ZERO);
+    // The first instance "dies" before delivering.
+    let first = without_dispatcher(&receiver).await;
     let sale = first.create_sale_ok(&sale_json(50, json!({ "per_user_limit": 50 }))).await;
     for i in 0..20 {
         first.hold_ok(&sale, &format!("v:{i}"), &json!({ "quantity": 1 })).await;
@@ -210,12 +215,8 @@ async fn events_committed_while_no_dispatcher_ran_are_delivered_by_another_insta
 #[tokio::test]
 async fn one_dispatch_pass_fans_out_a_backlog_of_several_batches() {
     let receiver = Receiver::start(0, Duration::ZERO);
-    // The instance's own dispatcher never runs: the pass below is the only one.
-    let app = spawn_app_with(|s| {
-        receiver.configure(s, 8);
-        s.webhooks.dispatch_ms = 3_600_000;
-    })
-    .await;
+    // The pass below is the only one.
+    let app = without_dispatcher(&receiver).await;
     sqlx::query(
         "INSERT INTO outbox_events (id, event_type, sale_id, subject_id, payload) \
          SELECT gen_random_uuid(), 'sale.starting', 's_backlog', 's_backlog', '{}'::jsonb \
