@@ -467,15 +467,7 @@ PG_POOL="${FG_PG_POOL:-8}"
 # each tick costs every live sale a Redis call (5 % of a core for a dozen idle
 # sales, measured on 2026-12-03).
 JOB_PERIODS=()
-while read -r kv; do JOB_PERIODS+=("$kv"); done < <(python3 - <<'PY'
-import tomllib
-conf = tomllib.load(open("config/default.toml", "rb"))
-for section in ("jobs", "webhooks"):
-    for key, value in conf.get(section, {}).items():
-        if key.endswith("_ms"):
-            print(f"FLOODGATE__{section.upper()}__{key.upper()}={value}")
-PY
-)
+while read -r kv; do JOB_PERIODS+=("$kv"); done < <(python3 "$SCRIPT_DIR/default_periods.py")
 [[ ${#JOB_PERIODS[@]} -gt 0 ]] || die "no background periods found in config/default.toml"
 # start_floodgate DB_URL LOG — floodgate on $PORT against DB_URL, ready.
 start_floodgate() {

@@ -2,7 +2,8 @@
 # loadtest/flash_join_ab.sh ROUNDS BINARY[,DRIVER]... — the flash sale's join phase,
 # interleaved across server binaries (and drivers: `fgdrive` builds to compare,
 # target/release/fgdrive by default): per round and binary a fresh database and
-# server on port 18181, the bench's fixed-rate flash sale (200,000 visitors,
+# server on port 18181 (the background periods of config/default.toml, as in
+# bench.sh), the bench's fixed-rate flash sale (200,000 visitors,
 # 20,000 units, 30/40/30 every 10 s, 400/s, max_active 1,000, hold TTL 30 s,
 # `fgdrive flash` with concurrency 256) stopped after 40 s, then one line: when
 # all visitors had joined, the status polls and joins the driver made, and
@@ -30,6 +31,7 @@ for arg in "$@"; do
   [[ "$arg" == *,* ]] && drv="${arg#*,}"
   name="$(basename "$bin")$([[ "$arg" == *,* ]] && echo "+$(basename "$drv")")-$round"
   psql "$FLOODGATE__DATABASE__URL" -qc 'DROP DATABASE IF EXISTS ab_flash WITH (FORCE)' -c 'CREATE DATABASE ab_flash' >/dev/null 2>&1
+  env $(python3 loadtest/default_periods.py) \
   FLOODGATE_ENV=test FLOODGATE__SERVER__PORT=18181 FLOODGATE__SERVER__WORKERS=2 FLOODGATE__DATABASE__URL="$PG/ab_flash" \
     FLOODGATE__REDIS__KEY_PREFIX="ab$RANDOM" RUST_LOG="info,floodgate::access=off" "$bin" > "$OUT/server-$name.log" 2>&1 &
   PID=$!
