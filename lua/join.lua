@@ -15,11 +15,13 @@
 -- ARGV[1]  now, unix seconds
 -- ARGV[2]  b, the number of pow bitmaps in KEYS
 -- ARGV[3..2+b]  when each pow bitmap may go (EXPIREAT, unix seconds)
--- ARGV[3+b..] three per visitor: the signed-in user id ("" for an anonymous
---          visitor), the serial number n of the solved challenge it joins
---          with, and the index (1..b) of its pow bitmap (0 and 0 without one)
+-- ARGV[3+b..] one per visitor, in join order: "" for an anonymous visitor
+--          without a challenge (the burst's usual case: nothing to look
+--          up), else "<map>:<serial>:<user>": the index (1..b) of its pow
+--          bitmap and the serial number n of the solved challenge (0 and 0
+--          without one), and the signed-in user id ("" for an anonymous one)
 --
--- Returns {code, state, serving, frozen, rate, drawn, n_1, flag_1, ...}
+-- Returns {code, state, serving, frozen, rate, drawn, first, i_1, n_1, flag_1, ...}
 --   code      1 = places given (per visitor below),
 --            -1 = the sale is not known to Redis yet (caller syncs and retries),
 --            -2 = the sale no longer takes joins (state says why: 'closed',
@@ -31,9 +33,14 @@
 --   frozen    1 once the pre-queue is frozen (a new number then queues FIFO
 --             at its own number), 0 while it is open (its order is drawn
 --             when it freezes)
---   n_i, flag_i  the visitor's join number and what it is: 0 a new place,
---             1 the place this signed-in user already had, 2 refused
---             because the challenge already joined (n_i is then 0)
+--   first     the first new join number (0 when nobody got one): the new
+--             numbers go out in join order, first, first + 1, ..., to every
+--             visitor not listed after it
+--   i_k, n_k, flag_k  a visitor who got no new number: its index in the
+--             batch (1-based), its join number, and why: 1 the place this
+--             signed-in user already had (also the second device of one user
+--             in one batch), 2 refused because the challenge already joined
+--             (n_k is then 0)
 local m = redis.call('HMGET', KEYS[1], 'state', 'mode', 'drawn', 'serving', 'pq', 'rate')
 local state = m[1]
 if not state then
@@ -45,75 +52,86 @@ end
 if m[3] and m[2] == 'lottery' then
   return {-2, 'drawn', 0, 0, '', ''}
 end
-local reply = {1, state, tonumber(m[4]) or 0, m[5] and 1 or 0, m[6] or '', m[3] or ''}
+local reply = {1, state, tonumber(m[4]) or 0, m[5] and 1 or 0, m[6] or '', m[3] or '', 0}
 local maps = tonumber(ARGV[2])
+local visitors = #ARGV - 2 - maps
 local solved = 0
--- First who needs a new number (reply slots left false), then one HINCRBY
--- for all of them: the numbers go out in batch order, as one per visitor would.
-local wanting = 0
-local pending, again = {}, {}
-for i = 3 + maps, #ARGV, 3 do
-  local user, serial, map = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
-  local n, flag = false, 0
-  if map > 0 then
-    if redis.call('SETBIT', KEYS[4 + map], serial, 1) == 1 then
-      n, flag = 0, 2
+-- First who needs a new number: everyone but the listed ones.
+local listed = {}     -- batch index -> {n, flag}; n is false for a second
+                      -- device whose first device's number is not out yet
+local newcomers = {}  -- batch index -> user id, for users without a place
+local firsts = {}     -- user id -> batch index of its first device here
+local wanting = visitors
+local named = false
+for i = 1, visitors do
+  local entry = ARGV[2 + maps + i]
+  if entry ~= '' then
+    local map, serial, user = string.match(entry, '^(%d+):(%d+):(.*)$')
+    map = tonumber(map)
+    if map > 0 and redis.call('SETBIT', KEYS[4 + map], serial, 1) == 1 then
+      listed[i] = {0, 2}
     else
-      solved = solved + 1
-    end
-  end
-  if not n and user ~= '' then
-    local had = redis.call('HGET', KEYS[3], user)
-    if had then
-      n, flag = tonumber(had), 1
-    elseif pending[user] then
-      -- The same user twice in one batch (two devices): one place.
-      again[#reply + 1], n, flag = pending[user], 0, 1
-    else
-      pending[user] = #reply + 1
-    end
-  end
-  if not n then
-    wanting = wanting + 1
-  end
-  reply[#reply + 1] = n
-  reply[#reply + 1] = flag
-end
-local fresh = {}
-if wanting > 0 then
-  local n = redis.call('HINCRBY', KEYS[1], 'seq', wanting) - wanting
-  for slot = 7, #reply, 2 do
-    if not reply[slot] then
-      n = n + 1
-      reply[slot] = n
-      fresh[#fresh + 1] = n
-      local user = ARGV[3 + maps + (slot - 7) / 2 * 3]
+      if map > 0 then
+        solved = solved + 1
+      end
       if user ~= '' then
-        -- '#<n>' maps back to the user, so admission events can name them.
-        redis.call('HSET', KEYS[3], user, n, '#' .. n, user)
+        local had = redis.call('HGET', KEYS[3], user)
+        if had then
+          listed[i] = {tonumber(had), 1}
+        elseif firsts[user] then
+          -- The same user twice in one batch (two devices): one place.
+          listed[i] = {false, 1, firsts[user]}
+        else
+          firsts[user] = i
+          newcomers[i] = user
+          named = true
+        end
+      end
+    end
+    if listed[i] then
+      wanting = wanting - 1
+    end
+  end
+end
+local now = ARGV[1]
+if wanting > 0 then
+  local first = redis.call('HINCRBY', KEYS[1], 'seq', wanting) - wanting + 1
+  reply[7] = first
+  -- Every new number was last seen now: one write of `wanting` u32s.
+  redis.call('SETRANGE', KEYS[2], first * 4, string.rep(struct.pack('>I4', tonumber(now)), wanting))
+  if named then
+    local numbers = {}
+    local n = first
+    for i = 1, visitors do
+      if not listed[i] then
+        numbers[i] = n
+        local user = newcomers[i]
+        if user then
+          -- '#<n>' maps back to the user, so admission events can name them.
+          redis.call('HSET', KEYS[3], user, n, '#' .. n, user)
+        end
+        n = n + 1
+      end
+    end
+    for i, place in pairs(listed) do
+      if not place[1] then
+        place[1] = numbers[place[3]]
       end
     end
   end
-  for slot, first in pairs(again) do
-    reply[slot] = reply[first]
+end
+for i = 1, next(listed) and visitors or 0 do
+  local place = listed[i]
+  if place then
+    reply[#reply + 1] = i
+    reply[#reply + 1] = place[1]
+    reply[#reply + 1] = place[2]
   end
 end
 if solved > 0 then
   redis.call('HINCRBY', KEYS[4], 'solved', solved)
   for b = 1, maps do
     redis.call('EXPIREAT', KEYS[4 + b], ARGV[2 + b])
-  end
-end
--- One BITFIELD for the whole batch (chunked to keep the argument list small).
-local chunk = {}
-for i = 1, #fresh do
-  chunk[#chunk + 1] = 'SET'
-  chunk[#chunk + 1] = 'u32'
-  chunk[#chunk + 1] = '#' .. fresh[i]
-  chunk[#chunk + 1] = ARGV[1]
-  if #chunk >= 1000 or i == #fresh then
-    redis.call('BITFIELD', KEYS[2], unpack(chunk))
-    chunk = {}
   end
 end
 return reply

@@ -91,9 +91,10 @@ async fn call(redis: &Redis, script: &Script, sale: String, requests: Vec<Reques
         match &request.challenge {
             Some(ticket) => {
                 let map = minutes.binary_search(&ticket.serial.minute).map(|i| i + 1).unwrap_or(0);
-                invocation.arg(&request.user).arg(ticket.serial.n).arg(map)
+                invocation.arg(format!("{map}:{}:{}", ticket.serial.n, request.user))
             }
-            None => invocation.arg(&request.user).arg(0).arg(0),
+            None if request.user.is_empty() => invocation.arg(""),
+            None => invocation.arg(format!("0:0:{}", request.user)),
         };
     }
     let reply: AppResult<JoinReply> =

@@ -195,8 +195,12 @@ struct JoinReply {
     frozen: bool,
     rate: Option<f64>,
     drawn: Option<u64>,
-    /// Join number and what it is, per visitor.
-    places: Vec<(u64, Place)>,
+    /// The first new join number; the new numbers go out in batch order to
+    /// every visitor not in `listed`.
+    first: u64,
+    /// The visitors without a new number: index in the batch, join number,
+    /// and what it is (never [`Place::New`]), in batch order.
+    listed: Vec<(usize, u64, Place)>,
 }
 
 impl FromRedisValue for JoinReply {
@@ -214,18 +218,22 @@ impl FromRedisValue for JoinReply {
         let frozen = i64::from_redis_value(next()?)? == 1;
         let rate = parse_rate(&String::from_redis_value(next()?)?);
         let drawn = String::from_redis_value(next()?)?.parse().ok();
-        let mut places = Vec::new();
-        while let Ok(n) = next() {
-            let n = u64::from_redis_value(n)?;
+        let mut reply = JoinReply { code, state, serving, frozen, rate, drawn, first: 0, listed: Vec::new() };
+        if code != BatchCode::Placed {
+            return Ok(reply);
+        }
+        reply.first = u64::from_redis_value(next()?)?;
+        while let Ok(index) = next() {
+            let index = usize::from_redis_value(index)?;
+            let n = u64::from_redis_value(next()?)?;
             let place = match i64::from_redis_value(next()?)? {
-                0 => Place::New,
                 1 => Place::Again,
                 2 => Place::ChallengeReused,
                 other => return Err(ParsingError::from(format!("join.lua answered an unknown place flag {other}"))),
             };
-            places.push((n, place));
+            reply.listed.push((index, n, place));
         }
-        Ok(JoinReply { code, state, serving, frozen, rate, drawn, places })
+        Ok(reply)
     }
 }
 
@@ -233,30 +241,42 @@ impl JoinReply {
     /// One outcome per visitor of the batch, in order.
     fn outcomes(self, visitors: usize) -> Vec<JoinOutcome> {
         match self.code {
-            BatchCode::Placed => self
-                .places
-                .iter()
-                .map(|&(n, place)| match place {
-                    Place::Again => JoinOutcome::Again(n),
-                    Place::ChallengeReused => JoinOutcome::ChallengeReused,
-                    Place::New => JoinOutcome::New(
-                        n,
-                        Standing {
-                            sale_state: self.state.clone(),
-                            serving: self.serving,
-                            // A new number is above a frozen pre-queue, so it
-                            // queues FIFO at n.
-                            position: self.frozen.then_some(n),
-                            standing: PlaceState::Waiting,
-                            deadline_ms: None,
-                            rate: self.rate,
-                            drawn: self.drawn,
-                        },
-                    ),
-                })
-                .collect(),
+            BatchCode::Placed => {
+                let mut listed = self.listed.iter().peekable();
+                let mut fresh = self.first;
+                (1..=visitors)
+                    .map(|i| match listed.next_if(|&&(index, _, _)| index == i) {
+                        Some(&(_, n, place)) => self.outcome(n, place),
+                        None => {
+                            fresh += 1;
+                            self.outcome(fresh - 1, Place::New)
+                        }
+                    })
+                    .collect()
+            }
             BatchCode::Refused => (0..visitors).map(|_| JoinOutcome::Refused(self.state.clone())).collect(),
             BatchCode::UnknownSale => (0..visitors).map(|_| JoinOutcome::Unknown).collect(),
+        }
+    }
+
+    fn outcome(&self, n: u64, place: Place) -> JoinOutcome {
+        match place {
+            Place::Again => JoinOutcome::Again(n),
+            Place::ChallengeReused => JoinOutcome::ChallengeReused,
+            Place::New => JoinOutcome::New(
+                n,
+                Standing {
+                    sale_state: self.state.clone(),
+                    serving: self.serving,
+                    // A new number is above a frozen pre-queue, so it
+                    // queues FIFO at n.
+                    position: self.frozen.then_some(n),
+                    standing: PlaceState::Waiting,
+                    deadline_ms: None,
+                    rate: self.rate,
+                    drawn: self.drawn,
+                },
+            ),
         }
     }
 }

@@ -323,8 +323,9 @@ async fn a_signed_in_user_gets_one_place_across_devices() {
 }
 
 /// The same signed-in user twice in one batch of `join.lua` (the batch hands
-/// out its new numbers with one increment after looking every visitor up):
-/// one place, not two.
+/// out its new numbers with one increment after looking every visitor up,
+/// and answers only for the visitors without a new one): one place, not
+/// two, and the new numbers in join order.
 #[tokio::test]
 async fn one_batch_of_joins_gives_a_user_on_two_devices_one_place() {
     use floodgate::waiting_room::JoinOutcome;
@@ -355,8 +356,11 @@ async fn one_batch_of_joins_gives_a_user_on_two_devices_one_place() {
             assert_eq!(*place.entry(*user).or_insert(n), n, "{user} has one place");
         }
     }
-    fresh.sort_unstable();
-    assert_eq!(fresh, vec![2, 3, 4, 5], "two users and two anonymous visitors take the next four numbers");
+    assert_eq!(
+        fresh,
+        vec![2, 3, 4, 5],
+        "two users and two anonymous visitors take the next four numbers, in join order"
+    );
     assert_eq!(joined(&app, &sale).await, 5, "and no more");
 }
 
