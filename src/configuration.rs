@@ -213,6 +213,9 @@ pub struct IdentitySettings {
 pub struct JobSettings {
     /// Admission ticker period.
     pub admission_tick_ms: u64,
+    /// How often an idle sale (nobody waiting, nobody admitted) is ticked
+    /// until a join or a poll at the front wakes it (waiting_room::idle).
+    pub idle_tick_ms: u64,
     /// Hold expiry sweeper period.
     pub expiry_sweep_ms: u64,
     /// Sale state clock period (start, end, sold out, Redis sync).

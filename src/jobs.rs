@@ -41,6 +41,8 @@ pub fn spawn_all(state: Arc<AppState>, stopped: watch::Receiver<bool>) -> JoinSe
 
 async fn admission_ticker(state: Arc<AppState>, live: LiveSales, mut stopped: watch::Receiver<bool>) {
     let period = Duration::from_millis(state.settings.jobs.admission_tick_ms);
+    let idle_period = Duration::from_millis(state.settings.jobs.idle_tick_ms);
+    let idle = state.waiting_room.idle.clone();
     let mut last_second = std::time::Instant::now();
     let max_pool = state.settings.database.max_connections;
     while pause(&mut stopped, period).await {
@@ -51,9 +53,16 @@ async fn admission_ticker(state: Arc<AppState>, live: LiveSales, mut stopped: wa
             last_second = std::time::Instant::now();
             state.hold_health.take()
         });
+        idle.retain(&sales);
         for sale in sales {
+            let now = std::time::Instant::now();
+            if !idle.due(&sale, now, idle_period) {
+                continue;
+            }
+            ::metrics::counter!(metrics::ADMISSION_TICKS, "sale" => sale.clone()).increment(1);
             match state.waiting_room.admit(&sale, None).await {
                 Ok(result) => {
+                    idle.ticked(&sale, &result, now);
                     if let Err(e) = crate::events::flush_admissions(&state.db, &state.waiting_room, &sale).await {
                         tracing::warn!(sale = %sale, error = %e, "queue.admitted events not written yet");
                     }

@@ -31,6 +31,9 @@ pub const REQUESTS_SHED: &str = "floodgate_requests_shed_total";
 pub const QUEUE_JOINS: &str = "floodgate_queue_joins_total";
 /// Visitors admitted by the ticker or by hand.
 pub const ADMISSIONS: &str = "floodgate_admissions_total";
+/// Admission ticks this instance ran, per sale (an idle sale ticks once per
+/// `jobs.idle_tick_ms`, see waiting_room::idle).
+pub const ADMISSION_TICKS: &str = "floodgate_admission_ticks_total";
 /// Visitors skipped because they stopped polling.
 pub const ABANDONED: &str = "floodgate_abandoned_total";
 /// Visitors waiting, per sale (gauge).
@@ -102,6 +105,7 @@ const HOLD_OUTCOMES: &[&str] =
 pub const SALE_COUNTERS: &[(&str, &str, &[&str])] = &[
     (QUEUE_JOINS, "outcome", &["new", "again"]),
     (ADMISSIONS, "how", &["ticker", "manual"]),
+    (ADMISSION_TICKS, "", &[]),
     (ABANDONED, "", &[]),
     (HOLDS, "outcome", HOLD_OUTCOMES),
     (ORDERS, "outcome", &["confirmed", "cancelled", "refund_required"]),
@@ -162,6 +166,10 @@ fn describe() {
     describe_counter!(REQUESTS_SHED, "Requests refused with 429 by a per-IP limit or the per-instance ceiling.");
     describe_counter!(QUEUE_JOINS, "Queue joins by outcome (new place or the same place again).");
     describe_counter!(ADMISSIONS, "Visitors admitted, by the ticker or by hand.");
+    describe_counter!(
+        ADMISSION_TICKS,
+        "Admission ticks this instance ran per sale (idle sales tick once per jobs.idle_tick_ms)."
+    );
     describe_counter!(ABANDONED, "Waiting visitors skipped because they stopped polling.");
     describe_gauge!(QUEUE_WAITING, "Visitors behind the serving number, per sale.");
     describe_gauge!(QUEUE_ACTIVE, "Admitted visitors not yet finished, per sale.");

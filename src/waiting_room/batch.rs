@@ -6,11 +6,13 @@
 //! Redis runs one script per batch instead of one per visitor.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use chrono::Utc;
 use redis::Script;
 use tokio::sync::{mpsc, oneshot};
 
+use super::idle::IdleSales;
 use super::{JoinOutcome, JoinReply, Keys};
 use crate::error::{AppError, AppResult};
 use crate::gate::challenge::{Ticket, LIFETIME};
@@ -35,9 +37,9 @@ impl Joiner {
     /// Starts the batching task on the current runtime (actix runs one
     /// single-threaded runtime per worker, so the task stays on the
     /// worker's thread).
-    pub fn start(redis: Redis, script: Script) -> Self {
+    pub fn start(redis: Redis, script: Script, idle: Arc<IdleSales>) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(redis, script, rx));
+        tokio::spawn(run(redis, script, idle, rx));
         Joiner { tx }
     }
 
@@ -51,7 +53,7 @@ impl Joiner {
     }
 }
 
-async fn run(redis: Redis, script: Script, mut rx: mpsc::UnboundedReceiver<Request>) {
+async fn run(redis: Redis, script: Script, idle: Arc<IdleSales>, mut rx: mpsc::UnboundedReceiver<Request>) {
     let mut pending = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut pending, 8 * MAX_BATCH).await > 0 {
         let mut by_sale: HashMap<String, Vec<Request>> = HashMap::new();
@@ -62,14 +64,14 @@ async fn run(redis: Redis, script: Script, mut rx: mpsc::UnboundedReceiver<Reque
         for (sale, mut requests) in by_sale {
             while !requests.is_empty() {
                 let rest = requests.split_off(requests.len().min(MAX_BATCH));
-                calls.push(call(&redis, &script, sale.clone(), std::mem::replace(&mut requests, rest)));
+                calls.push(call(&redis, &script, &idle, sale.clone(), std::mem::replace(&mut requests, rest)));
             }
         }
         futures_util::future::join_all(calls).await;
     }
 }
 
-async fn call(redis: &Redis, script: &Script, sale: String, requests: Vec<Request>) {
+async fn call(redis: &Redis, script: &Script, idle: &IdleSales, sale: String, requests: Vec<Request>) {
     let keys = Keys::new(&redis.prefix, &sale);
     let mut invocation = script.prepare_invoke();
     invocation.key(keys.key("meta")).key(keys.key("seen")).key(keys.key("users")).key(keys.key("gate"));
@@ -101,6 +103,8 @@ async fn call(redis: &Redis, script: &Script, sale: String, requests: Vec<Reques
         redis.run("join", |mut c| async move { invocation.invoke_async(&mut c).await }).await;
     match reply {
         Ok(reply) => {
+            // New numbers for this instance's admission ticks to admit.
+            idle.wake(&sale);
             let mut outcomes = reply.outcomes(requests.len()).into_iter();
             for request in requests {
                 let outcome = outcomes.next().unwrap_or(JoinOutcome::Unknown);

@@ -38,6 +38,7 @@
 //! `status.lua` per poll.
 
 mod batch;
+pub mod idle;
 pub mod line;
 pub mod reconcile;
 pub mod routes;
@@ -137,6 +138,8 @@ pub struct WaitingRoom {
     /// One join batcher per worker thread, so a join never wakes another
     /// thread to reach Redis.
     joiners: PerThread<Arc<batch::Joiner>>,
+    /// The live sales whose admission tick this instance may skip.
+    pub idle: Arc<idle::IdleSales>,
 }
 
 /// What a status poll finds.
@@ -489,7 +492,13 @@ pub fn poll_after_ms(ahead: u64, rate: Option<f64>, sale: &Sale) -> u64 {
 impl WaitingRoom {
     /// The waiting room over `redis`.
     pub fn new(redis: Redis) -> Self {
-        WaitingRoom { redis, scripts: Scripts::new(), lines: line::Lines::default(), joiners: PerThread::default() }
+        WaitingRoom {
+            redis,
+            scripts: Scripts::new(),
+            lines: line::Lines::default(),
+            joiners: PerThread::default(),
+            idle: Arc::default(),
+        }
     }
 
     fn keys(&self, sale: &str) -> Keys {
@@ -538,8 +547,9 @@ impl WaitingRoom {
     /// Joins `sale`; `user` is the signed-in user id, if any. Joins arriving
     /// together share one script call (see `batch.rs`).
     pub async fn join(&self, sale: &Sale, user: Option<&str>, ticket: Option<&Ticket>) -> AppResult<JoinOutcome> {
-        let joiner =
-            self.joiners.get_or_make(|| Arc::new(batch::Joiner::start(self.redis.clone(), self.scripts.join.clone())));
+        let joiner = self.joiners.get_or_make(|| {
+            Arc::new(batch::Joiner::start(self.redis.clone(), self.scripts.join.clone(), self.idle.clone()))
+        });
         joiner.join(&sale.id, user.unwrap_or(""), ticket).await
     }
 
@@ -576,6 +586,9 @@ impl WaitingRoom {
 
     /// `status.lua` for join number `n`.
     async fn status_script(&self, sale: &str, n: u64) -> AppResult<Standing> {
+        // A visitor at or past the serving number: the next tick may owe
+        // them an admission again.
+        self.idle.wake(sale);
         let keys = self.keys(sale);
         let mut invocation = self.scripts.status.prepare_invoke();
         invocation

@@ -630,6 +630,45 @@ async fn two_instances_admit_at_the_configured_rate_not_double() {
 
 // --- 6. abandonment ----------------------------------------------------------
 
+/// Admission ticks this app ran for `sale` (`floodgate_admission_ticks_total`).
+async fn admission_ticks(app: &TestApp, sale: &str) -> u64 {
+    let text = app.get("/metrics").await.text().await.expect("metrics");
+    let series = format!("floodgate_admission_ticks_total{{sale=\"{sale}\"}} ");
+    text.lines().find_map(|line| line.strip_prefix(&series)).and_then(|n| n.trim().parse().ok()).unwrap_or(0)
+}
+
+/// An idle sale (nobody waiting, nobody admitted) is ticked once per
+/// `jobs.idle_tick_ms`, not every admission tick; a join on the instance
+/// wakes it, so its visitor is admitted at the next tick, not after the idle
+/// period (an hour here, so a lost wake-up cannot pass).
+#[tokio::test]
+async fn an_idle_sale_is_not_ticked_until_a_join_wakes_it() {
+    let app = spawn_app_with(|s| s.jobs.idle_tick_ms = 3_600_000).await;
+    let sale = app
+        .create_sale_ok(&wr_sale(10, json!({ "admit_per_second": 100 }), json!({ "shuffle_prequeue": false })))
+        .await;
+    wait_started(&app, &sale).await;
+    // The first tick finds nobody: from then on the count stands still.
+    let idle = eventually(Duration::from_secs(10), || async {
+        let ticks = admission_ticks(&app, &sale).await;
+        (ticks > 0).then_some(ticks)
+    })
+    .await
+    .expect("the sale was ticked");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(admission_ticks(&app, &sale).await, idle, "an idle sale is skipped (ticks every 50 ms otherwise)");
+
+    let (token, n, _) = join_ok(&app, &sale).await;
+    let admitted = eventually(Duration::from_secs(10), || async {
+        let body = status_ok(&app, &sale, &token).await.1;
+        (body["state"] == "admitted").then_some(body)
+    })
+    .await
+    .expect("the join woke the sale and its visitor was admitted");
+    assert_eq!(admitted["entry"], n, "{admitted}");
+    assert!(admission_ticks(&app, &sale).await > idle);
+}
+
 #[tokio::test]
 async fn visitors_who_stop_polling_are_skipped_and_use_no_capacity() {
     let app = spawn_app().await;

@@ -1,0 +1,143 @@
+//! Idle sales tick slowly.
+//!
+//! Every live sale costs every instance an `admit.lua` call and a read of
+//! its pending admissions per admission tick, ten a second at the default
+//! period, whether or not anybody is in its line: a site with a hundred
+//! sales on offer and ten instances made Redis run some 20,000 calls a
+//! second for lines nobody stood in. A sale is *idle* when its last tick
+//! found nobody waiting (the serving number at the last join number) and no
+//! admitted visitor left (no active slot) and admitted nobody; this instance
+//! then ticks it once per `jobs.idle_tick_ms` (a second by default) instead
+//! of every tick, until it is *woken*:
+//!
+//! - a join of the sale on this instance (a new number to admit), or
+//! - a poll here that ran `status.lua` (a visitor at or past the serving
+//!   number: a sleeper whose admission is owed again is admitted by the
+//!   next tick).
+//!
+//! A join on another instance wakes that instance, whose ticks admit from
+//! the budget every instance shares in Redis, so the first admission is as
+//! quick as before; this instance sees the line at its next idle tick. The
+//! admission rate is not touched: the budget and its clock live in Redis
+//! (`admit.lua`), and a skipped tick banks nothing that another would
+//! double.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use super::AdmitResult;
+
+/// Which live sales this instance's admission ticker may skip.
+#[derive(Default)]
+pub struct IdleSales {
+    /// Sales woken since their last tick.
+    woken: Mutex<HashSet<String>>,
+    /// Idle sales and when they were last ticked.
+    idle: Mutex<HashMap<String, Instant>>,
+}
+
+impl IdleSales {
+    /// Something happened to `sale` on this instance that a tick may have to
+    /// act on: tick it at the next period.
+    pub fn wake(&self, sale: &str) {
+        if let Ok(mut woken) = self.woken.lock() {
+            if !woken.contains(sale) {
+                woken.insert(sale.to_owned());
+            }
+        }
+    }
+
+    /// Whether `sale` is due for an admission tick at `now`: unless it is
+    /// idle, every period; idle, once per `idle_period` or when woken.
+    pub fn due(&self, sale: &str, now: Instant, idle_period: Duration) -> bool {
+        let woken = self.woken.lock().map(|mut w| w.remove(sale)).unwrap_or(true);
+        if woken {
+            return true;
+        }
+        match self.idle.lock() {
+            Ok(idle) => idle.get(sale).is_none_or(|last| now.saturating_duration_since(*last) >= idle_period),
+            Err(_) => true,
+        }
+    }
+
+    /// Records what a tick of `sale` at `now` found.
+    pub fn ticked(&self, sale: &str, result: &AdmitResult, now: Instant) {
+        let Ok(mut idle) = self.idle.lock() else { return };
+        if nothing_to_admit(result) {
+            idle.insert(sale.to_owned(), now);
+        } else {
+            idle.remove(sale);
+        }
+    }
+
+    /// Forgets the sales that are no longer live.
+    pub fn retain(&self, live: &[String]) {
+        let live: HashSet<&str> = live.iter().map(String::as_str).collect();
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.retain(|sale, _| live.contains(sale.as_str()));
+        }
+        if let Ok(mut woken) = self.woken.lock() {
+            woken.retain(|sale| live.contains(sale.as_str()));
+        }
+    }
+}
+
+/// Nobody waiting, nobody admitted and not finished, nobody admitted now.
+fn nothing_to_admit(result: &AdmitResult) -> bool {
+    result.admitted == 0 && result.active == 0 && result.joined <= result.serving
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tick(admitted: u64, serving: u64, joined: u64, active: u64) -> AdmitResult {
+        AdmitResult { admitted, abandoned: 0, serving, joined, active, ready: true }
+    }
+
+    const IDLE: Duration = Duration::from_secs(1);
+
+    #[test]
+    fn a_sale_is_due_every_tick_until_one_finds_nothing_to_admit() {
+        let sales = IdleSales::default();
+        let t0 = Instant::now();
+        assert!(sales.due("s", t0, IDLE), "never ticked");
+        // Somebody waiting, somebody admitted and active, somebody admitted now.
+        for busy in [tick(0, 5, 9, 0), tick(0, 9, 9, 1), tick(1, 9, 9, 0)] {
+            sales.ticked("s", &busy, t0);
+            assert!(sales.due("s", t0 + Duration::from_millis(1), IDLE), "{busy:?}");
+        }
+        sales.ticked("s", &tick(0, 9, 9, 0), t0);
+        assert!(!sales.due("s", t0 + Duration::from_millis(100), IDLE), "idle: skipped");
+        assert!(!sales.due("s", t0 + Duration::from_millis(999), IDLE));
+        assert!(sales.due("s", t0 + IDLE, IDLE), "idle: once per idle period");
+        assert!(sales.due("other", t0, IDLE), "per sale");
+    }
+
+    #[test]
+    fn a_woken_idle_sale_is_due_at_once_and_only_once() {
+        let sales = IdleSales::default();
+        let t0 = Instant::now();
+        sales.ticked("s", &tick(0, 3, 3, 0), t0);
+        sales.wake("s");
+        sales.wake("s");
+        let soon = t0 + Duration::from_millis(10);
+        assert!(sales.due("s", soon, IDLE), "woken");
+        assert!(!sales.due("s", soon, IDLE), "the wake is used up; still idle until a tick says otherwise");
+        sales.wake("s");
+        sales.ticked("s", &tick(0, 3, 4, 0), soon);
+        assert!(sales.due("s", soon, IDLE), "a waiting visitor keeps it due");
+    }
+
+    #[test]
+    fn sales_that_end_are_forgotten() {
+        let sales = IdleSales::default();
+        let t0 = Instant::now();
+        sales.ticked("gone", &tick(0, 1, 1, 0), t0);
+        sales.wake("gone");
+        sales.retain(&["live".to_owned()]);
+        assert!(sales.due("gone", t0, IDLE), "no record left: due like a new sale");
+        assert!(sales.idle.lock().map(|i| i.is_empty()).unwrap_or(false));
+    }
+}
