@@ -376,6 +376,10 @@ const KNOWN_DEV_SECRETS: &[&str] = &[
     "test-webhook-secret",
 ];
 
+/// Longest `jobs.idle_tick_ms`: half the time after which an untouched
+/// metric series is retired (`metrics::IDLE_TIMEOUT`).
+pub const MAX_IDLE_TICK_MS: u64 = 15_000;
+
 impl Settings {
     fn validate(&self, environment: Environment) -> Result<(), anyhow::Error> {
         let mut missing = Vec::new();
@@ -393,6 +397,11 @@ impl Settings {
         }
         if !missing.is_empty() {
             anyhow::bail!("missing secrets, refusing to start: {}", missing.join(", "));
+        }
+        if !(1..=MAX_IDLE_TICK_MS).contains(&self.jobs.idle_tick_ms) {
+            // An idle sale's gauges are refreshed at its idle ticks, and a
+            // metric series untouched for 30 s is retired.
+            anyhow::bail!("jobs.idle_tick_ms must be between 1 and {MAX_IDLE_TICK_MS}");
         }
         if environment == Environment::Production {
             let secrets = self
@@ -471,6 +480,18 @@ mod tests {
         let error = load_edited(|t| format!("{t}\n[typo_section]\nx = 1\n"), Environment::Test)
             .expect_err("an unknown section is refused");
         assert!(format!("{error:#}").contains("typo_section"), "{error:#}");
+    }
+
+    #[test]
+    fn an_idle_tick_longer_than_a_metric_series_lives_is_refused() {
+        let error = load_edited(|t| t.replacen("[jobs]", "[jobs]\nidle_tick_ms = 60000", 1), Environment::Test)
+            .expect_err("a minute is too long");
+        assert!(format!("{error:#}").contains("jobs.idle_tick_ms"), "{error:#}");
+        let edit = |t: String| t.replacen("[jobs]", &format!("[jobs]\nidle_tick_ms = {MAX_IDLE_TICK_MS}"), 1);
+        assert_eq!(
+            load_edited(edit, Environment::Test).expect("the longest allowed").jobs.idle_tick_ms,
+            MAX_IDLE_TICK_MS
+        );
     }
 
     #[test]

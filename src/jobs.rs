@@ -62,7 +62,7 @@ async fn admission_ticker(state: Arc<AppState>, live: LiveSales, mut stopped: wa
             ::metrics::counter!(metrics::ADMISSION_TICKS, "sale" => sale.clone()).increment(1);
             match state.waiting_room.admit(&sale, None).await {
                 Ok(result) => {
-                    idle.ticked(&sale, &result, now);
+                    let idle_now = idle.ticked(&sale, &result, now);
                     if let Err(e) = crate::events::flush_admissions(&state.db, &state.waiting_room, &sale).await {
                         tracing::warn!(sale = %sale, error = %e, "queue.admitted events not written yet");
                     }
@@ -74,6 +74,10 @@ async fn admission_ticker(state: Arc<AppState>, live: LiveSales, mut stopped: wa
                     ::metrics::gauge!(metrics::QUEUE_ACTIVE, "sale" => sale.clone()).set(result.active as f64);
                     if let Some(window) = &window {
                         once_a_second(&state, &sale, window, waiting).await;
+                    } else if idle_now {
+                        // Ticked once per idle period, seldom on the pass
+                        // that takes the window: keep its gauges alive.
+                        queue_gauges(&state, &sale).await;
                     }
                 }
                 Err(e) => tracing::warn!(sale = %sale, error = %e, "admission tick failed"),
@@ -97,6 +101,11 @@ async fn once_a_second(state: &AppState, sale_id: &str, window: &crate::adaptive
             }
         }
     }
+    queue_gauges(state, sale_id).await;
+}
+
+/// The estimated wait and admission rate gauges of a sale.
+async fn queue_gauges(state: &AppState, sale_id: &str) {
     if let Ok(summary) = state.waiting_room.summary(sale_id).await {
         // Unknown stays absent (never NaN): the series then retires by the
         // idle timeout.

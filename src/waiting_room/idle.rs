@@ -15,6 +15,10 @@
 //!   number: a sleeper whose admission is owed again is admitted by the
 //!   next tick).
 //!
+//! An idle sale's queue gauges are refreshed at its idle ticks (the metric
+//! series of a sale retire after 30 s untouched, hence the period's bound,
+//! 15 s, in the configuration's checks).
+//!
 //! A join on another instance wakes that instance, whose ticks admit from
 //! the budget every instance shares in Redis, so the first admission is as
 //! quick as before; this instance sees the line at its next idle tick. The
@@ -61,14 +65,18 @@ impl IdleSales {
         }
     }
 
-    /// Records what a tick of `sale` at `now` found.
-    pub fn ticked(&self, sale: &str, result: &AdmitResult, now: Instant) {
-        let Ok(mut idle) = self.idle.lock() else { return };
-        if nothing_to_admit(result) {
-            idle.insert(sale.to_owned(), now);
-        } else {
-            idle.remove(sale);
+    /// Records what a tick of `sale` at `now` found; true when it found
+    /// the sale idle.
+    pub fn ticked(&self, sale: &str, result: &AdmitResult, now: Instant) -> bool {
+        let idle = nothing_to_admit(result);
+        if let Ok(mut sales) = self.idle.lock() {
+            if idle {
+                sales.insert(sale.to_owned(), now);
+            } else {
+                sales.remove(sale);
+            }
         }
+        idle
     }
 
     /// Forgets the sales that are no longer live.

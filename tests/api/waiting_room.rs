@@ -640,10 +640,11 @@ async fn admission_ticks(app: &TestApp, sale: &str) -> u64 {
 /// An idle sale (nobody waiting, nobody admitted) is ticked once per
 /// `jobs.idle_tick_ms`, not every admission tick; a join on the instance
 /// wakes it, so its visitor is admitted at the next tick, not after the idle
-/// period (an hour here, so a lost wake-up cannot pass).
+/// period (the longest allowed here, 15 s: a lost wake-up would admit the
+/// visitor 14 s after the join, past the 8 s this test waits).
 #[tokio::test]
 async fn an_idle_sale_is_not_ticked_until_a_join_wakes_it() {
-    let app = spawn_app_with(|s| s.jobs.idle_tick_ms = 3_600_000).await;
+    let app = spawn_app_with(|s| s.jobs.idle_tick_ms = floodgate::configuration::MAX_IDLE_TICK_MS).await;
     let sale = app
         .create_sale_ok(&wr_sale(10, json!({ "admit_per_second": 100 }), json!({ "shuffle_prequeue": false })))
         .await;
@@ -659,7 +660,7 @@ async fn an_idle_sale_is_not_ticked_until_a_join_wakes_it() {
     assert_eq!(admission_ticks(&app, &sale).await, idle, "an idle sale is skipped (ticks every 50 ms otherwise)");
 
     let (token, n, _) = join_ok(&app, &sale).await;
-    let admitted = eventually(Duration::from_secs(10), || async {
+    let admitted = eventually(Duration::from_secs(8), || async {
         let body = status_ok(&app, &sale, &token).await.1;
         (body["state"] == "admitted").then_some(body)
     })
