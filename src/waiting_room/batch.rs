@@ -21,6 +21,9 @@ use crate::store::Redis;
 /// Most visitors in one script call (bounds the script's run time).
 const MAX_BATCH: usize = 512;
 
+/// Yields to the worker before a batch goes out (see [`gather`]).
+const YIELDS: usize = 3;
+
 struct Request {
     sale: String,
     user: String,
@@ -56,6 +59,7 @@ impl Joiner {
 async fn run(redis: Redis, script: Script, idle: Arc<IdleSales>, mut rx: mpsc::UnboundedReceiver<Request>) {
     let mut pending = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut pending, 8 * MAX_BATCH).await > 0 {
+        gather(&mut rx, &mut pending).await;
         let mut by_sale: HashMap<String, Vec<Request>> = HashMap::new();
         for request in pending.drain(..) {
             by_sale.entry(request.sale.clone()).or_default().push(request);
@@ -68,6 +72,27 @@ async fn run(redis: Redis, script: Script, idle: Arc<IdleSales>, mut rx: mpsc::U
             }
         }
         futures_util::future::join_all(calls).await;
+    }
+}
+
+/// Lets the worker's other ready tasks run [`YIELDS`] times before the batch
+/// goes out, taking the joins they bring.
+///
+/// When a batch comes back, most joins that arrived meanwhile are not in the
+/// channel yet: their connections are readable but not yet parsed. A yield
+/// lets the worker parse them (tokio polls its sockets before it resumes a
+/// yielded task) and they join this batch instead of waiting for the next.
+/// Every call costs Redis a read, a write and a wake-up, about 30 us on the
+/// bench machine against 1.8 us of script per join, so under wrk three
+/// yields took a batch from 13 joins to 22 and Redis's CPU per join from
+/// 4.6-5.2 us to 3.1-3.7 (one yield gave 15, more than three no more than
+/// 22). A lone join waits for nothing but the work already due: no timer.
+async fn gather(rx: &mut mpsc::UnboundedReceiver<Request>, pending: &mut Vec<Request>) {
+    for _ in 0..YIELDS {
+        tokio::task::yield_now().await;
+        while let Ok(request) = rx.try_recv() {
+            pending.push(request);
+        }
     }
 }
 
