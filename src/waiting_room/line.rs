@@ -127,6 +127,14 @@ impl Lines {
         sales.entry(sale.to_owned()).or_insert_with(|| Arc::new(Watched::new(self.now()))).clone()
     }
 
+    /// The sale's entry if it has one. Only polls add a sale (through
+    /// [`Lines::polled`]): an entry made by anything else (an admission
+    /// tick, a settings change) would have this instance refresh a line
+    /// nobody polls here, and each tick re-made what [`Lines::due`] dropped.
+    fn existing(&self, sale: &str) -> Option<Arc<Watched>> {
+        self.sales.read().ok().and_then(|s| s.get(sale).cloned())
+    }
+
     /// The sale's entry, marked as polled now (so the refresher keeps it).
     fn polled(&self, sale: &str) -> Arc<Watched> {
         let watched = self.watched(sale);
@@ -225,7 +233,7 @@ impl Lines {
     /// `generation`; a view read before a local change is dropped (the next
     /// refresh brings one that includes it).
     pub fn store(&self, sale: &str, line: LineView, generation: u64) {
-        let watched = self.watched(sale);
+        let Some(watched) = self.existing(sale) else { return };
         if let Ok(mut view) = watched.view.write() {
             if watched.generation.load(Ordering::Acquire) == generation {
                 *view = Some((Instant::now(), line));
@@ -235,7 +243,7 @@ impl Lines {
 
     /// Stores the pre-queue's order of `sale`.
     pub fn store_positions(&self, sale: &str, positions: Vec<u8>) {
-        let watched = self.watched(sale);
+        let Some(watched) = self.existing(sale) else { return };
         if let Ok(mut p) = watched.positions.write() {
             *p = Some(Arc::new(positions));
         };
@@ -243,7 +251,7 @@ impl Lines {
 
     /// Stores the visitors removed from `sale` as of `removals` changes.
     pub fn store_removed(&self, sale: &str, removals: u64, removed: HashSet<String>) {
-        let watched = self.watched(sale);
+        let Some(watched) = self.existing(sale) else { return };
         if let Ok(mut r) = watched.removed.write() {
             *r = (removals, Arc::new(removed));
         };
@@ -278,7 +286,7 @@ impl Lines {
 
     /// This instance moved the serving number: polls see it at once.
     pub fn note_serving(&self, sale: &str, serving: u64) {
-        let watched = self.watched(sale);
+        let Some(watched) = self.existing(sale) else { return };
         if let Ok(mut view) = watched.view.write() {
             watched.generation.fetch_add(1, Ordering::AcqRel);
             match view.as_mut() {
@@ -294,7 +302,7 @@ impl Lines {
     /// This instance changed the sale's settings or order: polls ask Redis
     /// until the next refresh.
     pub fn forget(&self, sale: &str) {
-        let watched = self.watched(sale);
+        let Some(watched) = self.existing(sale) else { return };
         if let Ok(mut view) = watched.view.write() {
             watched.generation.fetch_add(1, Ordering::AcqRel);
             *view = None;
@@ -315,6 +323,17 @@ mod tests {
             let generation = self.watched(sale).generation.load(Ordering::Acquire);
             self.store(sale, line, generation);
         }
+    }
+
+    #[test]
+    fn only_a_poll_has_a_line_refreshed() {
+        let lines = Lines::default();
+        // What the admission ticker and the clock do to every live sale.
+        lines.note_serving("s", 5);
+        lines.forget("s");
+        assert!(lines.due().is_empty(), "nobody polls s here: nothing to refresh");
+        assert!(lines.waiting_standing("s", 9).is_none(), "no snapshot yet: ask Redis");
+        assert_eq!(lines.due().iter().map(|d| d.sale.as_str()).collect::<Vec<_>>(), ["s"]);
     }
 
     #[test]
