@@ -25,13 +25,15 @@
 --
 -- Returns {admitted, abandoned, serving, seq, active, ready}
 --   ready     0 when a manual admission found the pre-queue's order not yet
---             written (nobody admitted; ask again shortly), else 1
+--             written (nobody admitted; ask again shortly), -1 when Redis
+--             does not know the sale (never copied, or its data was lost:
+--             the sale clock copies it again), else 1
 -- The admitted visitors go to `adm` for their queue.admitted events.
 local m = redis.call('HMGET', KEYS[1], 'state', 'wr', 'aps', 'max', 'attl', 'aband',
   'pq', 'shuf', 'seq', 'serving', 'budget', 'tick', 'win_t', 'win_n', 'rate', 'hold_until',
   'rst_t', 'rst_n', 'mode', 'amode', 'arate')
 if not m[1] then
-  return {0, 0, 0, 0, 0, 1}
+  return {0, 0, 0, 0, 0, -1}
 end
 local now = tonumber(ARGV[1])
 local manual = tonumber(ARGV[2])

@@ -15,6 +15,7 @@ use crate::metrics;
 use crate::release::release_next_stage;
 use crate::sales::{lifecycle, AdmissionMode, Sale, SaleMode, SaleState, SALE_COLUMNS};
 use crate::state::AppState;
+use crate::waiting_room::idle;
 
 /// Sales the admission ticker serves, refreshed by the clock.
 type LiveSales = Arc<RwLock<Vec<String>>>;
@@ -300,19 +301,25 @@ pub async fn clock_tick(state: &AppState) -> AppResult<Vec<String>> {
     // Copy every live (or just closed) sale to Redis: this is also how the
     // waiting room recovers its settings after Redis lost its data.
     let sales = lifecycle::live(db).await?;
+    let idle = &state.waiting_room.idle;
+    let idle_sync = Duration::from_millis(state.settings.jobs.idle_tick_ms) * idle::SYNC_EVERY_IDLE_TICKS;
     let mut live = Vec::new();
     for sale in &sales {
-        state.waiting_room.sync_sale(sale).await?;
-        if sale.waiting_room {
-            crate::waiting_room::reconcile::save_counters(&state.db, &state.waiting_room, sale).await?;
-        }
-        let started =
-            sale.starts_at <= Utc::now() && sale.state != SaleState::Scheduled && sale.state != SaleState::Closed;
-        if sale.waiting_room && sale.mode == SaleMode::Fifo && started {
-            state.waiting_room.start(sale, sale.shuffle_prequeue).await?;
-            if !sale.seed_revealed {
-                lifecycle::reveal_seed(db, &sale.id).await?;
+        let (version, now) = (sale.updated_at.timestamp_micros(), std::time::Instant::now());
+        if idle.sync_due(&sale.id, version, now, idle_sync) {
+            state.waiting_room.sync_sale(sale).await?;
+            if sale.waiting_room {
+                crate::waiting_room::reconcile::save_counters(&state.db, &state.waiting_room, sale).await?;
             }
+            let started =
+                sale.starts_at <= Utc::now() && sale.state != SaleState::Scheduled && sale.state != SaleState::Closed;
+            if sale.waiting_room && sale.mode == SaleMode::Fifo && started {
+                state.waiting_room.start(sale, sale.shuffle_prequeue).await?;
+                if !sale.seed_revealed {
+                    lifecycle::reveal_seed(db, &sale.id).await?;
+                }
+            }
+            idle.synced(&sale.id, version, now);
         }
         if sale.waiting_room && sale.state == SaleState::OnSale {
             live.push(sale.id.clone());

@@ -19,6 +19,15 @@
 //! series of a sale retire after 30 s untouched, hence the period's bound,
 //! 15 s, in the configuration's checks).
 //!
+//! The sale clock (`jobs::clock_tick`) copies an idle sale's row to Redis
+//! (`sync_sale.lua`, the saved counters, the start check) only when the row
+//! changed since this instance last copied it, and otherwise once per
+//! [`SYNC_EVERY_IDLE_TICKS`] idle periods (5 s by default) instead of at
+//! every clock tick (500 ms). That copy is also how Redis gets a sale back
+//! after losing its data: a sale Redis does not know is never idle
+//! (`admit.lua` says so), so the clock copies it back after its next idle
+//! tick, and a join that finds its sale missing copies it at once anyway.
+//!
 //! A join on another instance wakes that instance, whose ticks admit from
 //! the budget every instance shares in Redis, so the first admission is as
 //! quick as before; this instance sees the line at its next idle tick. The
@@ -32,13 +41,20 @@ use std::time::{Duration, Instant};
 
 use super::AdmitResult;
 
-/// Which live sales this instance's admission ticker may skip.
+/// An idle sale's unchanged row is copied to Redis once per this many idle
+/// periods.
+pub const SYNC_EVERY_IDLE_TICKS: u32 = 5;
+
+/// Which live sales this instance's admission ticker and sale clock may
+/// skip.
 #[derive(Default)]
 pub struct IdleSales {
     /// Sales woken since their last tick.
     woken: Mutex<HashSet<String>>,
     /// Idle sales and when they were last ticked.
     idle: Mutex<HashMap<String, Instant>>,
+    /// The row version (`updated_at`) the clock last copied, and when.
+    synced: Mutex<HashMap<String, (i64, Instant)>>,
 }
 
 impl IdleSales {
@@ -79,11 +95,38 @@ impl IdleSales {
         idle
     }
 
+    /// Whether the sale clock is to copy `sale`'s row at `version` to Redis
+    /// at `now`: at every clock tick unless the sale is idle and not woken;
+    /// then when the row changed since the last copy, or once per `period`.
+    pub fn sync_due(&self, sale: &str, version: i64, now: Instant, period: Duration) -> bool {
+        let idle = self.idle.lock().map(|i| i.contains_key(sale)).unwrap_or(false)
+            && !self.woken.lock().map(|w| w.contains(sale)).unwrap_or(true);
+        if !idle {
+            return true;
+        }
+        match self.synced.lock() {
+            Ok(synced) => synced
+                .get(sale)
+                .is_none_or(|(copied, at)| *copied != version || now.saturating_duration_since(*at) >= period),
+            Err(_) => true,
+        }
+    }
+
+    /// Records that the clock copied `sale`'s row at `version` at `now`.
+    pub fn synced(&self, sale: &str, version: i64, now: Instant) {
+        if let Ok(mut synced) = self.synced.lock() {
+            synced.insert(sale.to_owned(), (version, now));
+        }
+    }
+
     /// Forgets the sales that are no longer live.
     pub fn retain(&self, live: &[String]) {
         let live: HashSet<&str> = live.iter().map(String::as_str).collect();
         if let Ok(mut idle) = self.idle.lock() {
             idle.retain(|sale, _| live.contains(sale.as_str()));
+        }
+        if let Ok(mut synced) = self.synced.lock() {
+            synced.retain(|sale, _| live.contains(sale.as_str()));
         }
         if let Ok(mut woken) = self.woken.lock() {
             woken.retain(|sale| live.contains(sale.as_str()));
@@ -91,9 +134,10 @@ impl IdleSales {
     }
 }
 
-/// Nobody waiting, nobody admitted and not finished, nobody admitted now.
+/// Nobody waiting, nobody admitted and not finished, nobody admitted now,
+/// in a line Redis knows.
 fn nothing_to_admit(result: &AdmitResult) -> bool {
-    result.admitted == 0 && result.active == 0 && result.joined <= result.serving
+    result.known && result.admitted == 0 && result.active == 0 && result.joined <= result.serving
 }
 
 #[cfg(test)]
@@ -101,7 +145,7 @@ mod tests {
     use super::*;
 
     fn tick(admitted: u64, serving: u64, joined: u64, active: u64) -> AdmitResult {
-        AdmitResult { admitted, abandoned: 0, serving, joined, active, ready: true }
+        AdmitResult { admitted, abandoned: 0, serving, joined, active, ready: true, known: true }
     }
 
     const IDLE: Duration = Duration::from_secs(1);
@@ -139,13 +183,35 @@ mod tests {
     }
 
     #[test]
+    fn an_idle_sale_is_copied_when_its_row_changes_or_once_per_period() {
+        let sales = IdleSales::default();
+        let t0 = Instant::now();
+        let every = IDLE * SYNC_EVERY_IDLE_TICKS;
+        assert!(sales.sync_due("s", 1, t0, every), "never ticked: copied");
+        sales.synced("s", 1, t0);
+        assert!(sales.sync_due("s", 1, t0, every), "not idle: copied at every clock tick");
+        sales.ticked("s", &tick(0, 3, 3, 0), t0);
+        let soon = t0 + Duration::from_millis(500);
+        assert!(!sales.sync_due("s", 1, soon, every), "idle, same row: skipped");
+        assert!(sales.sync_due("s", 2, soon, every), "the row changed");
+        assert!(sales.sync_due("s", 1, t0 + every, every), "once per period");
+        sales.wake("s");
+        assert!(sales.sync_due("s", 1, soon, every), "woken");
+        let lost = AdmitResult { known: false, ..tick(0, 0, 0, 0) };
+        assert!(!sales.ticked("s", &lost, soon), "Redis lost the sale: not idle");
+        assert!(sales.sync_due("s", 1, soon, every), "copied back at the next clock tick");
+    }
+
+    #[test]
     fn sales_that_end_are_forgotten() {
         let sales = IdleSales::default();
         let t0 = Instant::now();
         sales.ticked("gone", &tick(0, 1, 1, 0), t0);
+        sales.synced("gone", 1, t0);
         sales.wake("gone");
         sales.retain(&["live".to_owned()]);
         assert!(sales.due("gone", t0, IDLE), "no record left: due like a new sale");
         assert!(sales.idle.lock().map(|i| i.is_empty()).unwrap_or(false));
+        assert!(sales.synced.lock().map(|s| s.is_empty()).unwrap_or(false));
     }
 }

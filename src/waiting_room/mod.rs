@@ -439,6 +439,11 @@ pub struct AdmitResult {
     /// written, so it admitted nobody.
     #[serde(skip)]
     pub ready: bool,
+    /// False when Redis does not know the sale (never copied, or its data
+    /// was lost): such a sale is never idle, so the clock copies it back at
+    /// its next tick.
+    #[serde(skip)]
+    pub known: bool,
 }
 
 /// What admit.lua returns.
@@ -706,7 +711,7 @@ impl WaitingRoom {
         let (admitted, abandoned, serving, joined, active, ready): AdmitReply =
             self.redis.run("admit", |mut c| async move { invocation.invoke_async(&mut c).await }).await?;
         self.lines.note_serving(sale, serving);
-        Ok(AdmitResult { admitted, abandoned, serving, joined, active, ready: ready == 1 })
+        Ok(AdmitResult { admitted, abandoned, serving, joined, active, ready: ready != 0, known: ready >= 0 })
     }
 
     /// Freezes the pre-queue at the start and writes its shuffled order

@@ -16,8 +16,8 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use crate::helpers::{
-    assert_error, body_json, eventually, patiently, retry_after, sale_json, spawn_app, spawn_app_with, spawn_sibling,
-    TestApp,
+    assert_error, body_json, eventually, lose_waiting_room_data, patiently, retry_after, sale_json, spawn_app,
+    spawn_app_with, spawn_sibling, TestApp,
 };
 
 // --- helpers of this file ----------------------------------------------------
@@ -668,6 +668,37 @@ async fn an_idle_sale_is_not_ticked_until_a_join_wakes_it() {
     .expect("the join woke the sale and its visitor was admitted");
     assert_eq!(admitted["entry"], n, "{admitted}");
     assert!(admission_ticks(&app, &sale).await > idle);
+}
+
+/// The sale clock copies an idle sale's unchanged row to Redis once per
+/// five idle periods (10 s here), not every clock tick (200 ms). A sale
+/// whose data Redis lost is not idle: its next idle tick (2 s) finds it
+/// unknown, and the clock tick after that copies it back, some 8 s before
+/// the periodic copy would.
+#[tokio::test]
+async fn an_idle_sale_is_not_copied_every_clock_tick_but_soon_when_redis_lost_it() {
+    let app = spawn_app_with(|s| s.jobs.idle_tick_ms = 2000).await;
+    let sale = app
+        .create_sale_ok(&wr_sale(10, json!({ "admit_per_second": 100 }), json!({ "shuffle_prequeue": false })))
+        .await;
+    wait_started(&app, &sale).await;
+    eventually(Duration::from_secs(10), || async { (admission_ticks(&app, &sale).await > 0).then_some(()) })
+        .await
+        .expect("the sale was ticked, and found idle");
+    // The instance's own connection: a single Redis or the cluster.
+    let redis = || app.state.redis().connection().expect("a Redis connection");
+    let meta = format!("{}:{{{sale}}}:meta", app.settings.redis.key_prefix);
+    let aps = || async {
+        redis::cmd("HGET").arg(&meta).arg("aps").query_async::<Option<String>>(&mut redis()).await.expect("HGET")
+    };
+    assert_eq!(aps().await.as_deref(), Some("100"), "copied when it started");
+    redis::cmd("HDEL").arg(&meta).arg("aps").query_async::<()>(&mut redis()).await.expect("HDEL");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(aps().await, None, "an idle sale's unchanged row is not copied every 200 ms");
+
+    lose_waiting_room_data(&app.settings).await;
+    let back = eventually(Duration::from_secs(6), aps).await;
+    assert_eq!(back.as_deref(), Some("100"), "a sale Redis lost is copied back after its next idle tick");
 }
 
 #[tokio::test]
