@@ -298,8 +298,10 @@ pub async fn clock_tick(state: &AppState) -> AppResult<Vec<String>> {
         state.claim_hints.returned(&sale);
     }
     lifecycle::sold_out_or_back(db).await?;
-    // Copy every live (or just closed) sale to Redis: this is also how the
-    // waiting room recovers its settings after Redis lost its data.
+    // Copy every live (or just closed) sale to Redis, an idle one only when
+    // its row changed or every fifth idle tick (waiting_room::idle): this is
+    // also how the waiting room recovers its settings after Redis lost its
+    // data.
     let sales = lifecycle::live(db).await?;
     let idle = &state.waiting_room.idle;
     let idle_sync = Duration::from_millis(state.settings.jobs.idle_tick_ms) * idle::SYNC_EVERY_IDLE_TICKS;
