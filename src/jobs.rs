@@ -303,31 +303,37 @@ pub async fn clock_tick(state: &AppState) -> AppResult<Vec<String>> {
     // also how the waiting room recovers its settings after Redis lost its
     // data.
     let sales = lifecycle::live(db).await?;
-    let idle = &state.waiting_room.idle;
+    let idle_sales = &state.waiting_room.idle;
     let idle_sync = Duration::from_millis(state.settings.jobs.idle_tick_ms) * idle::SYNC_EVERY_IDLE_TICKS;
     let mut live = Vec::new();
     for sale in &sales {
         let (version, now) = (sale.updated_at.timestamp_micros(), std::time::Instant::now());
-        if idle.sync_due(&sale.id, version, now, idle_sync) {
-            state.waiting_room.sync_sale(sale).await?;
-            if sale.waiting_room {
-                crate::waiting_room::reconcile::save_counters(&state.db, &state.waiting_room, sale).await?;
-            }
-            let started =
-                sale.starts_at <= Utc::now() && sale.state != SaleState::Scheduled && sale.state != SaleState::Closed;
-            if sale.waiting_room && sale.mode == SaleMode::Fifo && started {
-                state.waiting_room.start(sale, sale.shuffle_prequeue).await?;
-                if !sale.seed_revealed {
-                    lifecycle::reveal_seed(db, &sale.id).await?;
-                }
-            }
-            idle.synced(&sale.id, version, now);
+        if idle_sales.sync_due(&sale.id, version, now, idle_sync) {
+            copy_to_redis(state, sale).await?;
+            idle_sales.synced(&sale.id, version, now);
         }
         if sale.waiting_room && sale.state == SaleState::OnSale {
             live.push(sale.id.clone());
         }
     }
     Ok(live)
+}
+
+/// One sale's copy to Redis: its settings, its saved counters, and the
+/// start of a FIFO line (the pre-queue frozen, the seed revealed).
+async fn copy_to_redis(state: &AppState, sale: &Sale) -> AppResult<()> {
+    state.waiting_room.sync_sale(sale).await?;
+    if sale.waiting_room {
+        crate::waiting_room::reconcile::save_counters(&state.db, &state.waiting_room, sale).await?;
+    }
+    let started = sale.starts_at <= Utc::now() && sale.state != SaleState::Scheduled && sale.state != SaleState::Closed;
+    if sale.waiting_room && sale.mode == SaleMode::Fifo && started {
+        state.waiting_room.start(sale, sale.shuffle_prequeue).await?;
+        if !sale.seed_revealed {
+            lifecycle::reveal_seed(&state.db, &sale.id).await?;
+        }
+    }
+    Ok(())
 }
 
 /// Waits between polls of a background job; `false` once shutdown began.

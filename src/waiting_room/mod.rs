@@ -138,7 +138,8 @@ pub struct WaitingRoom {
     /// One join batcher per worker thread, so a join never wakes another
     /// thread to reach Redis.
     joiners: PerThread<Arc<batch::Joiner>>,
-    /// The live sales whose admission tick this instance may skip.
+    /// The live sales whose admission tick and copy to Redis this instance
+    /// may skip.
     pub idle: Arc<idle::IdleSales>,
 }
 
