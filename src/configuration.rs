@@ -297,7 +297,8 @@ pub struct WebhookSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EventSettings {
-    /// `hold.expiring` this long before a hold expires.
+    /// `hold.expiring` this long before a hold expires, but not before half
+    /// of the hold's time has passed (see `events::reminders`).
     pub hold_expiring_before_seconds: i64,
     /// `sale.starting` this long before a sale starts.
     pub sale_starting_before_seconds: i64,

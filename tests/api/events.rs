@@ -289,6 +289,30 @@ async fn an_expiring_hold_sends_expiring_then_expired_in_order() {
     assert_eq!(kinds, vec!["hold.created", "hold.expiring", "hold.expired"]);
 }
 
+#[tokio::test]
+async fn a_hold_is_not_reminded_in_the_first_half_of_its_life() {
+    // The instance's own reminder job never finds a hold due (a lead of 0),
+    // so the calls below are the only reminders.
+    let app = spawn_app_with(|s| s.events.hold_expiring_before_seconds = 0).await;
+    let sale = app.create_sale_ok(&sale_json(5, json!({ "hold_ttl_seconds": 60 }))).await;
+    app.hold_ok(&sale, "v:a", &json!({ "quantity": 1 })).await;
+    // Expiring within a 60 s lead, but only just placed: not due until 30 s.
+    let sent = floodgate::events::reminders::send_due(&app.db, 60, 0).await.expect("reminders");
+    assert_eq!(sent, 0, "a hold just placed is not reminded");
+    let reminded: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox_events WHERE event_type = 'hold.expiring'")
+        .fetch_one(&app.db)
+        .await
+        .expect("count");
+    assert_eq!(reminded, 0);
+    // Past its half-life (moved back in time rather than waited for) it is.
+    sqlx::query("UPDATE holds SET created_at = created_at - interval '31 seconds', expires_at = expires_at - interval '31 seconds'")
+        .execute(&app.db)
+        .await
+        .expect("age the hold");
+    let sent = floodgate::events::reminders::send_due(&app.db, 60, 0).await.expect("reminders");
+    assert_eq!(sent, 1, "a hold past half its time and within the lead is reminded once");
+}
+
 /// A started FIFO sale admitting only by hand, with `visitors` in line in
 /// join order.
 async fn sale_with_a_line(app: &crate::helpers::TestApp, visitors: usize) -> String {
