@@ -140,8 +140,8 @@ async fn line_refresher(state: Arc<AppState>, mut stopped: watch::Receiver<bool>
 /// How old the units of a sale nobody reads may get in `/metrics` at least:
 /// a recount scans the sale's units, so unread sales are recounted every few
 /// seconds, not every second, and big ones less often still (see
-/// `AvailabilityCache::for_metrics`; read sales are recounted twice a second
-/// anyway).
+/// `AvailabilityCache::for_metrics`; read sales are recounted by
+/// `availability_counter` anyway).
 const UNREAD_RECOUNT: Duration = Duration::from_secs(5);
 
 /// Once a second, the histogram samples folded into their buckets (scraped
@@ -179,10 +179,11 @@ async fn metrics_refresher(state: Arc<AppState>, mut stopped: watch::Receiver<bo
     }
 }
 
-/// Recounts the availability of every sale read lately, so reads never wait.
+/// Recounts the availability of every sale read lately, so reads never wait
+/// (a sale whose recount is slow less often: `AvailabilityCache::due`).
 async fn availability_counter(state: Arc<AppState>, mut stopped: watch::Receiver<bool>) {
     while pause(&mut stopped, Duration::from_millis(500)).await {
-        for id in state.availability.wanted() {
+        for id in state.availability.due() {
             let counted = match state.sales.get(&state.db, &id).await {
                 Ok(sale) => state.availability.refresh(&state.db, &sale).await,
                 Err(e) => Err(e),
