@@ -479,6 +479,8 @@ struct Counters {
     lost_place: AtomicU64,
     admission_refused: AtomicU64,
     finished: AtomicU64,
+    /// Visitors spawned and waiting for the start.
+    ready: AtomicU64,
 }
 
 struct Flash {
@@ -612,7 +614,11 @@ fn request<'a>(method: &'static str, path: &'a str, headers: &'a [(&'a str, &'a 
 
 /// One visitor's life: join, poll at the pace asked, and once admitted hold,
 /// then pay or walk away.
-async fn visitor(f: Arc<Flash>, arrive_after: Duration) {
+async fn visitor(f: Arc<Flash>, mut go: tokio::sync::watch::Receiver<bool>, arrive_after: Duration) {
+    f.c.ready.fetch_add(1, Relaxed);
+    if go.wait_for(|go| *go).await.is_err() {
+        return;
+    }
     if !arrive_after.is_zero() {
         tokio::time::sleep(arrive_after).await;
     }
@@ -847,17 +853,30 @@ async fn flash(env: Env, args: &Args) -> Result<()> {
         per_user_limit: spec.per_user_limit,
     });
 
-    let started = Instant::now();
-    let started_wall = chrono::Utc::now();
-    // The burst: everyone at once (or spread over --arrival-secs).
+    // The visitors are spawned before the clock starts and wait for it: the
+    // driver's first touch of their memory (250 MB for 200,000 tasks, zeroed
+    // by the kernel page by page) took it 0.5-2.8 s of CPU on this machine's
+    // two cores, during the burst, which is the server's CPU, not the
+    // visitors' (loadtest/RESULTS.md, 2026-12-03).
+    let (start, go) = tokio::sync::watch::channel(false);
+    let spawning = Instant::now();
     for _ in 0..visitors {
         let after = if arrival_secs > 0.0 {
             Duration::from_secs_f64(rand::rng().random_range(0.0..arrival_secs))
         } else {
             Duration::ZERO
         };
-        tokio::spawn(visitor(f.clone(), after));
+        tokio::spawn(visitor(f.clone(), go.clone(), after));
     }
+    while f.c.ready.load(Relaxed) < visitors {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    println!("visitors ready after {:.1} s (before the start)", spawning.elapsed().as_secs_f64());
+    drop(go);
+    let started = Instant::now();
+    let started_wall = chrono::Utc::now();
+    // The burst: everyone at once (or spread over --arrival-secs).
+    start.send_replace(true);
 
     // Staged release on a schedule: stage k+1 opens k intervals after the start.
     let stages = spec.stages.len();
