@@ -656,9 +656,10 @@ const AVAILABILITY_IDLE: Duration = Duration::from_secs(30);
 /// The background recounts of read sales take at most this share of the
 /// time: a sale is recounted every pass of the job (twice a second) while
 /// its recount takes under 50 ms, and no sooner than ten times its last
-/// recount after one that took longer (a sale of 300,000 units takes
-/// 84-193 ms to count on the bench machine, so a sale of millions read by
-/// its buyers kept a Postgres backend busy recounting it all the time).
+/// recount after one that took longer (on the bench machine a sale of
+/// 300,000 units takes 84-193 ms to count and one of 1,000,000 units 0.2-0.4
+/// s, which kept a Postgres backend counting most of the time while its
+/// buyers read it).
 const READ_RECOUNT_SHARE: u32 = 10;
 
 /// Whether counts `age` old, whose last recount took `cost`, are due again.

@@ -855,9 +855,9 @@ async fn flash(env: Env, args: &Args) -> Result<()> {
 
     // The visitors are spawned before the clock starts and wait for it: the
     // driver's first touch of their memory (250 MB for 200,000 tasks, zeroed
-    // by the kernel page by page) took it 0.5-2.8 s of CPU on this machine's
-    // two cores, during the burst, which is the server's CPU, not the
-    // visitors' (loadtest/RESULTS.md, 2026-12-03).
+    // by the kernel) took it up to two seconds of CPU on this machine's two
+    // cores, during the burst: the server's CPU, not the visitors'
+    // (loadtest/RESULTS.md, 2026-12-03).
     let (start, go) = tokio::sync::watch::channel(false);
     let spawning = Instant::now();
     for _ in 0..visitors {
