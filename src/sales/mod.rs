@@ -420,6 +420,11 @@ impl<V> RefreshOnce<V> {
         }
     }
 
+    /// The last value of `key`, however old, without loading it.
+    pub fn peek(&self, key: &str) -> Option<Arc<V>> {
+        self.snapshots.get_stale(key)
+    }
+
     /// Stores a value loaded elsewhere (a background refresh).
     pub fn put(&self, key: &str, value: V) {
         self.snapshots.put(key, Arc::new(value));
@@ -718,8 +723,7 @@ impl AvailabilityCache {
         };
         read.into_iter()
             .filter(|id| {
-                let age =
-                    self.counts.snapshots.get_stale(id).map(|c| (Utc::now() - c.as_of).to_std().unwrap_or_default());
+                let age = self.counts.peek(id).map(|c| (Utc::now() - c.as_of).to_std().unwrap_or_default());
                 age.is_none_or(|age| recount_due(age, costs.get(id).copied().unwrap_or_default()))
             })
             .collect()
