@@ -96,6 +96,11 @@ async fn start(settings: Settings) -> TestApp {
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .pool_max_idle_per_host(512)
+        // Under actix-web's 5 s keep-alive: a connection idle that long may
+        // be closed by the server just as the client sends on it, and the
+        // request fails with no answer (hyper's IncompleteMessage), which
+        // is the client's race, not the server's refusal.
+        .pool_idle_timeout(Duration::from_secs(3))
         .timeout(Duration::from_secs(60))
         .build()
         .expect("client");
