@@ -1,8 +1,7 @@
 -- join_pow.lua: POST /api/v1/sales/{sale}/queue with a pre-solved
 -- proof-of-work body per request, every request a new visitor. The bodies
 -- come from $FG_BODIES (one JSON object per line, written by
--- `fgdrive solve`), starting after the first $FG_BODIES_SKIP lines (so
--- several runs can use one file); wrk threads take disjoint slices, and a
+-- `fgdrive solve`); wrk threads take disjoint slices, and a
 -- thread that runs out starts its slice again (those joins answer 409
 -- challenge_reused and show as non-2xx: make the file larger than the runs).
 --   FG_BODIES=bodies.txt wrk -t2 -c64 -d10s -s loadtest/wrk/join_pow.lua \
@@ -16,7 +15,7 @@ local headers = { ["Content-Type"] = "application/json" }
 function init(args)
   bodies = read_tokens(os.getenv("FG_BODIES"))
   nthreads = tonumber(os.getenv("FG_WRK_THREADS") or "2")
-  i = (tonumber(os.getenv("FG_BODIES_SKIP") or "0") or 0) + (tid or 0)
+  i = tid or 0
 end
 
 function request()
