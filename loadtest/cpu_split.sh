@@ -38,7 +38,7 @@ CONST=$!
 cleanup() {
     kill "$FG" "$CONST" 2>/dev/null
     wait "$FG" "$CONST" 2>/dev/null
-    rm -f "$TOKENS"
+    rm -f "$TOKENS" "$TOKENS.wrk"
     psql "$FLOODGATE__DATABASE__URL" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1
     redis-cli -u "$FLOODGATE__REDIS__URL" --scan --pattern "$PREFIX:*" | xargs -r redis-cli -u "$FLOODGATE__REDIS__URL" del >/dev/null
 }
@@ -106,4 +106,3 @@ for path in status join; do
         run "$path const" "$CONST" "$const_url" "$script"
     done
 done
-rm -f "$TOKENS.wrk"
