@@ -2,10 +2,11 @@
 # loadtest/cpu_split.sh [ROUNDS] — where the CPU of a join and of a status
 # poll goes, against the constant handler, on the bench's terms: wrk -t2 -c64,
 # 8 s per run, the constant handler and floodgate in turns (const, floodgate,
-# floodgate, const per round), floodgate on a fresh database and server on
-# port 18181 (`FLOODGATE_ENV=test` with the background periods of
-# config/default.toml, as in bench.sh), the status runs cycling through the
-# queue tokens of WAITING (default 100,000) waiting visitors.
+# floodgate, const per round), floodgate on a fresh database and server
+# (scripts/testserver.sh: `FLOODGATE_ENV=test`, here with two workers and the
+# background periods of config/default.toml, as in bench.sh), the status runs
+# cycling through the queue tokens of WAITING (default 100,000) waiting
+# visitors.
 #
 # Per run, in µs per request: the server's user and system time, wrk's time,
 # Redis's, and the whole machine's (busy time of both cores over requests),
@@ -16,34 +17,27 @@
 # build (target/release/floodgate, const_server, fgdrive).
 set -uo pipefail
 cd "$(dirname -- "${BASH_SOURCE[0]}")/.."
-eval "$(scripts/services.sh env)"
 ROUNDS="${1:-2}"
 WAITING="${WAITING:-100000}"
 BIN=target/release
-PORT=18181
 CONST_PORT=18191
-PG="${FLOODGATE__DATABASE__URL%/*}"
-DB=cpu_split
-export FG_BASE="http://127.0.0.1:$PORT"
 TOKENS="$(mktemp)"
-PREFIX="split$RANDOM"
 
-psql "$FLOODGATE__DATABASE__URL" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB" >/dev/null 2>&1
-env $(python3 loadtest/default_periods.py) \
-FLOODGATE_ENV=test FLOODGATE__SERVER__PORT=$PORT FLOODGATE__SERVER__WORKERS=2 FLOODGATE__DATABASE__URL="$PG/$DB" \
-    FLOODGATE__REDIS__KEY_PREFIX="$PREFIX" RUST_LOG="info,floodgate::access=off" "$BIN/floodgate" >/dev/null 2>&1 &
-FG=$!
+# The server as the bench runs it, started (and its database and Redis keys
+# removed on exit) by scripts/testserver.sh.
+while read -r kv; do export "${kv?}"; done < <(python3 loadtest/default_periods.py)
+export FLOODGATE__SERVER__WORKERS=2 RUST_LOG="info,floodgate::access=off"
+ts_extra_cleanup() {
+    [[ -n "${CONST:-}" ]] && kill "$CONST" 2>/dev/null && wait "$CONST" 2>/dev/null
+    rm -f "$TOKENS" "$TOKENS.wrk"
+}
+# shellcheck source=scripts/testserver.sh
+source scripts/testserver.sh
+FLOODGATE_BIN="$BIN/floodgate" testserver_start cpu-split || exit 1
+FG="$TS_PID"
+export FG_BASE="$TS_BASE_URL"
 "$BIN/const_server" --port $CONST_PORT >/dev/null 2>&1 &
 CONST=$!
-cleanup() {
-    kill "$FG" "$CONST" 2>/dev/null
-    wait "$FG" "$CONST" 2>/dev/null
-    rm -f "$TOKENS" "$TOKENS.wrk"
-    psql "$FLOODGATE__DATABASE__URL" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1
-    redis-cli -u "$FLOODGATE__REDIS__URL" --scan --pattern "$PREFIX:*" | xargs -r redis-cli -u "$FLOODGATE__REDIS__URL" del >/dev/null
-}
-trap cleanup EXIT
-"$BIN/fgdrive" wait-ready --timeout 60 >/dev/null || { echo "floodgate did not start" >&2; exit 1; }
 sale() { "$BIN/fgdrive" create-sale --name "cpu-split-$1" --admit-per-second 0 --abandon-after 3600 --units 1000; }
 STATUS_SALE="$(sale status)"
 JOIN_SALE="$(sale join)"
