@@ -69,7 +69,7 @@ pub struct TokenSigner {
     header: String,
     /// HMAC-SHA256 keyed with the signing key once; each token clones it.
     /// `jsonwebtoken::encode` keys a new one per token, hashing the padded
-    /// key twice: a third of the hashing of a queue token.
+    /// key twice: two of the seven SHA-256 blocks of a queue token.
     mac: Hmac<Sha256>,
     decoding: HashMap<String, DecodingKey>,
     validation: Validation,
@@ -153,7 +153,8 @@ impl TokenSigner {
 
     /// Signs `claims`: the same JWT `jsonwebtoken::encode` makes (a test
     /// holds them equal), in one buffer, with the header and the keyed MAC
-    /// made once. A join's largest piece of work was signing its token.
+    /// made once: signing its token was the largest piece of floodgate's own
+    /// work in a join.
     pub fn sign(&self, claims: &Claims) -> Result<String, AppError> {
         let payload = serde_json::to_vec(claims).map_err(|e| AppError::Internal(e.into()))?;
         let mut token = String::with_capacity(self.header.len() + payload.len() * 4 / 3 + 48);
